@@ -1,1 +1,46 @@
-//! placeholder
+//! gridsync-node: the composition root of a gridsync node.
+//!
+//! It joins the durable store (gridsync-store), the field model (gridsync-model), the sans-IO
+//! sync engine (gridsync-proto) and the transport (gridsync-net) into a running node.
+//!
+//! Layout:
+//! - `replica`: store plus in-memory documents; the single path by which writes become durable.
+//! - `ops`: the field writes a CLI command or a control request performs.
+//! - `docset`: the sync engine's view of a replica.
+//! - `config`: the node's validated configuration (TOML plus flags).
+//! - `node`: the running node: accept loop, dialers with backoff, shutdown.
+//! - `connection`: drives one peer connection's sync session.
+//! - `control`: the owner-only unix socket through which the CLI reaches a running node.
+//! - `discovery`: mDNS advertisement and dialing of LAN peers of the same street.
+//! - `peers`, `status`: what `gridsync status` shows.
+
+pub mod config;
+pub mod connection;
+pub mod control;
+pub mod credentials;
+pub mod discovery;
+pub mod docset;
+pub mod node;
+pub mod ops;
+pub mod peers;
+pub mod replica;
+pub mod revocations;
+pub mod status;
+
+pub use config::NodeConfig;
+pub use replica::{Replica, ReplicaError};
+
+/// Why a node could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    #[error(transparent)]
+    Net(#[from] gridsync_net::NetError),
+    #[error("another node is already running on this data directory (control socket {0})")]
+    AlreadyRunning(std::path::PathBuf),
+    #[error("control socket: {0}")]
+    Control(String),
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
+}

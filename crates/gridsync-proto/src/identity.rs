@@ -24,6 +24,12 @@ impl NodeId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The automerge actor id this node authors changes under: the node id's bytes. The sync
+    /// engine uses it to tell a carrier's own changes from the ones it relays.
+    pub fn actor_id(&self) -> automerge::ActorId {
+        automerge::ActorId::from(self.0.as_bytes())
+    }
 }
 
 impl fmt::Display for NodeId {
@@ -179,6 +185,12 @@ impl Scopes {
             .iter()
             .any(|g| g.access == Access::Write && g.covers(path))
     }
+    /// May this node carry (hold and forward) the document under a `Carry` grant?
+    pub fn may_carry(&self, path: &DocPath) -> bool {
+        self.0
+            .iter()
+            .any(|g| g.access == Access::Carry && g.covers(path))
+    }
     /// May this node read the document's contents (as opposed to only carrying it)?
     pub fn may_read(&self, path: &DocPath) -> bool {
         self.0
@@ -193,14 +205,17 @@ mod tests {
 
     #[test]
     fn grants_parse_and_cover() {
-        let g: ScopeGrant = "carry:panhuo/grid-017".parse().unwrap();
+        let g: ScopeGrant = "carry:panhuo/grid-017".parse().expect("valid test input");
         assert_eq!(g.access, Access::Carry);
-        let scopes = Scopes(vec![g, "read:panhuo/plan".parse().unwrap()]);
-        let doc = DocPath::parse("panhuo/grid-017/bldg-1").unwrap();
+        let scopes = Scopes(vec![
+            g,
+            "read:panhuo/plan".parse().expect("valid test input"),
+        ]);
+        let doc = DocPath::parse("panhuo/grid-017/bldg-1").expect("valid test input");
         assert!(scopes.may_hold(&doc));
         assert!(!scopes.may_write(&doc));
         assert!(!scopes.may_read(&doc));
-        assert!(scopes.may_read(&DocPath::parse("panhuo/plan").unwrap()));
+        assert!(scopes.may_read(&DocPath::parse("panhuo/plan").expect("valid test input")));
         assert!("bogus:panhuo".parse::<ScopeGrant>().is_err());
         assert!("write:Pan".parse::<ScopeGrant>().is_err());
     }

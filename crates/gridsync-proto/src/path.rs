@@ -146,11 +146,11 @@ mod tests {
 
     #[test]
     fn accepts_hierarchical_paths() {
-        let p = DocPath::parse("panhuo/grid-017/bldg-12").unwrap();
+        let p = DocPath::parse("panhuo/grid-017/bldg-12").expect("valid test input");
         assert_eq!(p.segments().count(), 3);
-        assert!(p.is_under(&DocPath::parse("panhuo/grid-017").unwrap()));
-        assert!(p.is_under(&DocPath::parse("panhuo").unwrap()));
-        assert!(!p.is_under(&DocPath::parse("panhuo/grid-01").unwrap()));
+        assert!(p.is_under(&DocPath::parse("panhuo/grid-017").expect("valid test input")));
+        assert!(p.is_under(&DocPath::parse("panhuo").expect("valid test input")));
+        assert!(!p.is_under(&DocPath::parse("panhuo/grid-01").expect("valid test input")));
     }
 
     #[test]

@@ -1,0 +1,164 @@
+//! Flat rows for CSV/JSON export, streamed one document at a time.
+//!
+//! Rows are the records as written (the audit trail): corrections are rows of their own that
+//! name their target, so nothing is hidden. An exporter walks documents one by one and writes
+//! each row as it comes, so memory stays flat however many documents there are.
+
+use automerge::ReadDoc;
+use gridsync_proto::DocPath;
+use serde::Serialize;
+
+use crate::read::{iter_corrections, iter_deliveries, iter_sweeps, iter_visits};
+use crate::records::{
+    Correction, CorrectionAction, DeliveryEvent, MalformedRecord, SweepResult, Visit,
+};
+use crate::vocab::RecordKind;
+
+/// One record as a flat row; fields that do not apply to the record's kind are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ExportRow {
+    /// Path of the building document.
+    pub document: String,
+    /// `visit`, `delivery`, `sweep` or `correction`.
+    pub kind: String,
+    /// The record id.
+    pub id: String,
+    /// Who wrote it (volunteer for visits).
+    pub by: String,
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+    /// Household (visits, deliveries, replacement visits).
+    pub household: Option<String>,
+    /// Visit outcome or delivery status.
+    pub status: Option<String>,
+    /// Delivery item.
+    pub item: Option<String>,
+    /// Delivery attempt number.
+    pub attempt: Option<u32>,
+    /// People seen at a visit.
+    pub people_seen: Option<u16>,
+    /// Special-needs flags, `;`-separated.
+    pub flags: Option<String>,
+    /// Needs as `need:detail`, `;`-separated.
+    pub needs: Option<String>,
+    /// Visit note, delivery detail or correction reason.
+    pub text: Option<String>,
+    /// Sweep round.
+    pub round: Option<u32>,
+    /// Units covered by a sweep, `;`-separated.
+    pub units: Option<String>,
+    /// Households reached in a sweep.
+    pub reached: Option<u32>,
+    /// Households not at home in a sweep.
+    pub not_home: Option<u32>,
+    /// Households refusing in a sweep.
+    pub refused: Option<u32>,
+    /// Sweep issues, `;`-separated.
+    pub issues: Option<String>,
+    /// A correction's target id.
+    pub target: Option<String>,
+    /// A correction's action: `retract` or `replace`.
+    pub action: Option<String>,
+}
+
+fn visit_fields(row: &mut ExportRow, v: &Visit) {
+    row.household = Some(v.household.clone());
+    row.status = Some(v.outcome.as_str().to_owned());
+    row.people_seen = Some(v.people_seen);
+    row.flags = Some(
+        v.flags
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+    );
+    row.needs = Some(
+        v.needs
+            .iter()
+            .map(|(n, d)| format!("{n}:{d}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+    );
+}
+
+fn visit_row(document: &str, v: Visit) -> ExportRow {
+    let mut row = ExportRow {
+        document: document.to_owned(),
+        kind: RecordKind::Visit.as_str().to_owned(),
+        id: v.id.to_string(),
+        by: v.volunteer.clone(),
+        at_ms: v.at_ms,
+        ..ExportRow::default()
+    };
+    visit_fields(&mut row, &v);
+    row.text = Some(v.note);
+    row
+}
+
+fn delivery_row(document: &str, e: DeliveryEvent) -> ExportRow {
+    ExportRow {
+        document: document.to_owned(),
+        kind: RecordKind::Delivery.as_str().to_owned(),
+        id: e.id.to_string(),
+        by: e.by,
+        at_ms: e.at_ms,
+        household: Some(e.household),
+        status: Some(e.status.as_str().to_owned()),
+        item: Some(e.item.as_str().to_owned()),
+        attempt: Some(e.attempt),
+        text: Some(e.detail),
+        ..ExportRow::default()
+    }
+}
+
+fn sweep_row(document: &str, s: SweepResult) -> ExportRow {
+    ExportRow {
+        document: document.to_owned(),
+        kind: RecordKind::Sweep.as_str().to_owned(),
+        id: s.id.to_string(),
+        by: s.by,
+        at_ms: s.at_ms,
+        round: Some(s.round),
+        units: Some(s.units_covered.into_iter().collect::<Vec<_>>().join(";")),
+        reached: Some(s.reached),
+        not_home: Some(s.not_home),
+        refused: Some(s.refused),
+        issues: Some(s.issues.join(";")),
+        ..ExportRow::default()
+    }
+}
+
+fn correction_row(document: &str, c: Correction) -> ExportRow {
+    let mut row = ExportRow {
+        document: document.to_owned(),
+        kind: RecordKind::Correction.as_str().to_owned(),
+        id: c.id.to_string(),
+        by: c.by,
+        at_ms: c.at_ms,
+        text: Some(c.reason),
+        target: Some(c.target.to_string()),
+        ..ExportRow::default()
+    };
+    match c.action {
+        CorrectionAction::Retract => row.action = Some("retract".to_owned()),
+        CorrectionAction::ReplaceVisit(v) => {
+            row.action = Some("replace".to_owned());
+            visit_fields(&mut row, &v);
+        }
+    }
+    row
+}
+
+/// Streams every record of one building document as export rows (visits, then deliveries,
+/// sweeps and corrections, each in id order). Malformed records come through as `Err`.
+pub fn export_rows<'a, R: ReadDoc>(
+    doc: &'a R,
+    path: &'a DocPath,
+) -> impl Iterator<Item = Result<ExportRow, MalformedRecord>> + 'a {
+    let p = path.as_str();
+    iter_visits(doc)
+        .map(move |r| r.map(|v| visit_row(p, v)))
+        .chain(iter_deliveries(doc).map(move |r| r.map(|e| delivery_row(p, e))))
+        .chain(iter_sweeps(doc).map(move |r| r.map(|s| sweep_row(p, s))))
+        .chain(iter_corrections(doc).map(move |r| r.map(|c| correction_row(p, c))))
+}

@@ -1,0 +1,222 @@
+//! Drives one peer connection: a [`SyncSession`] fed by the link's bytes, the node's local
+//! changes and its own timer, with every effect (bytes to send, documents to store, sync
+//! states to persist) carried out here.
+//!
+//! One task per connection runs [`drive`]. It holds the replica lock only while the session
+//! handles an input, never across an await.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gridsync_net::PeerLink;
+use gridsync_proto::{DocPath, NodeId, PeerIdentity, SessionConfig, SessionEvent, SyncSession};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::node::{DocChange, NodeShared, unix_ms};
+use crate::peers::{FoundBy, PeerStatus};
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionEnd {
+    #[error("peer closed the connection")]
+    PeerClosed,
+    #[error("node is shutting down")]
+    Shutdown,
+    #[error("transport: {0}")]
+    Transport(#[from] gridsync_net::NetError),
+    #[error("protocol: {0}")]
+    Protocol(#[from] gridsync_proto::SessionError),
+    #[error("peer {0} is already connected over another link")]
+    Duplicate(NodeId),
+}
+
+/// Runs one connection until it ends; records its status in the peer table.
+pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -> ConnectionEnd {
+    let peer = link.peer.clone();
+    let span = info_span!("peer", node = %peer.node_id, role = %peer.role, addr = %link.remote);
+    async move {
+        if shared.peers.is_connected(&peer.node_id) {
+            link.close("duplicate connection");
+            return ConnectionEnd::Duplicate(peer.node_id.clone());
+        }
+        shared.peers.upsert(PeerStatus {
+            node_id: peer.node_id.clone(),
+            role: peer.role,
+            address: link.remote.to_string(),
+            found_by,
+            connected: true,
+            connected_since_ms: Some(unix_ms()),
+            bytes_sent: 0,
+            bytes_received: 0,
+            last_sync_ms: None,
+            up_to_date: false,
+            documents_received: 0,
+            refused_changes: 0,
+        });
+        let end = run_session(&shared, link).await;
+        shared.peers.update(&peer.node_id, |s| {
+            s.connected = false;
+            s.up_to_date = false;
+        });
+        info!(reason = %end, "connection ended");
+        end
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> ConnectionEnd {
+    let peer_id = link.peer.node_id.clone();
+    let peer = PeerIdentity {
+        node_id: link.peer.node_id.clone(),
+        role: link.peer.role,
+        scopes: link.peer.scopes.clone(),
+    };
+    let config = SessionConfig::new(shared.identity.clone());
+    let mut session = SyncSession::new(config, peer, unix_ms());
+    let mut changes = shared.changes.subscribe();
+    let mut shutdown = shared.shutdown.clone();
+
+    loop {
+        if let Err(e) = flush(shared, &mut session, &mut link, &peer_id).await {
+            return e;
+        }
+        if session.is_closed() {
+            return ConnectionEnd::PeerClosed;
+        }
+        let sleep_for = session
+            .poll_timeout()
+            .map(|at| Duration::from_millis(at.saturating_sub(unix_ms())))
+            .unwrap_or(Duration::from_secs(3600));
+
+        tokio::select! {
+            received = link.recv() => match received {
+                Ok(Some(bytes)) => {
+                    let result = {
+                        let mut replica = shared.lock_replica();
+                        session.handle_bytes(unix_ms(), &bytes, &mut *replica)
+                    };
+                    if let Err(e) = result {
+                        warn!(error = %e, "closing session: peer sent invalid data");
+                        // Send the session's goodbye, if it queued one, before closing.
+                        let _ = flush(shared, &mut session, &mut link, &peer_id).await;
+                        link.close(&e.to_string());
+                        return ConnectionEnd::Protocol(e);
+                    }
+                }
+                Ok(None) => return ConnectionEnd::PeerClosed,
+                Err(e) => return ConnectionEnd::Transport(e),
+            },
+            change = changes.recv() => match change {
+                Ok(change) => {
+                    // Do not echo a change back to the peer it came from.
+                    if change.from.as_ref() != Some(&peer_id) {
+                        let mut replica = shared.lock_replica();
+                        session.local_change(unix_ms(), &change.path, &mut *replica);
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    // Too many changes at once for this connection to follow one by one:
+                    // offer every document again; the engine skips those the peer has.
+                    warn!(missed, "change feed lagged; re-offering all documents");
+                    let mut replica = shared.lock_replica();
+                    for path in gridsync_proto::DocumentSet::paths(&*replica) {
+                        session.local_change(unix_ms(), &path, &mut *replica);
+                    }
+                }
+                Err(RecvError::Closed) => return ConnectionEnd::Shutdown,
+            },
+            _ = tokio::time::sleep(sleep_for) => {
+                let mut replica = shared.lock_replica();
+                session.handle_timeout(unix_ms(), &mut *replica);
+            }
+            _ = shutdown.changed() => {
+                link.close("node shutting down");
+                return ConnectionEnd::Shutdown;
+            }
+        }
+    }
+}
+
+/// Sends what the session queued and carries out its events.
+async fn flush(
+    shared: &Arc<NodeShared>,
+    session: &mut SyncSession,
+    link: &mut PeerLink,
+    peer_id: &NodeId,
+) -> Result<(), ConnectionEnd> {
+    while let Some(bytes) = session.poll_transmit() {
+        link.send(&bytes).await?;
+    }
+    let stats = link.stats();
+    shared.peers.update(peer_id, |s| {
+        s.bytes_sent = stats.bytes_sent;
+        s.bytes_received = stats.bytes_received;
+    });
+    while let Some(event) = session.poll_event() {
+        handle_event(shared, peer_id, event);
+    }
+    Ok(())
+}
+
+fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent) {
+    match event {
+        SessionEvent::PeerVerified { .. } => {
+            info!("peer hello verified; connection accepted");
+        }
+        SessionEvent::DocumentChanged {
+            path,
+            before_heads,
+            from,
+        } => {
+            let persisted = {
+                let mut replica = shared.lock_replica();
+                replica.persist_since(&path, &before_heads)
+            };
+            match persisted {
+                Ok(()) => {
+                    shared.peers.update(peer_id, |s| s.documents_received += 1);
+                    debug!(%path, "stored changes from peer");
+                    // Other sessions push it on: this is how records travel hop by hop.
+                    let _ = shared.changes.send(DocChange {
+                        path,
+                        from: Some(from),
+                    });
+                }
+                Err(e) => warn!(%path, error = %e, "cannot store changes from peer"),
+            }
+        }
+        SessionEvent::SyncStateUpdated { path, state } => {
+            let mut replica = shared.lock_replica();
+            if let Err(e) = replica
+                .store_mut()
+                .put_sync_states(peer_id, &[(path, state)])
+            {
+                warn!(error = %e, "cannot persist sync state");
+            }
+        }
+        SessionEvent::ChangeRefused { path, reason } => {
+            shared.peers.update(peer_id, |s| s.refused_changes += 1);
+            warn!(%path, %reason, "refused a change from peer");
+        }
+        SessionEvent::InventoryDone { differing, rounds } => {
+            info!(differing, rounds, "inventory finished");
+        }
+        SessionEvent::UpToDate => {
+            let now = unix_ms();
+            shared.peers.update(peer_id, |s| {
+                s.up_to_date = true;
+                s.last_sync_ms = Some(now);
+            });
+        }
+        SessionEvent::Closed { reason } => {
+            info!(%reason, "session closed");
+        }
+    }
+}
+
+/// A change made on this node (not received from a peer), to be pushed to every peer.
+pub fn announce_local_change(shared: &NodeShared, path: DocPath) {
+    let _ = shared.changes.send(DocChange { path, from: None });
+}

@@ -1,0 +1,53 @@
+//! LAN discovery: advertise this node by mDNS and dial nodes of the same street found there.
+//!
+//! Both sides of a pair see each other; only the one with the smaller node id dials, so a
+//! pair ends up with one connection rather than two.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gridsync_net::{Discovery, NetEndpoint};
+use tracing::{info, warn};
+
+use crate::node::{NodeShared, dial_loop};
+use crate::peers::FoundBy;
+
+pub async fn discover_and_dial(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>, port: u16) {
+    let street = shared.lock_replica().street().to_owned();
+    let mut discovery = match Discovery::start(&street, &shared.identity.node_id, port) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "mDNS unavailable; only configured peers will be dialed");
+            return;
+        }
+    };
+    let mut shutdown = shared.shutdown.clone();
+    let mut dialing = std::collections::BTreeSet::new();
+    loop {
+        let found = tokio::select! {
+            found = discovery.next() => found,
+            _ = shutdown.changed() => break,
+        };
+        let Some(peer) = found else { break };
+        if peer.node_id <= shared.identity.node_id || !dialing.insert(peer.node_id.clone()) {
+            continue;
+        }
+        let Some(ip) = peer
+            .addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(peer.addrs.first())
+        else {
+            continue;
+        };
+        let addr = SocketAddr::new(*ip, peer.port);
+        info!(node = %peer.node_id, %addr, "found a peer on the LAN");
+        tokio::spawn(dial_loop(
+            shared.clone(),
+            endpoint.clone(),
+            addr,
+            FoundBy::Mdns,
+        ));
+    }
+    discovery.shutdown();
+}

@@ -1,0 +1,37 @@
+//! The sync engine's view of a replica: [`gridsync_proto::DocumentSet`] implemented over the
+//! documents a [`Replica`] holds in memory and the sync states in its store.
+
+use automerge::{Automerge, ChangeHash};
+use gridsync_proto::{DocPath, DocumentSet, NodeId};
+
+use crate::replica::Replica;
+
+impl DocumentSet for Replica {
+    fn paths(&self) -> Vec<DocPath> {
+        self.loaded_docs().keys().cloned().collect()
+    }
+
+    fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>> {
+        self.loaded_docs().get(path).map(|d| d.get_heads())
+    }
+
+    fn doc(&self, path: &DocPath) -> Option<&Automerge> {
+        self.loaded_docs().get(path)
+    }
+
+    fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge {
+        Replica::doc_mut_or_create(self, path)
+    }
+
+    fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>> {
+        match self.store().sync_state(peer, path) {
+            Ok(state) => state,
+            Err(e) => {
+                // A missing sync state only costs a larger first message; never fail a
+                // session over it.
+                tracing::warn!(%peer, %path, error = %e, "cannot read sync state; starting fresh");
+                None
+            }
+        }
+    }
+}

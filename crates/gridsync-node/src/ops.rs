@@ -1,0 +1,379 @@
+//! Field writes: what `visit add`, `deliver`, `sweep record`, `correct` and `plan import` do
+//! to a replica. The CLI applies them directly when no node runs, and a running node applies
+//! the same values received on its control socket, so both paths validate identically.
+//!
+//! Requests carry plain strings (they come from flags or JSON); `apply` parses them into the
+//! field model's types, mints the record id, finds the building document from the street
+//! plan, and writes through [`Replica::write`], which returns only once the change is durable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gridsync_model::{
+    Correction, CorrectionAction, DeliveryEvent, DeliveryItem, DeliveryStatus, DocKind, NeedKind,
+    RecordId, RecordKind, SpecialNeed, StreetPlan, SweepResult, Visit, VisitOutcome, WriteContext,
+};
+use gridsync_proto::DocPath;
+use serde::{Deserialize, Serialize};
+
+use crate::replica::{Replica, ReplicaError};
+
+/// One field write, as it travels from the CLI (flags) or over the control socket (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FieldWrite {
+    /// Import (or re-import) the street plan from CSV text.
+    PlanImport { csv: String },
+    Visit {
+        household: String,
+        outcome: String,
+        people: u16,
+        flags: Vec<String>,
+        /// `need` or `need:detail`.
+        needs: Vec<String>,
+        note: Option<String>,
+        /// Defaults to the node id.
+        volunteer: Option<String>,
+        /// Defaults to now.
+        at_ms: Option<i64>,
+    },
+    Delivery {
+        household: String,
+        item: String,
+        status: String,
+        note: Option<String>,
+    },
+    Sweep {
+        building: String,
+        round: u32,
+        units: Vec<String>,
+        reached: u32,
+        not_home: u32,
+        refused: u32,
+        issues: Vec<String>,
+    },
+    Correction {
+        building: String,
+        record: String,
+        reason: String,
+        /// A replacement outcome for a visit; `None` retracts the record.
+        outcome: Option<String>,
+    },
+}
+
+/// What a successful write reports back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteReceipt {
+    /// The document written.
+    pub document: DocPath,
+    /// The new record's id (absent for a plan import).
+    pub record_id: Option<String>,
+    /// One human-readable sentence.
+    pub message: String,
+}
+
+/// Why a field write was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    #[error(
+        "no street plan on this device yet: import one with `gridsync plan import FILE.csv` (or sync with the office)"
+    )]
+    NoPlan,
+    #[error("{0}")]
+    BadValue(String),
+    #[error(transparent)]
+    Record(#[from] gridsync_model::RecordError),
+    #[error(transparent)]
+    PlanImport(#[from] gridsync_model::PlanImportError),
+    #[error("cannot apply the plan: {0}")]
+    PlanApply(#[from] gridsync_model::plan::PlanApplyError),
+    #[error("household {0:?} is not in the street plan")]
+    UnknownHousehold(String),
+    #[error("building {0:?} is not in the street plan")]
+    UnknownBuilding(String),
+    #[error("no record {record} in building {building}")]
+    UnknownRecord { record: String, building: String },
+    #[error("only visits can be given a replacement outcome; omit --outcome to retract the record")]
+    ReplaceNotVisit,
+}
+
+fn parse<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, WriteError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse::<T>()
+        .map_err(|e| WriteError::BadValue(format!("{what} {value:?}: {e}")))
+}
+
+impl FieldWrite {
+    /// Validates and applies the write; durable when it returns Ok.
+    pub fn apply(self, replica: &mut Replica, now_ms: u64) -> Result<WriteReceipt, WriteError> {
+        let now = now_ms as i64;
+        let by = replica.node_id().to_string();
+        match self {
+            FieldWrite::PlanImport { csv } => {
+                let import = gridsync_model::parse_csv(csv.as_bytes())?;
+                let path = plan_doc_path(replica)?;
+                let households = import.households.len();
+                let changed = replica.write(&path, DocKind::StreetPlan, |doc| {
+                    gridsync_model::apply_import(doc, &import, now)
+                })?;
+                let message = match changed {
+                    Some(_) => format!("imported {households} households into {path}"),
+                    None => format!("plan unchanged: all {households} households already present"),
+                };
+                Ok(WriteReceipt {
+                    document: path,
+                    record_id: None,
+                    message,
+                })
+            }
+            FieldWrite::Visit {
+                household,
+                outcome,
+                people,
+                flags,
+                needs,
+                note,
+                volunteer,
+                at_ms,
+            } => {
+                let outcome: VisitOutcome = parse("outcome", &outcome)?;
+                let flags = flags
+                    .iter()
+                    .map(|f| parse::<SpecialNeed>("flag", f))
+                    .collect::<Result<BTreeSet<_>, _>>()?;
+                let mut need_map = BTreeMap::new();
+                for need in &needs {
+                    let (kind, detail) = need.split_once(':').unwrap_or((need.as_str(), ""));
+                    need_map.insert(parse::<NeedKind>("need", kind)?, detail.to_owned());
+                }
+                let visit = Visit {
+                    id: RecordId::from(ulid::Ulid::new()),
+                    household: household.clone(),
+                    volunteer: volunteer.unwrap_or_else(|| by.clone()),
+                    at_ms: at_ms.unwrap_or(now),
+                    outcome,
+                    people_seen: people,
+                    flags,
+                    needs: need_map,
+                    note: note.unwrap_or_default(),
+                };
+                let (plan, path, building) = locate_household(replica, &household)?;
+                let ctx = WriteContext {
+                    plan: &plan,
+                    building: &building,
+                    now_ms: now,
+                };
+                replica.write(&path, DocKind::Building, |doc| {
+                    gridsync_model::record_visit(doc, &ctx, &visit)
+                })?;
+                Ok(WriteReceipt {
+                    message: format!("saved visit {} to household {household} ({path})", visit.id),
+                    document: path,
+                    record_id: Some(visit.id.to_string()),
+                })
+            }
+            FieldWrite::Delivery {
+                household,
+                item,
+                status,
+                note,
+            } => {
+                let item: DeliveryItem = parse("item", &item)?;
+                let status: DeliveryStatus = parse("status", &status)?;
+                let (plan, path, building) = locate_household(replica, &household)?;
+                // The attempt number counts earlier failed attempts at this item, so a retry
+                // after a failure is visibly attempt 2.
+                let failed_before = match replica.doc(&path)? {
+                    Some(doc) => gridsync_model::read::iter_deliveries(doc)
+                        .filter_map(Result::ok)
+                        .filter(|e| {
+                            e.household == household
+                                && e.item == item
+                                && e.status == DeliveryStatus::Failed
+                        })
+                        .count() as u32,
+                    None => 0,
+                };
+                let event = DeliveryEvent {
+                    id: RecordId::from(ulid::Ulid::new()),
+                    household: household.clone(),
+                    item,
+                    status,
+                    attempt: failed_before + 1,
+                    detail: note.unwrap_or_default(),
+                    by,
+                    at_ms: now,
+                };
+                let ctx = WriteContext {
+                    plan: &plan,
+                    building: &building,
+                    now_ms: now,
+                };
+                replica.write(&path, DocKind::Building, |doc| {
+                    gridsync_model::record_delivery(doc, &ctx, &event)
+                })?;
+                Ok(WriteReceipt {
+                    message: format!(
+                        "saved: {} for household {household} is {} (attempt {})",
+                        item.as_str(),
+                        status.as_str(),
+                        event.attempt
+                    ),
+                    document: path,
+                    record_id: Some(event.id.to_string()),
+                })
+            }
+            FieldWrite::Sweep {
+                building,
+                round,
+                units,
+                reached,
+                not_home,
+                refused,
+                issues,
+            } => {
+                let (plan, path) = locate_building(replica, &building)?;
+                let sweep = SweepResult {
+                    id: RecordId::from(ulid::Ulid::new()),
+                    round,
+                    units_covered: units.into_iter().collect(),
+                    reached,
+                    not_home,
+                    refused,
+                    issues,
+                    by,
+                    at_ms: now,
+                };
+                let ctx = WriteContext {
+                    plan: &plan,
+                    building: &building,
+                    now_ms: now,
+                };
+                replica.write(&path, DocKind::Building, |doc| {
+                    gridsync_model::record_sweep(doc, &ctx, &sweep)
+                })?;
+                Ok(WriteReceipt {
+                    message: format!("saved sweep round {round} of building {building}"),
+                    document: path,
+                    record_id: Some(sweep.id.to_string()),
+                })
+            }
+            FieldWrite::Correction {
+                building,
+                record,
+                reason,
+                outcome,
+            } => {
+                let (plan, path) = locate_building(replica, &building)?;
+                let target = RecordId::parse(&record)
+                    .map_err(|e| WriteError::BadValue(format!("record {record:?}: {e}")))?;
+                let unknown = || WriteError::UnknownRecord {
+                    record: record.clone(),
+                    building: building.clone(),
+                };
+                let doc = replica.doc(&path)?.ok_or_else(unknown)?;
+                let target_kind = find_record_kind(doc, &target).ok_or_else(unknown)?;
+                let action = match outcome {
+                    None => CorrectionAction::Retract,
+                    Some(outcome) => {
+                        if target_kind != RecordKind::Visit {
+                            return Err(WriteError::ReplaceNotVisit);
+                        }
+                        let outcome: VisitOutcome = parse("outcome", &outcome)?;
+                        let original = gridsync_model::read::iter_visits(doc)
+                            .filter_map(Result::ok)
+                            .find(|v| v.id == target)
+                            .ok_or_else(unknown)?;
+                        CorrectionAction::ReplaceVisit(Box::new(Visit {
+                            outcome,
+                            ..original
+                        }))
+                    }
+                };
+                let correction = Correction {
+                    id: RecordId::from(ulid::Ulid::new()),
+                    target,
+                    target_kind,
+                    action,
+                    reason,
+                    by,
+                    at_ms: now,
+                };
+                let ctx = WriteContext {
+                    plan: &plan,
+                    building: &building,
+                    now_ms: now,
+                };
+                replica.write(&path, DocKind::Building, |doc| {
+                    gridsync_model::record_correction(doc, &ctx, &correction)
+                })?;
+                Ok(WriteReceipt {
+                    message: format!("saved correction {} of {record}", correction.id),
+                    document: path,
+                    record_id: Some(correction.id.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// Which kind of record `id` is in this document, if any (corrections are not searched:
+/// a correction cannot be corrected).
+fn find_record_kind(doc: &automerge::Automerge, id: &RecordId) -> Option<RecordKind> {
+    use gridsync_model::read::{iter_deliveries, iter_sweeps, iter_visits};
+    if iter_visits(doc).filter_map(Result::ok).any(|r| &r.id == id) {
+        Some(RecordKind::Visit)
+    } else if iter_deliveries(doc)
+        .filter_map(Result::ok)
+        .any(|r| &r.id == id)
+    {
+        Some(RecordKind::Delivery)
+    } else if iter_sweeps(doc).filter_map(Result::ok).any(|r| &r.id == id) {
+        Some(RecordKind::Sweep)
+    } else {
+        None
+    }
+}
+
+/// The street plan document's path for this replica's street.
+pub fn plan_doc_path(replica: &Replica) -> Result<DocPath, WriteError> {
+    gridsync_model::plan_path(replica.street()).map_err(|e| WriteError::BadValue(e.to_string()))
+}
+
+/// The street plan this replica holds.
+pub fn street_plan(replica: &mut Replica) -> Result<std::sync::Arc<StreetPlan>, WriteError> {
+    replica.street_plan()?.ok_or(WriteError::NoPlan)
+}
+
+/// Plan, building document path and building id of a household.
+fn locate_household(
+    replica: &mut Replica,
+    household: &str,
+) -> Result<(std::sync::Arc<StreetPlan>, DocPath, String), WriteError> {
+    let plan = street_plan(replica)?;
+    let h = plan
+        .household(household)
+        .ok_or_else(|| WriteError::UnknownHousehold(household.to_owned()))?;
+    let building = h.building.clone();
+    let path = gridsync_model::building_path(replica.street(), &h.grid, &building)
+        .map_err(|e| WriteError::BadValue(e.to_string()))?;
+    Ok((plan, path, building))
+}
+
+/// Plan and document path of a building.
+pub fn locate_building(
+    replica: &mut Replica,
+    building: &str,
+) -> Result<(std::sync::Arc<StreetPlan>, DocPath), WriteError> {
+    let plan = street_plan(replica)?;
+    let b = plan
+        .building(building)
+        .ok_or_else(|| WriteError::UnknownBuilding(building.to_owned()))?;
+    let path = gridsync_model::building_path(replica.street(), &b.grid, building)
+        .map_err(|e| WriteError::BadValue(e.to_string()))?;
+    Ok((plan, path))
+}

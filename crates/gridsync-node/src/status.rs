@@ -1,0 +1,64 @@
+//! What `gridsync status` reports about a running node.
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::NodeShared;
+use crate::peers::PeerStatus;
+
+/// A snapshot of a running node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub role: String,
+    pub street: String,
+    /// Unix milliseconds when the node started.
+    pub started_ms: u64,
+    pub peers: Vec<PeerStatus>,
+    /// Every document held, with a short digest of its heads so two nodes' listings can be
+    /// compared by eye or by script.
+    pub documents: Vec<DocumentStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentStatus {
+    pub path: String,
+    /// Number of changes in the document's history.
+    pub changes: usize,
+    /// First 12 hex digits of the hash of the sorted heads.
+    pub heads_digest: String,
+}
+
+impl NodeStatus {
+    pub fn collect(shared: &NodeShared) -> NodeStatus {
+        let replica = shared.lock_replica();
+        let documents = replica
+            .loaded_docs()
+            .iter()
+            .map(|(path, doc)| DocumentStatus {
+                path: path.to_string(),
+                changes: doc.get_changes_meta(&[]).len(),
+                heads_digest: heads_digest(&doc.get_heads()),
+            })
+            .collect();
+        NodeStatus {
+            node_id: shared.identity.node_id.to_string(),
+            role: shared.identity.role.to_string(),
+            street: replica.street().to_owned(),
+            started_ms: shared.started_ms,
+            peers: shared.peers.snapshot(),
+            documents,
+        }
+    }
+}
+
+/// A short, order-independent digest of a document's heads.
+pub fn heads_digest(heads: &[automerge::ChangeHash]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<_> = heads.iter().map(|h| h.0).collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for h in sorted {
+        hasher.update(h);
+    }
+    hex::encode(&hasher.finalize()[..6])
+}

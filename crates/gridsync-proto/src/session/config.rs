@@ -1,0 +1,92 @@
+//! What the driver hands a session: identities, limits, and access to the node's documents.
+
+use automerge::{Automerge, ChangeHash};
+
+use crate::frame::MAX_FRAME_LEN;
+use crate::identity::{NodeId, Role, Scopes};
+use crate::path::DocPath;
+
+/// Who this node is, as its own certificate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalIdentity {
+    pub node_id: NodeId,
+    pub role: Role,
+    pub scopes: Scopes,
+}
+
+/// What the peer's certificate says; the transport verified the certificate, the session
+/// checks that the hello agrees with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub node_id: NodeId,
+    pub role: Role,
+    pub scopes: Scopes,
+}
+
+/// Bounds on what one session may hold or have in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Documents this side has started syncing and not yet seen settle. Bounds the work
+    /// pipelined onto the connection at once.
+    pub max_docs_in_flight: usize,
+    /// Outgoing bytes buffered inside the session. Above it, no new sync messages are
+    /// generated until the driver drains [`SyncSession::poll_transmit`](super::SyncSession::poll_transmit).
+    pub max_outgoing_bytes: usize,
+    /// Largest frame accepted from the peer (at most [`MAX_FRAME_LEN`]).
+    pub max_frame_len: usize,
+    /// Documents with a sync state in this session. The peer can name documents inside the
+    /// shared scopes that neither side holds; this caps the state that can create.
+    pub max_tracked_docs: usize,
+    /// Heads (and needs) accepted in one sync message.
+    pub max_heads_per_doc: usize,
+    /// Inventory turns before the peer is considered to stall the reconciliation.
+    pub max_inventory_rounds: u32,
+    /// Milliseconds without progress before a session still in hello or inventory is closed.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_docs_in_flight: 256,
+            max_outgoing_bytes: 4 * 1024 * 1024,
+            max_frame_len: MAX_FRAME_LEN,
+            max_tracked_docs: 100_000,
+            max_heads_per_doc: 1024,
+            max_inventory_rounds: 64,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Everything a session needs to know about its own side.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub local: LocalIdentity,
+    pub limits: Limits,
+}
+
+impl SessionConfig {
+    /// A configuration with the default [`Limits`].
+    pub fn new(local: LocalIdentity) -> Self {
+        SessionConfig {
+            local,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The node's documents, as the session sees them. Implemented by the node over its document
+/// cache and store; the session never keeps a document itself.
+pub trait DocumentSet {
+    /// Every document held, in any order.
+    fn paths(&self) -> Vec<DocPath>;
+    /// A document's current heads, `None` if it is not held.
+    fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>>;
+    /// A document, `None` if it is not held.
+    fn doc(&self, path: &DocPath) -> Option<&Automerge>;
+    /// A document, created empty if absent (the node seeds genesis itself).
+    fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge;
+    /// The persisted `sync::State` bytes for this peer and document, if any.
+    fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>>;
+}

@@ -1,0 +1,14 @@
+//! Deterministic, in-memory tests of the sync engine: two sessions driven step by step over a
+//! virtual link with a fixed latency and a virtual clock (the shape of quinn-proto's
+//! `tests/util.rs`).
+
+#[path = "proto/authorization.rs"]
+mod authorization;
+#[path = "proto/convergence.rs"]
+mod convergence;
+#[path = "proto/hostile.rs"]
+mod hostile;
+#[path = "proto/pair.rs"]
+mod pair;
+#[path = "proto/reconnect.rs"]
+mod reconnect;

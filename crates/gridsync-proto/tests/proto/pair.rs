@@ -1,0 +1,326 @@
+//! The test harness: an in-memory [`DocumentSet`] and a [`Pair`] of sessions joined by a
+//! virtual link.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge, ChangeHash, ROOT};
+use gridsync_proto::frame::FrameDecoder;
+use gridsync_proto::session::DocumentSet;
+use gridsync_proto::{
+    DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity, Role, Scopes, SessionConfig,
+    SessionError, SessionEvent, SyncSession,
+};
+
+/// Milliseconds a transmission takes to reach the other side.
+pub const LATENCY: u64 = 50;
+
+pub fn path(s: &str) -> DocPath {
+    DocPath::parse(s).expect("test paths are valid")
+}
+
+pub fn node_id(s: &str) -> NodeId {
+    NodeId::parse(s).expect("test node ids are valid")
+}
+
+pub fn scopes(grants: &[&str]) -> Scopes {
+    Scopes(
+        grants
+            .iter()
+            .map(|g| g.parse().expect("test grants are valid"))
+            .collect(),
+    )
+}
+
+/// A node's documents and persisted sync states, in memory.
+#[derive(Debug, Clone)]
+pub struct MemoryDocs {
+    pub actor: ActorId,
+    pub docs: BTreeMap<DocPath, Automerge>,
+    pub sync_states: BTreeMap<(NodeId, DocPath), Vec<u8>>,
+}
+
+impl MemoryDocs {
+    pub fn new(owner: &NodeId) -> Self {
+        MemoryDocs {
+            actor: owner.actor_id(),
+            docs: BTreeMap::new(),
+            sync_states: BTreeMap::new(),
+        }
+    }
+
+    /// Writes `key = value` into the root map of `path` as this node, creating the document.
+    pub fn write(&mut self, p: &str, key: &str, value: &str) {
+        let actor = self.actor.clone();
+        let doc = self
+            .docs
+            .entry(path(p))
+            .or_insert_with(|| Automerge::new().with_actor(actor));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, value).expect("put into the root map");
+        tx.commit();
+    }
+
+    pub fn get(&self, p: &str, key: &str) -> Option<String> {
+        use automerge::ReadDoc;
+        let doc = self.docs.get(&path(p))?;
+        let (value, _) = doc.get(ROOT, key).ok()??;
+        value.into_string().ok()
+    }
+}
+
+impl DocumentSet for MemoryDocs {
+    fn paths(&self) -> Vec<DocPath> {
+        self.docs.keys().cloned().collect()
+    }
+    fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>> {
+        self.docs.get(path).map(|d| d.get_heads())
+    }
+    fn doc(&self, path: &DocPath) -> Option<&Automerge> {
+        self.docs.get(path)
+    }
+    fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge {
+        let actor = self.actor.clone();
+        self.docs
+            .entry(path.clone())
+            .or_insert_with(|| Automerge::new().with_actor(actor))
+    }
+    fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>> {
+        self.sync_states.get(&(peer.clone(), path.clone())).cloned()
+    }
+}
+
+/// One side of a pair: its session, documents, and a record of everything it did.
+pub struct Node {
+    pub session: SyncSession,
+    pub docs: MemoryDocs,
+    pub events: Vec<SessionEvent>,
+    /// Every byte this node transmitted, in order.
+    pub sent: Vec<u8>,
+    pub error: Option<SessionError>,
+}
+
+impl Node {
+    /// Every frame this node transmitted.
+    pub fn sent_frames(&self) -> Vec<Frame> {
+        let mut decoder = FrameDecoder::new(gridsync_proto::frame::MAX_FRAME_LEN);
+        decoder.push(&self.sent);
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.next_frame().expect("our own frames decode") {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    pub fn sent_mentions(&self, needle: &str) -> bool {
+        self.sent
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            if let SessionEvent::SyncStateUpdated { path, state } = &event {
+                self.docs.sync_states.insert(
+                    (self.session.peer().node_id.clone(), path.clone()),
+                    state.clone(),
+                );
+            }
+            self.events.push(event);
+        }
+    }
+
+    pub fn refusals(&self) -> Vec<(DocPath, gridsync_proto::RefusalReason)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::ChangeRefused { path, reason } => Some((path.clone(), *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// How a node presents itself: its certificate, and what its hello claims (normally equal).
+#[derive(Clone)]
+pub struct Identity {
+    pub certified: LocalIdentity,
+    pub claimed: LocalIdentity,
+}
+
+impl Identity {
+    pub fn new(id: &str, role: Role, grants: &[&str]) -> Self {
+        let local = LocalIdentity {
+            node_id: node_id(id),
+            role,
+            scopes: scopes(grants),
+        };
+        Identity {
+            certified: local.clone(),
+            claimed: local,
+        }
+    }
+    fn as_peer(&self) -> PeerIdentity {
+        PeerIdentity {
+            node_id: self.certified.node_id.clone(),
+            role: self.certified.role,
+            scopes: self.certified.scopes.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    A,
+    B,
+}
+
+/// Two sessions joined by a virtual link of latency [`LATENCY`].
+pub struct Pair {
+    pub a: Node,
+    pub b: Node,
+    pub now: u64,
+    /// (delivery time, receiving side, bytes), in delivery order.
+    in_transit: VecDeque<(u64, Side, Vec<u8>)>,
+    /// Most documents either session had in flight.
+    pub peak_in_flight: usize,
+    /// Largest outgoing buffer either session held before the harness drained it.
+    pub peak_outgoing: usize,
+    /// Time of the last delivery, to count round trips.
+    pub last_delivery: u64,
+    pub started_at: u64,
+}
+
+impl Pair {
+    pub fn new(a: (Identity, MemoryDocs), b: (Identity, MemoryDocs)) -> Self {
+        Self::with_limits(a, b, Limits::default())
+    }
+
+    pub fn with_limits(
+        a: (Identity, MemoryDocs),
+        b: (Identity, MemoryDocs),
+        limits: Limits,
+    ) -> Self {
+        let now = 1_000;
+        let make = |me: &Identity, other: &Identity, docs: MemoryDocs| Node {
+            session: SyncSession::new(
+                SessionConfig {
+                    local: me.claimed.clone(),
+                    limits: limits.clone(),
+                },
+                other.as_peer(),
+                now,
+            ),
+            docs,
+            events: Vec::new(),
+            sent: Vec::new(),
+            error: None,
+        };
+        Pair {
+            a: make(&a.0, &b.0, a.1),
+            b: make(&b.0, &a.0, b.1),
+            now,
+            in_transit: VecDeque::new(),
+            peak_outgoing: 0,
+            peak_in_flight: 0,
+            last_delivery: now,
+            started_at: now,
+        }
+    }
+
+    fn node(&mut self, side: Side) -> &mut Node {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    fn flush(&mut self) {
+        for side in [Side::A, Side::B] {
+            let now = self.now;
+            let to = if side == Side::A { Side::B } else { Side::A };
+            let peak = self.peak_outgoing;
+            let node = self.node(side);
+            let buffered = node.session.buffered_outgoing();
+            let in_flight = node.session.docs_in_flight();
+            node.drain_events();
+            let mut out = Vec::new();
+            while let Some(bytes) = node.session.poll_transmit() {
+                node.sent.extend_from_slice(&bytes);
+                out.push(bytes);
+            }
+            self.peak_outgoing = peak.max(buffered);
+            self.peak_in_flight = self.peak_in_flight.max(in_flight);
+            for bytes in out {
+                self.in_transit.push_back((now + LATENCY, to, bytes));
+            }
+        }
+    }
+
+    /// Runs both sessions until nothing is in transit and no immediate work remains.
+    pub fn drive(&mut self) {
+        for _ in 0..100_000 {
+            self.flush();
+            let mut worked = false;
+            for side in [Side::A, Side::B] {
+                let now = self.now;
+                let node = self.node(side);
+                if node.session.poll_timeout().is_some_and(|t| t <= now) {
+                    let Node { session, docs, .. } = node;
+                    session.handle_timeout(now, docs);
+                    worked = true;
+                }
+            }
+            if worked {
+                continue;
+            }
+            let Some((at, to, bytes)) = self.in_transit.pop_front() else {
+                return;
+            };
+            self.now = self.now.max(at);
+            self.last_delivery = self.now;
+            let now = self.now;
+            let node = self.node(to);
+            if node.session.is_closed() {
+                continue;
+            }
+            let Node {
+                session,
+                docs,
+                error,
+                ..
+            } = node;
+            if let Err(e) = session.handle_bytes(now, &bytes, docs) {
+                *error = Some(e);
+            }
+        }
+        panic!("the pair did not settle");
+    }
+
+    /// Round trips spent since the pair started, from virtual time.
+    pub fn round_trips(&self) -> f64 {
+        (self.last_delivery - self.started_at) as f64 / (2 * LATENCY) as f64
+    }
+
+    /// Calls `local_change` on side `side` for `p`.
+    pub fn local_change(&mut self, side: Side, p: &str) {
+        let now = self.now;
+        let node = self.node(side);
+        let Node { session, docs, .. } = node;
+        session.local_change(now, &path(p), docs);
+    }
+
+    /// Delivers raw bytes to one side right away, as a hostile peer would write them.
+    pub fn inject(&mut self, to: Side, bytes: &[u8]) -> Result<(), SessionError> {
+        let now = self.now;
+        let node = self.node(to);
+        let Node { session, docs, .. } = node;
+        let result = session.handle_bytes(now, bytes, docs);
+        node.drain_events();
+        result
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.a.sent.len() + self.b.sent.len()
+    }
+}

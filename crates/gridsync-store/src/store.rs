@@ -1,0 +1,206 @@
+//! Opening and creating a store, connection settings, and statistics.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::documents::CompactionPolicy;
+use crate::{StoreError, format};
+
+/// Name of the database file inside a store directory.
+pub const DB_FILE_NAME: &str = "gridsync.db";
+
+/// Name of the file a new store is built in before it is moved into place, so that a crash
+/// during creation never leaves a half-made `gridsync.db` behind.
+const CREATING_FILE_NAME: &str = "gridsync.db.creating";
+
+/// Prepared statements kept per connection; every statement of the store fits.
+const STATEMENT_CACHE: usize = 32;
+
+/// A node's durable store: documents, sync states and metadata in one SQLite file.
+///
+/// Every method that writes commits one transaction and returns only once SQLite has
+/// fsynced it (WAL mode, `synchronous=FULL`).
+pub struct Store {
+    /// The single connection; the store is used from one blocking thread.
+    pub(crate) conn: Connection,
+    /// `dir/gridsync.db`, for error messages and statistics.
+    pub(crate) db_path: PathBuf,
+    /// When an append triggers compaction of its document.
+    pub(crate) policy: CompactionPolicy,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("db_path", &self.db_path)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sizes of a store, for the dashboard and the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Number of documents.
+    pub documents: u64,
+    /// Incremental chunks not yet folded into a snapshot.
+    pub chunks: u64,
+    /// Bytes of all snapshots.
+    pub snapshot_bytes: u64,
+    /// Bytes of all pending chunks.
+    pub chunk_bytes: u64,
+    /// Size on disk of the database file plus its write-ahead log.
+    pub file_bytes: u64,
+}
+
+impl Store {
+    /// Creates a new store in `dir` (creating the directory); refuses if one exists.
+    ///
+    /// The database is built under a temporary name and linked into place only when
+    /// complete, so `gridsync.db` either does not exist or is a whole store.
+    pub fn create(dir: &Path) -> Result<Store, StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let db_path = dir.join(DB_FILE_NAME);
+        if db_path.exists() {
+            return Err(StoreError::AlreadyExists(db_path));
+        }
+        let creating = dir.join(CREATING_FILE_NAME);
+        // A leftover from a crashed create carries our own temporary name: safe to remove.
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut name = creating.clone().into_os_string();
+            name.push(suffix);
+            match std::fs::remove_file(&name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(Path::new(&name))(e));
+                }
+                _ => {}
+            }
+        }
+        {
+            let mut conn = Connection::open_with_flags(
+                &creating,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            let tx = conn.transaction()?;
+            format::initialize(&tx)?;
+            tx.commit()?;
+            conn.close().map_err(|(_, e)| StoreError::from(e))?;
+        }
+        File::open(&creating)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&creating))?;
+        // A hard link fails instead of replacing a store that appeared meanwhile.
+        match std::fs::hard_link(&creating, &db_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&creating);
+                return Err(StoreError::AlreadyExists(db_path));
+            }
+            other => other.map_err(io(&db_path))?,
+        }
+        std::fs::remove_file(&creating).map_err(io(&creating))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        Store::open(dir)
+    }
+
+    /// Opens an existing store.
+    ///
+    /// Refuses, with a typed error and without writing to the file, anything that is not a
+    /// healthy gridsync store of this or an older format: a missing, empty, truncated,
+    /// non-SQLite or foreign file, one of a newer format, or one failing `quick_check`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db_path = dir.join(DB_FILE_NAME);
+        if !db_path.is_file() {
+            return Err(StoreError::Missing(db_path));
+        }
+        format::inspect_header(&db_path)?;
+        // No SQLITE_OPEN_CREATE: a file that vanished meanwhile is an error, not a new store.
+        let mut conn = Connection::open_with_flags(
+            &db_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format::classify(&db_path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let version = format::read_version(&conn, &db_path)?;
+        format::quick_check(&conn, &db_path)?;
+        // WAL with synchronous=FULL fsyncs the log at every commit: an Ok is on disk.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| format::classify(&db_path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt {
+                path: db_path,
+                detail: format!("cannot switch to WAL mode (journal mode is {mode})"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if version < format::FORMAT_VERSION {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            format::migrate(&tx, &db_path, version)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn,
+            db_path,
+            policy: CompactionPolicy::default(),
+        })
+    }
+
+    /// Opens the store in `dir`, creating it if there is none.
+    pub fn open_or_create(dir: &Path) -> Result<Store, StoreError> {
+        if dir.join(DB_FILE_NAME).exists() {
+            return Store::open(dir);
+        }
+        match Store::create(dir) {
+            Err(StoreError::AlreadyExists(_)) => Store::open(dir),
+            other => other,
+        }
+    }
+
+    /// Path of the database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Counts documents, chunks and bytes.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let (documents, chunks, snapshot_bytes, chunk_bytes) = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(chunk_count), 0), COALESCE(SUM(snapshot_bytes), 0),
+                        COALESCE(SUM(chunk_bytes), 0)
+                 FROM documents",
+            )?
+            .query_row([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+        let mut wal = self.db_path.clone().into_os_string();
+        wal.push("-wal");
+        let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(StoreStats {
+            documents: as_u64(documents),
+            chunks: as_u64(chunks),
+            snapshot_bytes: as_u64(snapshot_bytes),
+            chunk_bytes: as_u64(chunk_bytes),
+            file_bytes: file_len(&self.db_path) + file_len(Path::new(&wal)),
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! Per-(peer, document) automerge sync states, so that a reconnection resumes instead of
+//! resending a Bloom filter of every change.
+
+use gridsync_proto::{DocPath, NodeId};
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use crate::{Store, StoreError};
+
+impl Store {
+    /// The encoded sync state last stored for `peer` and `path`.
+    pub fn sync_state(&self, peer: &NodeId, path: &DocPath) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT state FROM sync_states WHERE peer = ?1 AND path = ?2")?
+            .query_row((peer.as_str(), path.as_str()), |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Stores encoded sync states for one peer, replacing older ones, in one transaction.
+    pub fn put_sync_states(
+        &mut self,
+        peer: &NodeId,
+        states: &[(DocPath, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut statement = tx.prepare_cached(
+                "INSERT INTO sync_states (peer, path, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (peer, path) DO UPDATE SET state = excluded.state",
+            )?;
+            for (path, state) in states {
+                statement.execute((peer.as_str(), path.as_str(), state))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

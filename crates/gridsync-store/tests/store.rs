@@ -1,0 +1,13 @@
+//! Integration tests of gridsync-store: round trips, compaction, refusal of bad files,
+//! a full disk, and SIGKILL crashes of a writing process.
+
+#[path = "store/corrupt.rs"]
+mod corrupt;
+#[path = "store/crash.rs"]
+mod crash;
+#[path = "store/full_disk.rs"]
+mod full_disk;
+#[path = "store/round_trip.rs"]
+mod round_trip;
+#[path = "store/support.rs"]
+mod support;

@@ -1,0 +1,226 @@
+//! The command line: clap structures only. They are turned into calls on the library crates
+//! in `commands/`; nothing here does work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Examples:
+  gridsync init --node-id vol-0042 --street panhuo
+  gridsync plan import street-plan.csv
+  gridsync visit add --household h-0001 --outcome contacted --people 2 --flag elderly-living-alone --need medicine:insulin
+  gridsync visit list --building bldg-12
+  gridsync deliver --household h-0001 --item food-pack --status delivered
+  gridsync sweep record --building bldg-12 --round 3 --unit u1 --unit u2 --reached 15 --not-home 2 --refused 1
+  gridsync show building bldg-12
+  gridsync export --format csv --out visits.csv
+  gridsync demo
+
+Data lives in --data DIR (or $GRIDSYNC_DATA), by default in the per-user data directory.
+Logs go to stderr; set the level with -v / -vv or RUST_LOG.";
+
+/// gridsync: offline-first field records for a street's door-to-door volunteers.
+///
+/// Every command works with no network: records are saved durably on this device and merge
+/// with everyone else's when devices meet.
+#[derive(Debug, Parser)]
+#[command(name = "gridsync", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory holding this device's store.
+    #[arg(long, global = true, env = "GRIDSYNC_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this device's store and give it a node id.
+    Init(InitArgs),
+    /// The street plan: communities, grids, buildings, units, households.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Household visits.
+    #[command(subcommand)]
+    Visit(VisitCommand),
+    /// Set the status of a delivery item for a household (a new event; history is kept).
+    Deliver(DeliverArgs),
+    /// Building sweep results.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+    /// Show the state of a place.
+    #[command(subcommand)]
+    Show(ShowCommand),
+    /// Export every visit, streaming, as CSV or JSON lines.
+    Export(ExportArgs),
+    /// Correct an earlier record: a new record that refers to it; the original stays readable.
+    Correct(CorrectArgs),
+    /// A guided walkthrough on a generated street, in a temporary directory.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// This device's node id (lower-case letters, digits, '-', '_').
+    #[arg(long)]
+    pub node_id: String,
+    /// The street this device works for.
+    #[arg(long, default_value = "panhuo")]
+    pub street: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Import a street plan CSV. The whole file is checked first: one bad row and nothing is
+    /// imported. Columns are listed in `gridsync plan columns`.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Print the CSV columns `plan import` expects.
+    Columns,
+    /// Summarize the plan held on this device.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VisitCommand {
+    /// Log a household visit.
+    Add(VisitAddArgs),
+    /// List visits (corrections applied), optionally for one building or household.
+    List {
+        #[arg(long)]
+        building: Option<String>,
+        #[arg(long)]
+        household: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VisitAddArgs {
+    /// Household id from the street plan.
+    #[arg(long)]
+    pub household: String,
+    /// What happened at the door: contacted, not-home, refused, moved-out or vacant.
+    #[arg(long)]
+    pub outcome: String,
+    /// Number of people seen.
+    #[arg(long, default_value_t = 0)]
+    pub people: u16,
+    /// Special-needs flag (repeatable): elderly-living-alone, child, pregnant, disability, chronic-illness.
+    #[arg(long = "flag", value_name = "FLAG")]
+    pub flags: Vec<String>,
+    /// A need (repeatable), optionally with detail, e.g. medicine:insulin. Needs: medicine,
+    /// medical-trip, food, water, baby-supplies, hygiene, counselling, other.
+    #[arg(long = "need", value_name = "NEED[:DETAIL]")]
+    pub needs: Vec<String>,
+    /// Free-text note (bounded).
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Volunteer name recorded on the visit (defaults to this device's node id).
+    #[arg(long)]
+    pub volunteer: Option<String>,
+    /// Time of the visit, RFC 3339 (defaults to now).
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    #[arg(long)]
+    pub household: String,
+    /// The item: food-pack, medicine, water, baby-supplies, hygiene-kit, test-kit or other.
+    #[arg(long)]
+    pub item: String,
+    /// New status: requested, out-for-delivery, delivered, failed or cancelled.
+    #[arg(long)]
+    pub status: String,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepCommand {
+    /// Record one building's sweep result for a round.
+    Record(SweepRecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepRecordArgs {
+    #[arg(long)]
+    pub building: String,
+    #[arg(long)]
+    pub round: u32,
+    /// A unit (stairwell) covered, by plan unit id (repeatable).
+    #[arg(long = "unit", value_name = "UNIT")]
+    pub units: Vec<String>,
+    #[arg(long)]
+    pub reached: u32,
+    #[arg(long)]
+    pub not_home: u32,
+    #[arg(long)]
+    pub refused: u32,
+    /// An issue found (repeatable).
+    #[arg(long = "issue", value_name = "TEXT")]
+    pub issues: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShowCommand {
+    /// One building: households, latest visits, needs, deliveries, sweeps.
+    Building {
+        /// Building id from the street plan.
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CorrectArgs {
+    /// Building holding the record.
+    #[arg(long)]
+    pub building: String,
+    /// Id of the record being corrected.
+    #[arg(long)]
+    pub record: String,
+    /// Why the correction is made.
+    #[arg(long)]
+    pub reason: String,
+    /// Replacement outcome for a visit (omit to retract the record).
+    #[arg(long)]
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's data directory instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `gridsync` binary, run as separate processes.
+//!
+//! One integration-test binary made of modules (declared by the `gridsync` crate as the
+//! `e2e` test), so the suite links once.
+
+mod cli;
+mod support;

@@ -1,0 +1,103 @@
+//! Running the `gridsync` binary from tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Path of the binary under test, built by cargo for this test run.
+pub fn gridsync_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gridsync"))
+}
+
+/// One device's data directory plus a way to run commands against it.
+pub struct Device {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of one command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts failure with a one-line error containing `needle`.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) {
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded: {}",
+            self.stdout
+        );
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| {
+                panic!("no 'error: ' line on stderr: {:?}", self.stderr);
+            });
+        assert!(
+            line.contains(needle),
+            "error line {line:?} does not contain {needle:?}"
+        );
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Device {
+    pub fn new() -> Device {
+        Device {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `gridsync --data DIR args...`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = Command::new(gridsync_bin())
+            .arg("--data")
+            .arg(self.path())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("GRIDSYNC_DATA")
+            .output()
+            .expect("spawn gridsync");
+        Run::from_output(output)
+    }
+}
+
+/// Runs `gridsync args...` with no data directory flag.
+pub fn run_plain(args: &[&str]) -> Run {
+    let output = Command::new(gridsync_bin())
+        .args(args)
+        .output()
+        .expect("spawn gridsync");
+    Run::from_output(output)
+}
