@@ -27,6 +27,8 @@ pub enum ConnectionEnd {
     Transport(#[from] gridsync_net::NetError),
     #[error("protocol: {0}")]
     Protocol(#[from] gridsync_proto::SessionError),
+    #[error("peer was revoked by the street office")]
+    Revoked,
     #[error("peer {0} is already connected over another link")]
     Duplicate(NodeId),
 }
@@ -110,6 +112,11 @@ async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> Connection
             },
             change = changes.recv() => match change {
                 Ok(change) => {
+                    if shared.revocations.is_revoked(&peer_id) {
+                        warn!("peer has been revoked; closing");
+                        link.close("revoked by the street office");
+                        return ConnectionEnd::Revoked;
+                    }
                     // Do not echo a change back to the peer it came from.
                     if change.from.as_ref() != Some(&peer_id) {
                         let mut replica = shared.lock_replica();
@@ -178,6 +185,9 @@ fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent)
                 Ok(()) => {
                     shared.peers.update(peer_id, |s| s.documents_received += 1);
                     debug!(%path, "stored changes from peer");
+                    if is_revocations_doc(shared, &path) {
+                        shared.refresh_revocations();
+                    }
                     // Other sessions push it on: this is how records travel hop by hop.
                     let _ = shared.changes.send(DocChange {
                         path,
@@ -218,5 +228,14 @@ fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent)
 
 /// A change made on this node (not received from a peer), to be pushed to every peer.
 pub fn announce_local_change(shared: &NodeShared, path: DocPath) {
+    if is_revocations_doc(shared, &path) {
+        shared.refresh_revocations();
+    }
     let _ = shared.changes.send(DocChange { path, from: None });
+}
+
+fn is_revocations_doc(shared: &NodeShared, path: &DocPath) -> bool {
+    path.segments().nth(1) == Some(crate::revocations::SEGMENT)
+        && path.segments().count() == 2
+        && path.segments().next() == Some(shared.lock_replica().street())
 }

@@ -1,15 +1,15 @@
 //! A running node: the QUIC endpoint, one task per connection, dialers with backoff, mDNS,
 //! the control socket, and a clean shutdown that drains connections and flushes the store.
 //!
-//! [`run`] is a function of already-bound resources and a shutdown signal (the shape of
-//! mini-redis's server): the caller binds and loads, this wires tasks and returns when the
-//! node has stopped.
+//! [`RunningNode::start`] takes already-bound resources (the shape of mini-redis's server):
+//! the caller opens the store and binds the endpoint, this wires the tasks; the caller
+//! decides when to call [`RunningNode::shutdown`] (on SIGINT/SIGTERM in `gridsync run`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gridsync_net::{NetEndpoint, RevocationList};
+use gridsync_net::{NetEndpoint, NodeCredentials, RevocationList};
 use gridsync_proto::{DocPath, LocalIdentity, NodeId};
 use rand::Rng;
 use tokio::sync::{broadcast, watch};
@@ -18,8 +18,10 @@ use tracing::{info, warn};
 
 use crate::config::NodeConfig;
 use crate::connection;
+use crate::ops::{FieldWrite, WriteError, WriteReceipt};
 use crate::peers::{FoundBy, PeerTable};
 use crate::replica::Replica;
+use crate::status::NodeStatus;
 
 /// How many document-change notices may queue per connection before it falls back to
 /// re-offering everything.
@@ -43,6 +45,8 @@ pub struct NodeShared {
     pub identity: LocalIdentity,
     pub config: NodeConfig,
     pub revocations: RevocationList,
+    /// The street CA certificate, to verify revocations found in the revocation document.
+    pub ca_cert_der: Vec<u8>,
     /// Flips to true once when the node starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// Unix milliseconds when the node started.
@@ -50,6 +54,30 @@ pub struct NodeShared {
 }
 
 impl NodeShared {
+    /// Applies every valid entry of the revocation document to the revocation list, which
+    /// the TLS verifiers consult on each handshake. Returns the newly revoked node ids.
+    pub fn refresh_revocations(&self) -> Vec<NodeId> {
+        let mut replica = self.lock_replica();
+        let Ok(path) = crate::revocations::revocations_path(replica.street()) else {
+            return Vec::new();
+        };
+        match replica.doc(&path) {
+            Ok(Some(doc)) => {
+                let newly =
+                    crate::revocations::apply_document(doc, &self.ca_cert_der, &self.revocations);
+                for node in &newly {
+                    warn!(%node, "node revoked by the street office; refusing it from now on");
+                }
+                newly
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the revocation document");
+                Vec::new()
+            }
+        }
+    }
+
     pub fn lock_replica(&self) -> MutexGuard<'_, Replica> {
         // A panic while holding the lock would be a bug; the replica's state is still
         // consistent (writes are atomic), so keep serving rather than cascade.
@@ -65,84 +93,127 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// What a caller gets back while the node runs.
-pub struct NodeHandle {
-    pub shared: Arc<NodeShared>,
-    pub local_addr: SocketAddr,
+/// Everything a node is made of before it starts.
+pub struct NodeParts {
+    pub replica: Replica,
+    pub credentials: NodeCredentials,
+    pub config: NodeConfig,
+    /// Serve the CLI's control socket in the data directory (off in simulations, where many
+    /// nodes share one process and no CLI runs).
+    pub control_socket: bool,
 }
 
-/// Starts the node's tasks on an already-bound endpoint and runs until `shutdown_signal`
-/// resolves. Returns after connections drained and the store was flushed.
-pub async fn run(
-    replica: Replica,
-    identity: LocalIdentity,
-    config: NodeConfig,
-    endpoint: NetEndpoint,
-    revocations: RevocationList,
-    shutdown_signal: impl std::future::Future<Output = ()>,
-    on_ready: impl FnOnce(&NodeHandle),
-) -> Result<(), crate::NodeError> {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
-    let local_addr = endpoint.local_addr()?;
-    let shared = Arc::new(NodeShared {
-        replica: Mutex::new(replica),
-        changes,
-        peers: PeerTable::default(),
-        identity,
-        config: config.clone(),
-        revocations,
-        shutdown: shutdown_rx,
-        started_ms: unix_ms(),
-    });
-    let endpoint = Arc::new(endpoint);
-    let mut tasks = JoinSet::new();
+/// A started node. Dropping it without [`RunningNode::shutdown`] aborts its tasks.
+pub struct RunningNode {
+    pub shared: Arc<NodeShared>,
+    pub local_addr: SocketAddr,
+    endpoint: Arc<NetEndpoint>,
+    tasks: JoinSet<()>,
+    shutdown_tx: watch::Sender<bool>,
+}
 
-    tasks.spawn(accept_loop(shared.clone(), endpoint.clone()));
-    for addr in &config.peers {
-        tasks.spawn(dial_loop(
-            shared.clone(),
-            endpoint.clone(),
-            *addr,
-            FoundBy::Static,
-        ));
-    }
-    let control = crate::control::ControlServer::bind(shared.clone())?;
-    tasks.spawn(control.serve());
-    if config.mdns {
-        tasks.spawn(crate::discovery::discover_and_dial(
-            shared.clone(),
-            endpoint.clone(),
-            local_addr.port(),
-        ));
+impl RunningNode {
+    /// Starts the node's tasks on an already-bound endpoint: accept loop, a dialer per
+    /// configured peer, the control socket, mDNS. Must be called within a tokio runtime.
+    pub fn start(
+        parts: NodeParts,
+        endpoint: NetEndpoint,
+        revocations: RevocationList,
+    ) -> Result<RunningNode, crate::NodeError> {
+        let NodeParts {
+            mut replica,
+            credentials,
+            config,
+            control_socket,
+        } = parts;
+        replica.load_all()?;
+        let identity = LocalIdentity {
+            node_id: credentials.identity.node_id.clone(),
+            role: credentials.identity.role,
+            scopes: credentials.identity.scopes.clone(),
+        };
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
+        let local_addr = endpoint.local_addr()?;
+        let shared = Arc::new(NodeShared {
+            replica: Mutex::new(replica),
+            changes,
+            peers: PeerTable::default(),
+            identity,
+            config: config.clone(),
+            revocations,
+            ca_cert_der: credentials.ca_cert_der.clone(),
+            shutdown: shutdown_rx,
+            started_ms: unix_ms(),
+        });
+        shared.refresh_revocations();
+        let endpoint = Arc::new(endpoint);
+        let mut tasks = JoinSet::new();
+
+        tasks.spawn(accept_loop(shared.clone(), endpoint.clone()));
+        for addr in &config.peers {
+            tasks.spawn(dial_loop(
+                shared.clone(),
+                endpoint.clone(),
+                *addr,
+                FoundBy::Static,
+            ));
+        }
+        if control_socket {
+            let control = crate::control::ControlServer::bind(shared.clone())?;
+            tasks.spawn(control.serve());
+        }
+        if config.mdns {
+            tasks.spawn(crate::discovery::discover_and_dial(
+                shared.clone(),
+                endpoint.clone(),
+                local_addr.port(),
+            ));
+        }
+        info!(addr = %local_addr, node = %shared.identity.node_id, "node running");
+        Ok(RunningNode {
+            shared,
+            local_addr,
+            endpoint,
+            tasks,
+            shutdown_tx,
+        })
     }
 
-    let handle = NodeHandle {
-        shared: shared.clone(),
-        local_addr,
-    };
-    on_ready(&handle);
-    info!(addr = %local_addr, node = %shared.identity.node_id, "node running");
-
-    shutdown_signal.await;
-    info!("shutting down: closing connections");
-    let _ = shutdown_tx.send(true);
-    endpoint.close();
-    // Give connections a moment to say goodbye, then stop whatever is left.
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(3), drain)
-        .await
-        .is_err()
-    {
-        warn!("some tasks did not stop in time; aborting them");
-        tasks.abort_all();
+    /// Applies a field write on this node and pushes it to connected peers.
+    pub fn write(&self, write: FieldWrite) -> Result<WriteReceipt, WriteError> {
+        let receipt = {
+            let mut replica = self.shared.lock_replica();
+            write.apply(&mut replica, unix_ms())?
+        };
+        crate::connection::announce_local_change(&self.shared, receipt.document.clone());
+        Ok(receipt)
     }
-    endpoint.wait_idle().await;
-    crate::control::remove_socket(&shared);
-    // Every acknowledged write was already durable; this just closes the store cleanly.
-    drop(shared);
-    info!("node stopped");
-    Ok(())
+
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus::collect(&self.shared)
+    }
+
+    /// Stops the node: closes connections with a goodbye, stops the tasks, removes the
+    /// control socket. Every acknowledged write was already durable.
+    pub async fn shutdown(mut self) {
+        info!("shutting down: closing connections");
+        let _ = self.shutdown_tx.send(true);
+        self.endpoint.close();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(3), drain)
+            .await
+            .is_err()
+        {
+            warn!("some tasks did not stop in time; aborting them");
+            self.tasks.abort_all();
+        }
+        tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle())
+            .await
+            .ok();
+        crate::control::remove_socket(&self.shared);
+        info!("node stopped");
+    }
 }
 
 async fn accept_loop(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>) {

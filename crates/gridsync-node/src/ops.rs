@@ -58,6 +58,10 @@ pub enum FieldWrite {
         /// A replacement outcome for a visit; `None` retracts the record.
         outcome: Option<String>,
     },
+    /// Add a CA-signed revocation to the street's revocation document (office).
+    Revocation {
+        revocation: gridsync_net::SignedRevocation,
+    },
 }
 
 /// What a successful write reports back.
@@ -113,6 +117,21 @@ impl FieldWrite {
         let now = now_ms as i64;
         let by = replica.node_id().to_string();
         match self {
+            FieldWrite::Revocation { revocation } => {
+                let path = crate::revocations::revocations_path(replica.street())
+                    .map_err(|e| WriteError::BadValue(e.to_string()))?;
+                let node = revocation.node_id.clone();
+                replica.write_with_genesis(&path, crate::revocations::genesis, |doc| {
+                    crate::revocations::add(doc, &revocation, now)
+                })?;
+                Ok(WriteReceipt {
+                    message: format!(
+                        "revoked {node}; the revocation travels to every node with {path}"
+                    ),
+                    document: path,
+                    record_id: None,
+                })
+            }
             FieldWrite::PlanImport { csv } => {
                 let import = gridsync_model::parse_csv(csv.as_bytes())?;
                 let path = plan_doc_path(replica)?;

@@ -38,6 +38,8 @@ pub enum ReplicaError {
     BadStreet(String),
     #[error(transparent)]
     Record(#[from] gridsync_model::RecordError),
+    #[error("automerge refused the change: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
     #[error("cannot merge document {0}: {1}")]
     Merge(String, String),
     #[error("cannot apply the plan: {0}")]
@@ -177,12 +179,26 @@ impl Replica {
     where
         ReplicaError: From<E>,
     {
+        self.write_with_genesis(path, || gridsync_model::genesis(kind), op)
+    }
+
+    /// [`Replica::write`] for documents whose skeleton is not a field-model kind (the
+    /// revocation list): `genesis` must be deterministic.
+    pub fn write_with_genesis<R, E>(
+        &mut self,
+        path: &DocPath,
+        genesis: impl FnOnce() -> Automerge,
+        op: impl FnOnce(&mut Automerge) -> Result<R, E>,
+    ) -> Result<R, ReplicaError>
+    where
+        ReplicaError: From<E>,
+    {
         self.ensure_loaded(path)?;
         let actor = self.actor.clone();
         let (before, is_new) = match self.docs.get(path) {
             Some(doc) => (doc.get_heads(), false),
             None => {
-                let mut doc = gridsync_model::genesis(kind);
+                let mut doc = genesis();
                 doc.set_actor(actor);
                 self.docs.insert(path.clone(), doc);
                 (Vec::new(), true)

@@ -16,6 +16,11 @@ Examples:
   gridsync show building bldg-12
   gridsync export --format csv --out visits.csv
   gridsync demo
+  gridsync office init --street panhuo --advertise 192.168.1.10:7700
+  gridsync enroll --name vol-0042 --role volunteer --scope write:panhuo/grid-017 --out vol-0042.invite
+  gridsync join vol-0042.invite
+  gridsync run --peer 192.168.1.10:7700
+  gridsync status
 
 Data lives in --data DIR (or $GRIDSYNC_DATA), by default in the per-user data directory.
 Logs go to stderr; set the level with -v / -vv or RUST_LOG.";
@@ -70,6 +75,82 @@ pub enum Command {
     Correct(CorrectArgs),
     /// A guided walkthrough on a generated street, in a temporary directory.
     Demo(DemoArgs),
+    /// The street office: create the street's certificate authority and the office's identity.
+    #[command(subcommand)]
+    Office(OfficeCommand),
+    /// At the office: issue a device identity and write it as an invite file.
+    Enroll(EnrollArgs),
+    /// On a device: install an invite file (creates the store if needed).
+    Join {
+        /// The invite file written by `gridsync enroll`.
+        file: PathBuf,
+    },
+    /// At the office: revoke a device. The signed revocation travels to every node.
+    Revoke {
+        /// The node id to revoke.
+        node: String,
+    },
+    /// Run this device as a sync node until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Show the running node's peers and documents (or the stored documents if it is not running).
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OfficeCommand {
+    /// Create the street CA and this office node's identity in --data DIR.
+    Init {
+        /// The street's name (a path segment: lower-case letters, digits, '-', '_').
+        #[arg(long)]
+        street: String,
+        /// The office node's id.
+        #[arg(long, default_value = "office")]
+        node_id: String,
+        /// Address (host:port) devices should dial to reach the office; written into invites
+        /// (repeatable).
+        #[arg(long = "advertise", value_name = "ADDR")]
+        advertise: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The new device's node id.
+    #[arg(long)]
+    pub name: String,
+    /// volunteer, captain, relay or office.
+    #[arg(long)]
+    pub role: String,
+    /// A scope grant ACCESS:PREFIX (repeatable), e.g. write:panhuo/grid-017 or carry:panhuo.
+    /// A bare prefix means write. Read access to the street plan and the revocation list is
+    /// always added.
+    #[arg(long = "scope", value_name = "ACCESS:PREFIX", required = true)]
+    pub scopes: Vec<String>,
+    /// Days until the identity expires.
+    #[arg(long, default_value_t = 30)]
+    pub expires: u32,
+    /// Where to write the invite file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Office address for the device to dial (repeatable); defaults to the office's --advertise.
+    #[arg(long = "office-addr", value_name = "ADDR")]
+    pub office_addrs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML config file (listen, peers, mdns, backoff_initial_ms, backoff_max_ms, http).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// UDP address to listen on (overrides the config file).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A peer address to keep connected to (repeatable, added to the config's peers).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<std::net::SocketAddr>,
+    /// Do not advertise or discover peers on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
 }
 
 #[derive(Debug, Args)]

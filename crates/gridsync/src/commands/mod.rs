@@ -5,8 +5,10 @@ mod data_dir;
 mod demo;
 mod export;
 mod field;
+mod identity;
 mod init;
 mod plan;
+mod run;
 mod show;
 mod street;
 
@@ -32,5 +34,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Show(cmd) => show::run(&resolve_data_dir(data)?, cmd, out),
         Command::Export(args) => export::run(&resolve_data_dir(data)?, args),
         Command::Demo(args) => demo::run(args, out),
+        Command::Office(cmd) => identity::office(&resolve_data_dir(data)?, cmd, out),
+        Command::Enroll(args) => identity::enroll(&resolve_data_dir(data)?, args, out),
+        Command::Join { file } => identity::join(&resolve_data_dir(data)?, &file, out),
+        Command::Revoke { node } => identity::revoke(&resolve_data_dir(data)?, &node, out),
+        Command::Run(args) => run::run(&resolve_data_dir(data)?, args, out),
+        Command::Status => run::status(&resolve_data_dir(data)?, out),
     }
 }

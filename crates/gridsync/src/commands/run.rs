@@ -1,0 +1,164 @@
+//! `gridsync run` (a sync node until SIGINT/SIGTERM) and `gridsync status`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use gridsync_net::{NetEndpoint, RevocationList};
+use gridsync_node::control::{self, ControlRequest, ControlResponse};
+use gridsync_node::credentials;
+use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_node::status::NodeStatus;
+use gridsync_node::{NodeConfig, Replica};
+use serde_json::json;
+
+use crate::cli::RunArgs;
+use crate::output::Output;
+
+pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
+    let mut config = match &args.config {
+        Some(file) => NodeConfig::load(file)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.peers.extend(args.peers.iter().copied());
+    if args.no_mdns {
+        config.mdns = false;
+    }
+    config.validate()?;
+
+    let replica = Replica::open(data)
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let (invite, creds) = credentials::load_credentials(replica.store())?;
+    // The invite's office addresses are dialed like configured peers, except by the office
+    // itself.
+    for addr in &invite.office_addrs {
+        match addr.parse::<SocketAddr>() {
+            Ok(addr) if addr != config.listen && !config.peers.contains(&addr) => {
+                if creds.identity.role != gridsync_proto::Role::Office {
+                    config.peers.push(addr);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "ignoring an office address that is not host:port")
+            }
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let revocations = RevocationList::new();
+        let endpoint = NetEndpoint::bind(config.listen, &creds, revocations.clone())
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let node_id = creds.identity.node_id.clone();
+        let parts = NodeParts {
+            replica,
+            credentials: creds,
+            config: config.clone(),
+            control_socket: true,
+        };
+        let node = RunningNode::start(parts, endpoint, revocations)?;
+        let addr = node.local_addr;
+        out.emit(
+            &json!({ "node_id": node_id, "listening": addr.to_string(), "peers": config.peers }),
+            || format!("gridsync node {node_id} listening on {addr} (ctrl-c to stop)"),
+        )?;
+        wait_for_shutdown_signal().await?;
+        node.shutdown().await;
+        if !out.json {
+            println!("gridsync node {node_id} stopped");
+        }
+        Ok(())
+    })
+}
+
+/// SIGINT (ctrl-c) or SIGTERM (systemd, kill).
+async fn wait_for_shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+pub fn status(data: &Path, out: Output) -> Result<()> {
+    match control::request(data, &ControlRequest::Status)? {
+        Some(ControlResponse::Status { status }) => print_status(&status, true, out),
+        Some(ControlResponse::Error { message }) => anyhow::bail!("{message}"),
+        Some(other) => anyhow::bail!("the running node answered unexpectedly: {other:?}"),
+        None => {
+            // No node running: report what the store holds.
+            let mut replica = Replica::open(data)
+                .with_context(|| format!("cannot open the store in {}", data.display()))?;
+            replica.load_all()?;
+            let invite = credentials::load_invite(replica.store())?;
+            let status = NodeStatus {
+                node_id: replica.node_id().to_string(),
+                role: invite
+                    .map(|i| i.identity.role.to_string())
+                    .unwrap_or_else(|| "(no identity)".into()),
+                street: replica.street().to_owned(),
+                started_ms: 0,
+                peers: Vec::new(),
+                documents: replica
+                    .loaded_docs()
+                    .iter()
+                    .map(|(path, doc)| gridsync_node::status::DocumentStatus {
+                        path: path.to_string(),
+                        changes: doc.get_changes_meta(&[]).len(),
+                        heads_digest: gridsync_node::status::heads_digest(&doc.get_heads()),
+                    })
+                    .collect(),
+            };
+            print_status(&status, false, out)
+        }
+    }
+}
+
+fn print_status(status: &NodeStatus, running: bool, out: Output) -> Result<()> {
+    let value = json!({ "running": running, "status": status });
+    out.emit(&value, || {
+        let mut text = format!(
+            "node {} ({}) of street {}: {}\n",
+            status.node_id,
+            status.role,
+            status.street,
+            if running { "running" } else { "not running" }
+        );
+        if running {
+            text.push_str(&format!("peers ({}):\n", status.peers.len()));
+            let now = unix_ms();
+            for p in &status.peers {
+                let ago = |ms: Option<u64>| {
+                    ms.map(|t| format!("{}s ago", now.saturating_sub(t) / 1000)).unwrap_or_else(|| "never".into())
+                };
+                text.push_str(&format!(
+                    "  {:<12} {:<9} {:<21} found by {:<7} {} since {}, sent {} B, received {} B, last sync {}, {}\n",
+                    p.node_id.as_str(),
+                    p.role.as_str(),
+                    p.address,
+                    format!("{:?}", p.found_by).to_lowercase(),
+                    if p.connected { "connected" } else { "disconnected" },
+                    ago(p.connected_since_ms),
+                    p.bytes_sent,
+                    p.bytes_received,
+                    ago(p.last_sync_ms),
+                    if p.up_to_date { "up to date" } else { "syncing" },
+                ));
+            }
+        }
+        text.push_str(&format!("documents ({}):\n", status.documents.len()));
+        for d in &status.documents {
+            text.push_str(&format!("  {:<40} {:>6} changes  heads {}\n", d.path, d.changes, d.heads_digest));
+        }
+        text
+    })
+}
