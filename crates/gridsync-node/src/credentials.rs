@@ -2,6 +2,7 @@
 //! street CA, office addresses) and, on the office only, the street CA's key.
 
 use gridsync_net::{Invite, InviteError, NodeCredentials, StreetCa, StreetCaPem};
+use gridsync_proto::{Access, PathError, ScopeGrant, Scopes};
 use gridsync_store::{Store, StoreError};
 
 /// Metadata key of the installed invite (its file bytes, as `gridsync join` read them).
@@ -67,4 +68,30 @@ pub fn load_street_ca(store: &Store) -> Result<StreetCa, CredentialsError> {
         key_pem: String::from_utf8(key).map_err(|e| CredentialsError::BadCa(e.to_string()))?,
     };
     StreetCa::from_pem(&pem).map_err(|e| CredentialsError::BadCa(e.to_string()))
+}
+
+/// Adds the grants every device of a street needs on the street-wide documents: read the
+/// plan (to validate writes) and the revocation list (to refuse revoked peers), and carry
+/// both, so that they reach offline devices by relay through whichever device meets them
+/// first. Grants already implied by a wider one are not repeated.
+pub fn add_street_wide_grants(street: &str, scopes: &mut Scopes) -> Result<(), PathError> {
+    let docs = [
+        gridsync_model::plan_path(street)?,
+        crate::revocations::revocations_path(street)?,
+    ];
+    for doc in docs {
+        if !scopes.may_read(&doc) {
+            scopes.0.push(ScopeGrant {
+                access: Access::Read,
+                prefix: doc.clone(),
+            });
+        }
+        if !scopes.may_write(&doc) && !scopes.may_carry(&doc) {
+            scopes.0.push(ScopeGrant {
+                access: Access::Carry,
+                prefix: doc,
+            });
+        }
+    }
+    Ok(())
 }

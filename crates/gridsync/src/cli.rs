@@ -122,8 +122,8 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub role: String,
     /// A scope grant ACCESS:PREFIX (repeatable), e.g. write:panhuo/grid-017 or carry:panhuo.
-    /// A bare prefix means write. Read access to the street plan and the revocation list is
-    /// always added.
+    /// A bare prefix means write. Read and carry access to the street plan and the
+    /// revocation list are always added.
     #[arg(long = "scope", value_name = "ACCESS:PREFIX", required = true)]
     pub scopes: Vec<String>,
     /// Days until the identity expires.

@@ -81,20 +81,8 @@ pub fn enroll(data: &Path, args: EnrollArgs, out: Output) -> Result<()> {
         }
         grants.push(grant);
     }
-    // Every device needs the plan (to validate writes) and the revocation list (to refuse
-    // revoked peers); a carry-only grant over them is not enough to read them.
     let mut scopes = Scopes(grants);
-    for doc in [
-        gridsync_model::plan_path(&street)?,
-        gridsync_node::revocations::revocations_path(&street)?,
-    ] {
-        if !scopes.may_read(&doc) {
-            scopes.0.push(ScopeGrant {
-                access: Access::Read,
-                prefix: doc,
-            });
-        }
-    }
+    credentials::add_street_wide_grants(&street, &mut scopes)?;
     if args.expires == 0 {
         bail!("--expires must be at least 1 day");
     }
