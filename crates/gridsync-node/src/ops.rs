@@ -181,14 +181,15 @@ impl FieldWrite {
                     note: note.unwrap_or_default(),
                 };
                 let (plan, path, building) = locate_household(replica, &household)?;
-                let ctx = WriteContext {
-                    plan: &plan,
-                    building: &building,
-                    now_ms: now,
-                };
-                replica.write(&path, DocKind::Building, |doc| {
-                    gridsync_model::record_visit(doc, &ctx, &visit)
-                })?;
+                write_record(
+                    replica,
+                    &path,
+                    &plan,
+                    &building,
+                    now,
+                    &visit,
+                    gridsync_model::record_visit,
+                )?;
                 Ok(WriteReceipt {
                     message: format!("saved visit {} to household {household} ({path})", visit.id),
                     document: path,
@@ -227,14 +228,15 @@ impl FieldWrite {
                     by,
                     at_ms: now,
                 };
-                let ctx = WriteContext {
-                    plan: &plan,
-                    building: &building,
-                    now_ms: now,
-                };
-                replica.write(&path, DocKind::Building, |doc| {
-                    gridsync_model::record_delivery(doc, &ctx, &event)
-                })?;
+                write_record(
+                    replica,
+                    &path,
+                    &plan,
+                    &building,
+                    now,
+                    &event,
+                    gridsync_model::record_delivery,
+                )?;
                 Ok(WriteReceipt {
                     message: format!(
                         "saved: {} for household {household} is {} (attempt {})",
@@ -267,14 +269,15 @@ impl FieldWrite {
                     by,
                     at_ms: now,
                 };
-                let ctx = WriteContext {
-                    plan: &plan,
-                    building: &building,
-                    now_ms: now,
-                };
-                replica.write(&path, DocKind::Building, |doc| {
-                    gridsync_model::record_sweep(doc, &ctx, &sweep)
-                })?;
+                write_record(
+                    replica,
+                    &path,
+                    &plan,
+                    &building,
+                    now,
+                    &sweep,
+                    gridsync_model::record_sweep,
+                )?;
                 Ok(WriteReceipt {
                     message: format!("saved sweep round {round} of building {building}"),
                     document: path,
@@ -322,14 +325,15 @@ impl FieldWrite {
                     by,
                     at_ms: now,
                 };
-                let ctx = WriteContext {
-                    plan: &plan,
-                    building: &building,
-                    now_ms: now,
-                };
-                replica.write(&path, DocKind::Building, |doc| {
-                    gridsync_model::record_correction(doc, &ctx, &correction)
-                })?;
+                write_record(
+                    replica,
+                    &path,
+                    &plan,
+                    &building,
+                    now,
+                    &correction,
+                    gridsync_model::record_correction,
+                )?;
                 Ok(WriteReceipt {
                     message: format!("saved correction {} of {record}", correction.id),
                     document: path,
@@ -338,6 +342,29 @@ impl FieldWrite {
             }
         }
     }
+}
+
+/// Writes one record into a building document through the replica (durable on return).
+fn write_record<T>(
+    replica: &mut Replica,
+    path: &DocPath,
+    plan: &StreetPlan,
+    building: &str,
+    now_ms: i64,
+    record: &T,
+    write: fn(
+        &mut automerge::Automerge,
+        &WriteContext<'_>,
+        &T,
+    ) -> Result<automerge::ChangeHash, gridsync_model::RecordError>,
+) -> Result<(), WriteError> {
+    let ctx = WriteContext {
+        plan,
+        building,
+        now_ms,
+    };
+    replica.write(path, DocKind::Building, |doc| write(doc, &ctx, record))?;
+    Ok(())
 }
 
 /// Which kind of record `id` is in this document, if any (corrections are not searched:
