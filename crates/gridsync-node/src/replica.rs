@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use automerge::{ActorId, Automerge, ChangeHash};
 use gridsync_model::StreetPlan;
-use gridsync_proto::{DocPath, NodeId};
+use gridsync_proto::{DocPath, NodeId, Scopes};
 use gridsync_store::{Store, StoreError};
 
 /// Metadata keys this crate keeps in the store.
@@ -38,6 +38,10 @@ pub enum ReplicaError {
     BadStreet(String),
     #[error(transparent)]
     Record(#[from] gridsync_model::RecordError),
+    #[error("this device may not write {path} (its scopes: {scopes}); such a change would never be accepted by its peers")]
+    OutsideWriteScope { path: DocPath, scopes: String },
+    #[error("stored identity is not valid: {0}")]
+    Credentials(String),
     #[error("automerge refused the change: {0}")]
     Automerge(#[from] automerge::AutomergeError),
     #[error("cannot merge document {0}: {1}")]
@@ -61,6 +65,9 @@ pub struct Replica {
     /// The street plan as last read, with the plan document's heads it was read at. Reading
     /// 18,563 households takes milliseconds, so it is not redone per write.
     plan_cache: Option<(Vec<ChangeHash>, Arc<StreetPlan>)>,
+    /// What this device may write, from its installed identity; `None` for a device
+    /// initialized without one (`gridsync init`), which never syncs and is not restricted.
+    write_scopes: Option<Scopes>,
 }
 
 impl Replica {
@@ -94,7 +101,17 @@ impl Replica {
             .ok_or_else(|| ReplicaError::NotInitialized(dir.to_owned()))?;
         let street = String::from_utf8(street)
             .map_err(|_| ReplicaError::BadStreet(dir.display().to_string()))?;
-        Ok(Self::from_parts(dir, store, node_id, street))
+        let mut replica = Self::from_parts(dir, store, node_id, street);
+        replica.write_scopes = match crate::credentials::load_invite(&replica.store) {
+            Ok(invite) => invite.map(|i| i.identity.scopes),
+            Err(e) => return Err(ReplicaError::Credentials(e.to_string())),
+        };
+        Ok(replica)
+    }
+
+    /// Restricts local writes to `scopes` (after installing an identity).
+    pub fn set_write_scopes(&mut self, scopes: Option<Scopes>) {
+        self.write_scopes = scopes;
     }
 
     fn from_parts(dir: &Path, store: Store, node_id: NodeId, street: String) -> Self {
@@ -107,6 +124,7 @@ impl Replica {
             street,
             actor,
             plan_cache: None,
+            write_scopes: None,
         }
     }
 
@@ -193,6 +211,14 @@ impl Replica {
     where
         ReplicaError: From<E>,
     {
+        if let Some(scopes) = &self.write_scopes
+            && !scopes.may_write(path)
+        {
+            return Err(ReplicaError::OutsideWriteScope {
+                path: path.clone(),
+                scopes: scopes.0.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", "),
+            });
+        }
         self.ensure_loaded(path)?;
         let actor = self.actor.clone();
         let (before, is_new) = match self.docs.get(path) {
