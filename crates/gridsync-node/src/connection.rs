@@ -29,8 +29,6 @@ pub enum ConnectionEnd {
     Protocol(#[from] gridsync_proto::SessionError),
     #[error("peer was revoked by the street office")]
     Revoked,
-    #[error("peer {0} is already connected over another link")]
-    Duplicate(NodeId),
 }
 
 /// Runs one connection until it ends; records its status in the peer table.
@@ -38,17 +36,19 @@ pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -
     let peer = link.peer.clone();
     let span = info_span!("peer", node = %peer.node_id, role = %peer.role, addr = %link.remote);
     async move {
-        if shared.peers.is_connected(&peer.node_id) {
-            link.close("duplicate connection");
-            return ConnectionEnd::Duplicate(peer.node_id.clone());
-        }
-        shared.peers.upsert(PeerStatus {
+        // Two links to one peer can coexist for a while (both dialed at once, or the old one
+        // of a restarted peer not yet timed out); each syncs correctly on its own, so none
+        // is refused. The table counts them.
+        shared.peers.link_opened(PeerStatus {
             node_id: peer.node_id.clone(),
             role: peer.role,
             address: link.remote.to_string(),
             found_by,
-            connected: true,
-            connected_since_ms: Some(unix_ms()),
+            // Not yet: a link counts as accepted only once the peer's hello matched its
+            // certificate (a server's refusal of our certificate shows only on first use).
+            connected: false,
+            links: 0,
+            connected_since_ms: None,
             bytes_sent: 0,
             bytes_received: 0,
             last_sync_ms: None,
@@ -57,10 +57,7 @@ pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -
             refused_changes: 0,
         });
         let end = run_session(&shared, link).await;
-        shared.peers.update(&peer.node_id, |s| {
-            s.connected = false;
-            s.up_to_date = false;
-        });
+        shared.peers.link_closed(&peer.node_id);
         info!(reason = %end, "connection ended");
         end
     }
@@ -171,6 +168,13 @@ fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent)
     match event {
         SessionEvent::PeerVerified { .. } => {
             info!("peer hello verified; connection accepted");
+            let now = unix_ms();
+            shared.peers.update(peer_id, |s| {
+                if !s.connected {
+                    s.connected = true;
+                    s.connected_since_ms = Some(now);
+                }
+            });
         }
         SessionEvent::DocumentChanged {
             path,

@@ -26,7 +26,11 @@ pub struct PeerStatus {
     pub role: Role,
     pub address: String,
     pub found_by: FoundBy,
+    /// At least one link to the peer is open and its hello verified.
     pub connected: bool,
+    /// Links open to the peer right now (normally one; two for a while when both sides
+    /// dialed at once or a restarted peer's old link has not timed out yet).
+    pub links: u32,
     /// Unix milliseconds when the current (or last) connection was accepted.
     pub connected_since_ms: Option<u64>,
     pub bytes_sent: u64,
@@ -57,18 +61,36 @@ impl PeerTable {
         }
     }
 
-    pub fn upsert(&self, status: PeerStatus) {
+    /// A new link to a peer was opened (not yet verified). Keeps the counters of an
+    /// existing row, so totals survive reconnects.
+    pub fn link_opened(&self, status: PeerStatus) {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers.insert(status.node_id.clone(), status);
+        match peers.get_mut(&status.node_id) {
+            Some(existing) => {
+                existing.links += 1;
+                existing.address = status.address;
+                existing.found_by = status.found_by;
+                existing.role = status.role;
+            }
+            None => {
+                peers.insert(status.node_id.clone(), PeerStatus { links: 1, ..status });
+            }
+        }
+    }
+
+    /// A link ended; the peer stays listed as disconnected once its last link is gone.
+    pub fn link_closed(&self, node_id: &NodeId) {
+        self.update(node_id, |s| {
+            s.links = s.links.saturating_sub(1);
+            if s.links == 0 {
+                s.connected = false;
+                s.up_to_date = false;
+            }
+        });
     }
 
     pub fn snapshot(&self) -> Vec<PeerStatus> {
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.values().cloned().collect()
-    }
-
-    pub fn is_connected(&self, node_id: &NodeId) -> bool {
-        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers.get(node_id).is_some_and(|p| p.connected)
     }
 }

@@ -38,7 +38,9 @@ pub enum ReplicaError {
     BadStreet(String),
     #[error(transparent)]
     Record(#[from] gridsync_model::RecordError),
-    #[error("this device may not write {path} (its scopes: {scopes}); such a change would never be accepted by its peers")]
+    #[error(
+        "this device may not write {path} (its scopes: {scopes}); such a change would never be accepted by its peers"
+    )]
     OutsideWriteScope { path: DocPath, scopes: String },
     #[error("stored identity is not valid: {0}")]
     Credentials(String),
@@ -216,7 +218,12 @@ impl Replica {
         {
             return Err(ReplicaError::OutsideWriteScope {
                 path: path.clone(),
-                scopes: scopes.0.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", "),
+                scopes: scopes
+                    .0
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         self.ensure_loaded(path)?;
