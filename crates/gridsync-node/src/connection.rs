@@ -55,6 +55,8 @@ pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -
             up_to_date: false,
             documents_received: 0,
             refused_changes: 0,
+            changes_direct: 0,
+            changes_relayed: 0,
         });
         let end = run_session(&shared, link).await;
         shared.peers.link_closed(&peer.node_id);
@@ -183,7 +185,7 @@ fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent)
         } => {
             let persisted = {
                 let mut replica = shared.lock_replica();
-                replica.persist_since(&path, &before_heads)
+                replica.persist_from(&path, &before_heads, Some(&from))
             };
             match persisted {
                 Ok(()) => {

@@ -43,6 +43,12 @@ pub struct PeerStatus {
     pub documents_received: u64,
     /// Changes this peer sent that were refused (outside its write scope).
     pub refused_changes: u64,
+    /// Changes (ever) received through this peer that it authored itself.
+    #[serde(default)]
+    pub changes_direct: u64,
+    /// Changes (ever) received through this peer that others authored: relayed.
+    #[serde(default)]
+    pub changes_relayed: u64,
 }
 
 /// Shared, lock-protected peer table. Held briefly; never across an await.

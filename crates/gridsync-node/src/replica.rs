@@ -267,10 +267,38 @@ impl Replica {
         path: &DocPath,
         before: &[ChangeHash],
     ) -> Result<(), ReplicaError> {
+        self.persist_from(path, before, None)
+    }
+
+    /// [`Replica::persist_since`] for changes that arrived from peer `via`: also records,
+    /// per change, its author (from the actor id) and the peer it came through, in the same
+    /// transaction.
+    pub fn persist_from(
+        &mut self,
+        path: &DocPath,
+        before: &[ChangeHash],
+        via: Option<&NodeId>,
+    ) -> Result<(), ReplicaError> {
         if let Some(doc) = self.docs.get(path) {
             let bytes = doc.save_after(before);
+            let origins: Vec<gridsync_store::ChangeOrigin> = match via {
+                None => Vec::new(),
+                Some(via) => {
+                    let received_ms = crate::node::unix_ms() as i64;
+                    doc.get_changes_meta(before)
+                        .iter()
+                        .map(|change| gridsync_store::ChangeOrigin {
+                            path: path.clone(),
+                            change_hash: change.hash.0,
+                            author: author_name(&change.actor),
+                            via: via.to_string(),
+                            received_ms,
+                        })
+                        .collect()
+                }
+            };
             if !bytes.is_empty()
-                && let Err(e) = self.store.append(path, &bytes)
+                && let Err(e) = self.store.append_with_origins(path, &bytes, &origins)
             {
                 // Memory must not hold what the disk does not: drop the unsaved changes by
                 // reloading the durable state. The peer will offer them again.
@@ -334,4 +362,14 @@ impl Replica {
         self.persist_since(path, &before)?;
         Ok(true)
     }
+}
+
+/// The node id behind an actor, `genesis` for the skeleton's actor, else the actor's hex.
+fn author_name(actor: &ActorId) -> String {
+    if *actor == gridsync_model::genesis_actor() {
+        return "genesis".to_owned();
+    }
+    gridsync_model::node_for_actor(actor)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| actor.to_hex_string())
 }

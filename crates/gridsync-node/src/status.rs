@@ -40,12 +40,27 @@ impl NodeStatus {
                 heads_digest: heads_digest(&doc.get_heads()),
             })
             .collect();
+        let arrivals: std::collections::BTreeMap<String, gridsync_store::ArrivalCounts> =
+            match replica.store().arrival_counts() {
+                Ok(counts) => counts.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read provenance counts");
+                    Default::default()
+                }
+            };
+        let mut peers = shared.peers.snapshot();
+        for peer in &mut peers {
+            if let Some(counts) = arrivals.get(peer.node_id.as_str()) {
+                peer.changes_direct = counts.direct;
+                peer.changes_relayed = counts.relayed;
+            }
+        }
         NodeStatus {
             node_id: shared.identity.node_id.to_string(),
             role: shared.identity.role.to_string(),
             street: replica.street().to_owned(),
             started_ms: shared.started_ms,
-            peers: shared.peers.snapshot(),
+            peers,
             documents,
         }
     }

@@ -103,6 +103,17 @@ impl Store {
     /// ignored. The bytes are not parsed here; a chunk automerge cannot load is reported
     /// by [`Store::load_doc`] as [`StoreError::CorruptDocument`].
     pub fn append(&mut self, path: &DocPath, chunk: &[u8]) -> Result<(), StoreError> {
+        self.append_with_origins(path, chunk, &[])
+    }
+
+    /// [`Store::append`] that also records where the changes came from, in the same
+    /// transaction (so a change received from a peer costs one fsync, not two).
+    pub fn append_with_origins(
+        &mut self,
+        path: &DocPath,
+        chunk: &[u8],
+        origins: &[crate::ChangeOrigin],
+    ) -> Result<(), StoreError> {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -110,6 +121,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sizes = insert_chunk(&tx, path, chunk)?;
+        crate::provenance::insert_origins(&tx, origins)?;
         if self
             .policy
             .is_due(sizes.chunk_count, sizes.chunk_bytes, sizes.snapshot_bytes)

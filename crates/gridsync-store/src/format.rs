@@ -64,6 +64,15 @@ CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
+CREATE TABLE provenance (
+    path TEXT NOT NULL,
+    change_hash BLOB NOT NULL,
+    author TEXT NOT NULL,
+    via TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (path, change_hash)
+);
+CREATE INDEX provenance_by_via ON provenance(via);
 ";
 
 /// Migrations from an older format version to the next one: `(from_version, sql)`.

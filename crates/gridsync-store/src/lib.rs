@@ -28,10 +28,12 @@ mod documents;
 mod error;
 mod format;
 mod meta;
+mod provenance;
 mod store;
 mod sync_states;
 
 pub use documents::CompactionPolicy;
 pub use error::StoreError;
 pub use format::{APPLICATION_ID, FORMAT_VERSION};
+pub use provenance::{ArrivalCounts, ChangeOrigin};
 pub use store::{DB_FILE_NAME, Store, StoreStats};

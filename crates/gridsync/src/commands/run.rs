@@ -141,7 +141,7 @@ fn print_status(status: &NodeStatus, running: bool, out: Output) -> Result<()> {
                     ms.map(|t| format!("{}s ago", now.saturating_sub(t) / 1000)).unwrap_or_else(|| "never".into())
                 };
                 text.push_str(&format!(
-                    "  {:<12} {:<9} {:<21} found by {:<7} {} since {}, sent {} B, received {} B, last sync {}, {}\n",
+                    "  {:<12} {:<9} {:<21} found by {:<7} {} since {}, sent {} B, received {} B, last sync {}, {}, changes received: {} direct, {} relayed\n",
                     p.node_id.as_str(),
                     p.role.as_str(),
                     p.address,
@@ -152,6 +152,8 @@ fn print_status(status: &NodeStatus, running: bool, out: Output) -> Result<()> {
                     p.bytes_received,
                     ago(p.last_sync_ms),
                     if p.up_to_date { "up to date" } else { "syncing" },
+                    p.changes_direct,
+                    p.changes_relayed,
                 ));
             }
         }
