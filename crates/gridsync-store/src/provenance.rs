@@ -13,7 +13,8 @@ pub struct ChangeOrigin {
     pub path: DocPath,
     /// The automerge change hash.
     pub change_hash: [u8; 32],
-    /// The node that authored the change (from its actor id), or `genesis`/`unknown`.
+    /// The node that authored the change (from its actor id), `genesis` for a skeleton, or
+    /// the actor id in hex when it names no node.
     pub author: String,
     /// The peer it arrived from, or this node's own id for a local write.
     pub via: String,
