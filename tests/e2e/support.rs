@@ -101,3 +101,42 @@ pub fn run_plain(args: &[&str]) -> Run {
         .expect("spawn gridsync");
     Run::from_output(output)
 }
+
+impl Run {
+    /// Asserts a failure reported the way every gridsync error must be: a non-zero exit code,
+    /// nothing on stdout, and stderr exactly one line `error: ...` containing `needle`.
+    #[track_caller]
+    pub fn fails_alone_with(&self, needle: &str) {
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(self.stdout, "", "a failed command printed on stdout");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "stderr is not one line: {:?}", self.stderr);
+        assert!(
+            lines[0].starts_with("error: "),
+            "stderr line does not start with 'error: ': {:?}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains(needle),
+            "error line {:?} does not contain {needle:?}",
+            lines[0]
+        );
+    }
+}
+
+/// Runs `gridsync --data DIR args...` for any directory, including one that does not exist.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(gridsync_bin())
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("GRIDSYNC_DATA")
+        .output()
+        .expect("spawn gridsync");
+    Run::from_output(output)
+}

@@ -238,8 +238,11 @@ impl FieldWrite {
                     gridsync_model::record_delivery,
                 )?;
                 Ok(WriteReceipt {
+                    // The id is in the sentence so that a wrong entry can be corrected
+                    // (`gridsync correct --record ID`) without re-reading it in JSON.
                     message: format!(
-                        "saved: {} for household {household} is {} (attempt {})",
+                        "saved delivery {}: {} for household {household} is {} (attempt {})",
+                        event.id,
                         item.as_str(),
                         status.as_str(),
                         event.attempt
@@ -279,7 +282,10 @@ impl FieldWrite {
                     gridsync_model::record_sweep,
                 )?;
                 Ok(WriteReceipt {
-                    message: format!("saved sweep round {round} of building {building}"),
+                    message: format!(
+                        "saved sweep {}: round {round} of building {building}",
+                        sweep.id
+                    ),
                     document: path,
                     record_id: Some(sweep.id.to_string()),
                 })

@@ -69,7 +69,7 @@ pub enum Command {
     /// Show the state of a place.
     #[command(subcommand)]
     Show(ShowCommand),
-    /// Export every visit, streaming, as CSV or JSON lines.
+    /// Export every record (visits, deliveries, sweeps, corrections), streaming, as CSV or JSON lines.
     Export(ExportArgs),
     /// Correct an earlier record: a new record that refers to it; the original stays readable.
     Correct(CorrectArgs),

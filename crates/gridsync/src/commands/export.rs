@@ -22,7 +22,15 @@ pub fn run(data: &Path, args: ExportArgs) -> Result<()> {
     };
     let sink = BufWriter::new(sink);
     let mut sink = match args.format {
-        ExportFormat::Csv => RowSink::Csv(csv::Writer::from_writer(sink)),
+        ExportFormat::Csv => {
+            // The header is written up front, so an export with no records is still a CSV file
+            // with its columns (csv's automatic header appears only with the first row).
+            let mut writer = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(sink);
+            writer.write_record(&csv_header()?)?;
+            RowSink::Csv(Box::new(writer))
+        }
         ExportFormat::Json => RowSink::JsonLines(sink),
     };
     let mut rows = 0u64;
@@ -66,9 +74,22 @@ pub fn run(data: &Path, args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The CSV column names, taken from [`gridsync_model::ExportRow`]'s own serialization so that
+/// header and rows cannot drift apart.
+fn csv_header() -> Result<csv::StringRecord> {
+    let mut probe = csv::Writer::from_writer(Vec::new());
+    probe.serialize(gridsync_model::ExportRow::default())?;
+    let bytes = probe
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot build the csv header: {}", e.error()))?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    Ok(reader.headers()?.clone())
+}
+
 /// Where rows go: CSV with a header line, or one JSON object per line.
 enum RowSink<W: Write> {
-    Csv(csv::Writer<W>),
+    /// Boxed: the csv writer carries its own buffer and is far larger than a plain sink.
+    Csv(Box<csv::Writer<W>>),
     JsonLines(W),
 }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use gridsync_node::control::{self, ControlRequest, ControlResponse};
 use gridsync_node::ops::{FieldWrite, WriteReceipt};
-use gridsync_node::{Replica, node::unix_ms};
+use gridsync_node::{Replica, ReplicaError, node::unix_ms};
+use gridsync_store::StoreError;
 use serde::Serialize;
 
 use crate::cli::{CorrectArgs, DeliverArgs, SweepCommand, VisitCommand};
@@ -33,7 +34,17 @@ pub fn submit(data: &Path, write: FieldWrite) -> Result<WriteReceipt> {
 
 /// Opens this device's replica with an error that says what to do.
 pub fn open_replica(data: &Path) -> Result<Replica> {
-    Replica::open(data).with_context(|| format!("cannot open the store in {}", data.display()))
+    match Replica::open(data) {
+        Ok(replica) => Ok(replica),
+        // The commonest first-run mistake: say which command fixes it, not just what is absent.
+        Err(ReplicaError::Store(StoreError::Missing(_))) => bail!(
+            "no gridsync store in {}: run `gridsync init --node-id ID` first (or pass --data DIR)",
+            data.display()
+        ),
+        Err(err) => {
+            Err(err).with_context(|| format!("cannot open the store in {}", data.display()))
+        }
+    }
 }
 
 fn print_receipt(out: Output, receipt: &WriteReceipt) -> Result<()> {
@@ -114,9 +125,13 @@ pub fn correct(data: &Path, args: CorrectArgs, out: Output) -> Result<()> {
 
 /// RFC 3339 (`2026-11-29T09:30:00+08:00`) to unix milliseconds.
 fn parse_time(text: &str) -> Result<i64> {
+    // The parse error is folded into the message rather than chained: its own source repeats
+    // the same text, which would print twice on the one error line.
     let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| {
-            format!("--at {text:?} is not an RFC 3339 time such as 2026-11-29T09:30:00+08:00")
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--at {text:?} is not an RFC 3339 time such as 2026-11-29T09:30:00+08:00: {e}"
+            )
         })?;
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
@@ -156,18 +171,29 @@ fn list_visits(
 ) -> Result<()> {
     let mut replica = open_replica(data)?;
     let plan = gridsync_node::ops::street_plan(&mut replica)?;
-    let buildings: Vec<String> = match (&building, &household) {
-        (Some(b), _) => {
-            plan.building(b)
-                .with_context(|| format!("building {b:?} is not in the street plan"))?;
-            vec![b.clone()]
-        }
-        (None, Some(h)) => {
-            let h = plan
+    if let Some(b) = &building {
+        plan.building(b)
+            .with_context(|| format!("building {b:?} is not in the street plan"))?;
+    }
+    // A household filter must name a planned household, in the building filter if both are
+    // given: a typo must not read as "no visits".
+    let household_building = match &household {
+        Some(h) => {
+            let planned = plan
                 .household(h)
                 .with_context(|| format!("household {h:?} is not in the street plan"))?;
-            vec![h.building.clone()]
+            if let Some(b) = building.as_ref().filter(|b| **b != planned.building) {
+                bail!(
+                    "household {h:?} is in building {:?}, not in {b:?}",
+                    planned.building
+                );
+            }
+            Some(planned.building.clone())
         }
+        None => None,
+    };
+    let buildings: Vec<String> = match (building, household_building) {
+        (Some(b), _) | (None, Some(b)) => vec![b],
         (None, None) => plan.buildings().map(|(id, _)| id.to_owned()).collect(),
     };
     let mut rows = Vec::new();
