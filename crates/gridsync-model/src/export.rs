@@ -39,7 +39,7 @@ pub struct ExportRow {
     pub people_seen: Option<u16>,
     /// Special-needs flags, `;`-separated.
     pub flags: Option<String>,
-    /// Needs as `need:detail`, `;`-separated.
+    /// Needs as `need` or `need:detail`, `;`-separated.
     pub needs: Option<String>,
     /// Visit note, delivery detail or correction reason.
     pub text: Option<String>,
@@ -75,7 +75,13 @@ fn visit_fields(row: &mut ExportRow, v: &Visit) {
     row.needs = Some(
         v.needs
             .iter()
-            .map(|(n, d)| format!("{n}:{d}"))
+            .map(|(n, d)| {
+                if d.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{n}:{d}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(";"),
     );

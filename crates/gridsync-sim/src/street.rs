@@ -1,0 +1,133 @@
+//! The simulated street's identities: its certificate authority, the roles nodes play, and
+//! the scopes each role is enrolled with.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gridsync_net::{DeviceIdentity, NodeCredentials, StreetCa};
+use gridsync_proto::{NodeId, Role, ScopeGrant, Scopes};
+
+use crate::SimError;
+use crate::plan::SyntheticPlan;
+
+/// What a simulated node is, which decides its scopes and its workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// The street office: writes everything, imports the street plan.
+    Office,
+    /// A building captain of one grid: writes that grid, holds and carries the street-wide
+    /// documents on to the volunteers who reach only the captain.
+    Captain { grid: u32 },
+    /// A volunteer of one grid: writes that grid, reads the street-wide documents, logs
+    /// visits.
+    Volunteer { grid: u32 },
+}
+
+impl NodeRole {
+    /// The certificate's role.
+    pub fn role(self) -> Role {
+        match self {
+            NodeRole::Office => Role::Office,
+            NodeRole::Captain { .. } => Role::Captain,
+            NodeRole::Volunteer { .. } => Role::Volunteer,
+        }
+    }
+
+    /// The grants this role is enrolled with on `street`.
+    ///
+    /// A captain gets `carry` on the plan and the revocation list besides `read`: the sync
+    /// engine accepts changes to a document only from a peer that may write or carry it, so a
+    /// read-only captain could not pass the office's plan on to its volunteers.
+    pub fn scopes(self, street: &str) -> Result<Scopes, SimError> {
+        let grants: Vec<String> = match self {
+            NodeRole::Office => vec![format!("write:{street}")],
+            NodeRole::Captain { grid } => vec![
+                format!("write:{street}/{}", SyntheticPlan::grid_id(grid)),
+                format!("read:{street}/plan"),
+                format!("carry:{street}/plan"),
+                format!("read:{street}/revocations"),
+                format!("carry:{street}/revocations"),
+            ],
+            NodeRole::Volunteer { grid } => vec![
+                format!("write:{street}/{}", SyntheticPlan::grid_id(grid)),
+                format!("read:{street}/plan"),
+                format!("read:{street}/revocations"),
+            ],
+        };
+        grants
+            .iter()
+            .map(|g| g.parse::<ScopeGrant>().map_err(SimError::BadName))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Scopes)
+    }
+}
+
+/// One node of a simulation: its turmoil host name, identity, role and whom it dials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// The turmoil host name (also used in reports and the ledger).
+    pub host: String,
+    pub node_id: NodeId,
+    pub role: NodeRole,
+    /// Host names this node keeps dialing (with the node's backoff). Links are only ever
+    /// made along these edges, so a topology where not every pair is listed forces records
+    /// to travel hop by hop.
+    pub dials: Vec<String>,
+}
+
+impl NodeSpec {
+    /// A node whose node id is its host name.
+    pub fn new(host: &str, role: NodeRole, dials: &[&str]) -> Result<NodeSpec, SimError> {
+        Ok(NodeSpec {
+            host: host.to_owned(),
+            node_id: NodeId::parse(host).map_err(|e| SimError::BadName(e.to_string()))?,
+            role,
+            dials: dials.iter().map(|d| (*d).to_owned()).collect(),
+        })
+    }
+}
+
+/// The street being simulated: its plan and its certificate authority.
+pub struct SimStreet {
+    pub plan: SyntheticPlan,
+    ca: StreetCa,
+}
+
+impl std::fmt::Debug for SimStreet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimStreet")
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wall-clock unix seconds: certificates are checked by rustls against the real clock, not
+/// the simulated one.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl SimStreet {
+    /// A street with a freshly generated CA.
+    pub fn new(plan: SyntheticPlan) -> Result<SimStreet, SimError> {
+        let ca = StreetCa::generate(&plan.street, unix_now())?;
+        Ok(SimStreet { plan, ca })
+    }
+
+    /// Enrolls a node: issues a certificate for its role, valid from an hour ago for a day.
+    pub fn credentials(&self, spec: &NodeSpec) -> Result<NodeCredentials, SimError> {
+        let now = unix_now();
+        let identity = DeviceIdentity {
+            street: self.plan.street.clone(),
+            node_id: spec.node_id.clone(),
+            role: spec.role.role(),
+            scopes: spec.role.scopes(&self.plan.street)?,
+            not_before: now.saturating_sub(3600),
+            not_after: now + 86_400,
+        };
+        let issued = self.ca.issue(&identity)?;
+        Ok(NodeCredentials::new(self.ca.cert_der(), &issued))
+    }
+}
