@@ -122,6 +122,21 @@ impl Drop for NetEndpoint {
     }
 }
 
+/// The key behind QUIC stateless resets, derived from the node's private key so that it
+/// survives a restart. A peer still holding a connection to this node's previous run then
+/// gets a stateless reset on its next packet and reconnects at once, instead of waiting for
+/// the idle timeout.
+fn stateless_reset_key(node_key_der: &[u8]) -> Arc<ring::hmac::Key> {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"gridsync quic stateless reset key v1");
+    context.update(node_key_der);
+    let secret = context.finish();
+    Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        secret.as_ref(),
+    ))
+}
+
 fn transport_config() -> TransportConfig {
     let mut transport = TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
@@ -169,7 +184,7 @@ impl NetEndpoint {
         let mut client = quinn::ClientConfig::new(Arc::new(client_quic));
         client.transport_config(transport);
 
-        let mut endpoint_config = EndpointConfig::default();
+        let mut endpoint_config = EndpointConfig::new(stateless_reset_key(&creds.key_der));
         endpoint_config.rng_seed(rng_seed);
         let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
             endpoint_config,
