@@ -4,4 +4,6 @@
 //! `e2e` test), so the suite links once.
 
 mod cli;
+mod node_support;
 mod support;
+mod sync;
