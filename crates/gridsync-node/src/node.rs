@@ -248,6 +248,9 @@ pub(crate) async fn dial_loop(
     let initial = shared.config.backoff_initial();
     let max = shared.config.backoff_max();
     let mut delay = initial;
+    // Failures in a row; the first of a streak is a warning (a refused certificate must be
+    // visible to the operator), repeats are debug so an absent peer does not flood the log.
+    let mut failures = 0u32;
     loop {
         if *shutdown.borrow() {
             return;
@@ -255,9 +258,17 @@ pub(crate) async fn dial_loop(
         let started = tokio::time::Instant::now();
         let end = tokio::select! {
             link = endpoint.connect(addr) => match link {
-                Ok(link) => Some(connection::drive(shared.clone(), link, found_by).await),
+                Ok(link) => {
+                    failures = 0;
+                    Some(connection::drive(shared.clone(), link, found_by).await)
+                }
                 Err(e) => {
-                    tracing::debug!(%addr, error = %e, "dial failed");
+                    failures += 1;
+                    if failures == 1 {
+                        warn!(%addr, error = %e, "dial failed; retrying with backoff");
+                    } else {
+                        tracing::debug!(%addr, error = %e, failures, "dial failed again");
+                    }
                     None
                 }
             },
