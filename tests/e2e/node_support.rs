@@ -92,6 +92,24 @@ impl NodeProcess {
         peers: &[SocketAddr],
         rust_log: &str,
     ) -> NodeProcess {
+        NodeProcess::spawn(device, name, peers, rust_log, false)
+    }
+
+    /// Starts a node on every interface with mDNS on and no configured peer: it must find
+    /// the nodes of its street on the LAN by itself.
+    #[track_caller]
+    pub fn start_on_lan(device: &Device, name: &str) -> NodeProcess {
+        NodeProcess::spawn(device, name, &[], "info", true)
+    }
+
+    #[track_caller]
+    fn spawn(
+        device: &Device,
+        name: &str,
+        peers: &[SocketAddr],
+        rust_log: &str,
+        mdns: bool,
+    ) -> NodeProcess {
         let log_path = device.path().join(LOG_FILE);
         let log = File::options()
             .create(true)
@@ -99,13 +117,16 @@ impl NodeProcess {
             .open(&log_path)
             .expect("open node log");
         let mut command = Command::new(gridsync_bin());
-        command.arg("--data").arg(device.path()).args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--json",
-        ]);
+        command
+            .arg("--data")
+            .arg(device.path())
+            .arg("run")
+            .arg("--json");
+        if mdns {
+            command.args(["--listen", "0.0.0.0:0"]);
+        } else {
+            command.args(["--listen", "127.0.0.1:0", "--no-mdns"]);
+        }
         for peer in peers {
             command.arg("--peer").arg(peer.to_string());
         }

@@ -661,3 +661,47 @@ fn writes_survive_offline_restarts_and_sigkill() {
         "bldg-1 did not converge"
     );
 }
+
+/// True when an interface other than loopback is up and multicast-capable: mDNS needs one.
+fn has_multicast_interface() -> bool {
+    const IFF_UP: u32 = 0x1;
+    const IFF_LOOPBACK: u32 = 0x8;
+    const IFF_MULTICAST: u32 = 0x1000;
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+        flags & IFF_UP != 0 && flags & IFF_LOOPBACK == 0 && flags & IFF_MULTICAST != 0
+    })
+}
+
+#[test]
+fn nodes_of_a_street_find_each_other_on_the_lan_and_sync() {
+    if !has_multicast_interface() {
+        eprintln!("skipping: no multicast-capable interface besides loopback on this machine");
+        return;
+    }
+    // No --peer and no office address in the invite: only mDNS can bring them together.
+    let street = Street::with_plan(&[("vol-1", "panhuo/grid-001")]);
+    let v1 = street.device("vol-1");
+    let _office = NodeProcess::start_on_lan(&street.office, "office");
+    let _n1 = NodeProcess::start_on_lan(v1, "vol-1");
+    await_plan(&[v1], SYNC_TIMEOUT);
+    let visit = add_visit(v1, "h-1");
+    assert!(
+        wait_until(SYNC_TIMEOUT, || visit_ids(&street.office).contains(&visit)),
+        "the visit did not reach the office over the mDNS-found link"
+    );
+    let office = status(&street.office);
+    let found_by = peer(&office, "vol-1").map(|p| p["found_by"].clone());
+    let v1_status = status(v1);
+    let v1_found_by = peer(&v1_status, "office").map(|p| p["found_by"].clone());
+    // The node with the smaller id dials, so one side found the other by mDNS.
+    assert!(
+        found_by.as_ref().and_then(|v| v.as_str()) == Some("mdns")
+            || v1_found_by.as_ref().and_then(|v| v.as_str()) == Some("mdns"),
+        "neither side reports an mDNS-found link: office sees {found_by:?}, vol-1 sees {v1_found_by:?}"
+    );
+}
