@@ -106,7 +106,14 @@ async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> Connection
                         return ConnectionEnd::Protocol(e);
                     }
                 }
-                Ok(None) => return ConnectionEnd::PeerClosed,
+                Ok(None) => {
+                    if let Err(e) = session.handle_stream_end() {
+                        warn!(error = %e, "closing session: peer sent invalid data");
+                        link.close(&e.to_string());
+                        return ConnectionEnd::Protocol(e);
+                    }
+                    return ConnectionEnd::PeerClosed;
+                }
                 Err(e) => return ConnectionEnd::Transport(e),
             },
             change = changes.recv() => match change {

@@ -205,6 +205,17 @@ impl SyncSession {
         Ok(())
     }
 
+    /// Reports that the peer finished its stream. Ending in the middle of a frame is a
+    /// protocol error (a truncated frame must not pass for an orderly close).
+    pub fn handle_stream_end(&mut self) -> Result<(), SessionError> {
+        if self.closed || self.decoder.buffered() == 0 {
+            return Ok(());
+        }
+        Err(self.fail(SessionError::ProtocolViolation(
+            "stream ended inside a frame",
+        )))
+    }
+
     /// Reports that `path` changed locally (or through another peer's session): its new
     /// changes are pushed to this peer if the document is shared.
     pub fn local_change(&mut self, now: u64, path: &DocPath, docs: &mut dyn DocumentSet) {

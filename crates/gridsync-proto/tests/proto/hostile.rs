@@ -81,6 +81,27 @@ fn out_of_scope_sync_is_refused_identically_whether_or_not_the_document_exists()
 }
 
 #[test]
+fn a_stream_ending_inside_a_frame_is_a_protocol_error() {
+    let mut pair = verified_office(false);
+    // A whole frame then the stream ends: orderly.
+    assert!(pair.a.session.handle_stream_end().is_ok());
+    // Half a frame then the stream ends: the session fails with a clear error.
+    let frame = encode_frame(&Frame::Refused {
+        path: path("s/g1/bldg-1"),
+        reason: RefusalReason::NotShared,
+    })
+    .expect("encodes");
+    pair.inject(Side::A, &frame[..frame.len() / 2])
+        .expect("a partial frame waits for more");
+    let result = pair.a.session.handle_stream_end();
+    assert!(
+        matches!(result, Err(SessionError::ProtocolViolation(why)) if why.contains("inside a frame")),
+        "{result:?}"
+    );
+    assert!(pair.a.session.is_closed());
+}
+
+#[test]
 fn oversized_length_is_rejected_before_buffering() {
     let mut pair = verified_office(false);
     let mut bytes = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
