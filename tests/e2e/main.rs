@@ -4,6 +4,7 @@
 //! `e2e` test), so the suite links once.
 
 mod cli;
+mod deploy;
 mod node_support;
 mod support;
 mod sync;

@@ -169,6 +169,55 @@ impl Store {
         }
     }
 
+    /// Writes a consistent, compacted copy of the whole store to `target` (which must not
+    /// exist), while the store stays in use: SQLite's `VACUUM INTO`, one read transaction.
+    /// The copy is a complete store: [`Store::restore`] installs it in a data directory.
+    pub fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
+        if target.exists() {
+            return Err(StoreError::AlreadyExists(target.to_owned()));
+        }
+        let io = |source| StoreError::Io {
+            path: target.to_owned(),
+            source,
+        };
+        let target_str = target
+            .to_str()
+            .ok_or_else(|| io(std::io::Error::other("the path is not valid UTF-8")))?;
+        self.conn.execute("VACUUM INTO ?1", [target_str])?;
+        std::fs::File::open(target)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    /// Installs a backup made by [`Store::backup_to`] as the store of `dir` (which must not
+    /// hold one yet) and opens it; a file that is not a sound gridsync store is refused and
+    /// nothing is left behind.
+    pub fn restore(backup: &Path, dir: &Path) -> Result<Store, StoreError> {
+        let db_path = dir.join(DB_FILE_NAME);
+        if db_path.exists() {
+            return Err(StoreError::AlreadyExists(db_path));
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let staging = dir.join(format!("{DB_FILE_NAME}.restoring"));
+        std::fs::copy(backup, &staging).map_err(io(backup))?;
+        std::fs::File::open(&staging)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&staging))?;
+        std::fs::rename(&staging, &db_path).map_err(io(&db_path))?;
+        match Store::open(dir) {
+            Ok(store) => Ok(store),
+            Err(e) => {
+                let _ = std::fs::remove_file(&db_path);
+                Err(e)
+            }
+        }
+    }
+
     /// Path of the database file.
     pub fn db_path(&self) -> &Path {
         &self.db_path

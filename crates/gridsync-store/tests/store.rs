@@ -3,6 +3,8 @@
 
 #[path = "store/corrupt.rs"]
 mod corrupt;
+#[path = "store/backup.rs"]
+mod backup;
 #[path = "store/crash.rs"]
 mod crash;
 #[path = "store/full_disk.rs"]

@@ -21,6 +21,7 @@ Examples:
   gridsync join vol-0042.invite
   gridsync run --peer 192.168.1.10:7700
   gridsync status
+  gridsync backup --out /var/backups/gridsync-office.db
 
 Data lives in --data DIR (or $GRIDSYNC_DATA), by default in the per-user data directory.
 Logs go to stderr; set the level with -v / -vv or RUST_LOG.";
@@ -94,6 +95,17 @@ pub enum Command {
     Run(RunArgs),
     /// Show the running node's peers and documents (or the stored documents if it is not running).
     Status,
+    /// Write a consistent copy of this device's store to a file (safe while the node runs).
+    Backup {
+        /// The backup file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Install a backup as the store of --data DIR (which must not hold a store yet).
+    Restore {
+        /// A file written by `gridsync backup`.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! One module per command. Each takes parsed flags, calls the library crates, and prints
 //! through [`Output`]. Errors carry enough context to stand alone as one line.
 
+mod backup;
 mod data_dir;
 mod demo;
 mod export;
@@ -40,5 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke { node } => identity::revoke(&resolve_data_dir(data)?, &node, out),
         Command::Run(args) => run::run(&resolve_data_dir(data)?, args, out),
         Command::Status => run::status(&resolve_data_dir(data)?, out),
+        Command::Backup { out: file } => backup::backup(&resolve_data_dir(data)?, &file, out),
+        Command::Restore { file } => backup::restore(&resolve_data_dir(data)?, &file, out),
     }
 }
