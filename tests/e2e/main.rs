@@ -5,6 +5,7 @@
 
 mod cli;
 mod deploy;
+mod netns;
 mod node_support;
 mod support;
 mod sync;
