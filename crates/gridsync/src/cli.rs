@@ -163,6 +163,14 @@ pub struct RunArgs {
     /// Do not advertise or discover peers on the LAN with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
+    /// Office only: serve the dashboard and the HTTP API (/api/v1, /metrics, /healthz) on this
+    /// address, e.g. 127.0.0.1:7780. Access needs the office token, printed on first use.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Allow --http on a public address (0.0.0.0, a public IP). The dashboard shows
+    /// personal data: put it behind TLS if you do this.
+    #[arg(long)]
+    pub http_public: bool,
 }
 
 #[derive(Debug, Args)]

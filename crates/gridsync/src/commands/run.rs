@@ -27,11 +27,36 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
     if args.no_mdns {
         config.mdns = false;
     }
+    if args.http.is_some() {
+        config.http = args.http;
+    }
     config.validate()?;
 
-    let replica = Replica::open(data)
+    let mut replica = Replica::open(data)
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let (invite, creds) = credentials::load_credentials(replica.store())?;
+    // The office dashboard: checked and its token prepared before anything starts, so a
+    // refused address fails fast.
+    let http = match config.http {
+        Some(addr) => {
+            if creds.identity.role != gridsync_proto::Role::Office {
+                anyhow::bail!(
+                    "--http serves the office dashboard: this node is a {}",
+                    creds.identity.role
+                );
+            }
+            gridsync_office::check_bind_address(addr, args.http_public)?;
+            let (token, created) = gridsync_office::load_or_create_token(&mut replica)?;
+            if created {
+                eprintln!(
+                    "office dashboard token (shown once; stored in the node's store): {}",
+                    token.reveal()
+                );
+            }
+            Some((addr, token))
+        }
+        None => None,
+    };
     // The invite's office addresses are dialed like configured peers, except by the office
     // itself.
     for addr in &invite.office_addrs {
@@ -64,11 +89,56 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         };
         let node = RunningNode::start(parts, endpoint, revocations)?;
         let addr = node.local_addr;
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut http_server = None;
+        let mut http_addr = None;
+        if let Some((bind, token)) = http {
+            let shared = node.shared.clone();
+            // The first aggregation reads every building document: off the async threads.
+            let state = tokio::task::spawn_blocking(move || {
+                gridsync_office::OfficeState::new(
+                    shared,
+                    gridsync_office::OfficeOptions::daily(token, 480),
+                )
+            })
+            .await?;
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot serve the dashboard on {bind}"))?;
+            http_addr = Some(listener.local_addr()?);
+            http_server = Some(tokio::spawn(gridsync_office::serve(
+                listener,
+                state,
+                async move {
+                    http_stopped.await.ok();
+                },
+            )));
+        }
         out.emit(
-            &json!({ "node_id": node_id, "listening": addr.to_string(), "peers": config.peers }),
-            || format!("gridsync node {node_id} listening on {addr} (ctrl-c to stop)"),
+            &json!({
+                "node_id": node_id,
+                "listening": addr.to_string(),
+                "peers": config.peers,
+                "http": http_addr.map(|a| a.to_string()),
+            }),
+            || {
+                let mut text =
+                    format!("gridsync node {node_id} listening on {addr} (ctrl-c to stop)");
+                if let Some(http) = http_addr {
+                    text.push_str(&format!("\noffice dashboard on http://{http}/"));
+                }
+                text
+            },
         )?;
         wait_for_shutdown_signal().await?;
+        let _ = stop_http.send(());
+        if let Some(server) = http_server {
+            match server.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "dashboard server ended with an error"),
+                Err(e) => tracing::warn!(error = %e, "dashboard server task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         node.shutdown().await;
         if !out.json {
             println!("gridsync node {node_id} stopped");

@@ -1,0 +1,286 @@
+//! Exporting a week of sweeps in flat memory: 100,000 visits over 1,000 building documents
+//! (the reference street's size), streamed by the office's `/api/v1/export.csv` and
+//! `/api/v1/export.json`, while a sampler thread watches the process's resident memory.
+//!
+//! Run with `cargo run -p gridsync-office --example export_memory [VISITS_PER_BUILDING]`.
+//! It builds the street in a temporary directory, starts an office node with its HTTP server
+//! on loopback, downloads both exports, prints what it saw, and exits non-zero if the
+//! resident memory grew by more than a quarter of the export's size while streaming.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
+use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList, StreetCa};
+use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_node::ops::FieldWrite;
+use gridsync_node::{NodeConfig, Replica};
+use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
+use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const STREET: &str = "panhuo";
+const GRIDS: usize = 50;
+const BUILDINGS_PER_GRID: usize = 20;
+const UNITS: usize = 2;
+const HOUSEHOLDS_PER_UNIT: usize = 9;
+
+/// Resident set size of this process, in bytes.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn plan_csv() -> String {
+    let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
+    for g in 0..GRIDS {
+        for b in 0..BUILDINGS_PER_GRID {
+            for u in 0..UNITS {
+                for h in 0..HOUSEHOLDS_PER_UNIT {
+                    csv.push_str(&format!(
+                        "h-{g:02}{b:02}-{u}{h},c-{},grid-{g:03},b-{g:02}{b:02},u{u},room {u}{h},2,prevention\n",
+                        g / 8
+                    ));
+                }
+            }
+        }
+    }
+    csv
+}
+
+fn main() -> Result<()> {
+    let per_building: usize = match std::env::args().nth(1) {
+        Some(n) => n.parse().context("VISITS_PER_BUILDING must be a number")?,
+        None => 100,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(per_building))
+}
+
+async fn run(per_building: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let now = unix_ms() / 1000;
+    let ca = StreetCa::generate(STREET, now)?;
+    let node_id = NodeId::parse("office")?;
+    let mut scopes = Scopes(vec![ScopeGrant {
+        access: Access::Write,
+        prefix: DocPath::parse(STREET)?,
+    }]);
+    gridsync_node::credentials::add_street_wide_grants(STREET, &mut scopes)?;
+    let issued = ca.issue(&DeviceIdentity {
+        street: STREET.into(),
+        node_id: node_id.clone(),
+        role: Role::Office,
+        scopes,
+        not_before: now.saturating_sub(600),
+        not_after: now + 86_400,
+    })?;
+    let credentials = NodeCredentials::new(ca.cert_der(), &issued);
+    let mut replica = Replica::init(&dir.path().join("office"), &node_id, STREET)?;
+
+    let started = Instant::now();
+    FieldWrite::PlanImport { csv: plan_csv() }.apply(&mut replica, unix_ms())?;
+    let plan = replica.street_plan()?.context("plan imported")?;
+    println!(
+        "imported a plan of {} households in {} buildings",
+        plan.household_count(),
+        GRIDS * BUILDINGS_PER_GRID
+    );
+    let now_ms = unix_ms() as i64;
+    let outcomes = [
+        VisitOutcome::Contacted,
+        VisitOutcome::NotHome,
+        VisitOutcome::Contacted,
+        VisitOutcome::Refused,
+    ];
+    let mut visits = 0usize;
+    for g in 0..GRIDS {
+        for b in 0..BUILDINGS_PER_GRID {
+            let building = format!("b-{g:02}{b:02}");
+            let path = gridsync_model::building_path(STREET, &format!("grid-{g:03}"), &building)?;
+            let ctx = WriteContext {
+                plan: &plan,
+                building: &building,
+                now_ms,
+            };
+            // One durable append per building: the visits of a week of daily sweeps.
+            replica.write(&path, DocKind::Building, |doc| {
+                for i in 0..per_building {
+                    let household = format!(
+                        "h-{g:02}{b:02}-{}{}",
+                        i % UNITS,
+                        (i / UNITS) % HOUSEHOLDS_PER_UNIT
+                    );
+                    let visit = Visit {
+                        id: RecordId::from(ulid::Ulid::new()),
+                        household,
+                        volunteer: format!("vol-{:03}", (g * BUILDINGS_PER_GRID + b) % 997),
+                        at_ms: now_ms - 3_600_000 + i as i64,
+                        outcome: outcomes[i % outcomes.len()],
+                        people_seen: 2,
+                        flags: Default::default(),
+                        needs: Default::default(),
+                        note: "door-to-door sweep".into(),
+                    };
+                    gridsync_model::record_visit(doc, &ctx, &visit)?;
+                }
+                Ok::<_, gridsync_model::RecordError>(())
+            })?;
+            visits += per_building;
+        }
+    }
+    println!(
+        "wrote {visits} visits in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let revocations = RevocationList::new();
+    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let endpoint = NetEndpoint::bind(listen, &credentials, revocations.clone())?;
+    let node = RunningNode::start(
+        NodeParts {
+            replica,
+            credentials,
+            config: NodeConfig {
+                listen,
+                mdns: false,
+                ..NodeConfig::default()
+            },
+            control_socket: false,
+        },
+        endpoint,
+        revocations,
+    )?;
+    let token = OfficeToken::generate();
+    let aggregated = Instant::now();
+    let state = OfficeState::new(
+        node.shared.clone(),
+        OfficeOptions::daily(token.clone(), 480),
+    );
+    println!(
+        "office aggregated the street in {:.1}s",
+        aggregated.elapsed().as_secs_f64()
+    );
+    // One more visit: the aggregation folds in that one building, not the street.
+    let mut versions = state.subscribe();
+    versions.borrow_and_update();
+    let written = Instant::now();
+    node.write(FieldWrite::Visit {
+        household: "h-0000-00".into(),
+        outcome: "contacted".into(),
+        people: 1,
+        flags: vec![],
+        needs: vec![],
+        note: None,
+        volunteer: None,
+        at_ms: None,
+    })?;
+    let stored = written.elapsed();
+    tokio::time::timeout(Duration::from_secs(30), versions.changed()).await??;
+    println!(
+        "a new visit was durable after {:.1} ms and in the street's figures after {:.1} ms",
+        stored.as_secs_f64() * 1e3,
+        written.elapsed().as_secs_f64() * 1e3
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gridsync_office::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut failed = false;
+    for path in ["/api/v1/export.csv", "/api/v1/export.json"] {
+        let (bytes, lines, baseline, peak, took) = download(addr, path, token.reveal()).await?;
+        let growth = peak.saturating_sub(baseline);
+        println!(
+            "{path}: {:.1} MiB in {lines} lines, {:.1}s; resident memory {:.1} MiB before, peak {:.1} MiB (+{:.1} MiB, {:.1}% of the export)",
+            mib(bytes),
+            took.as_secs_f64(),
+            mib(baseline),
+            mib(peak),
+            mib(growth),
+            100.0 * growth as f64 / bytes.max(1) as f64
+        );
+        if (lines as usize) < visits + 1 {
+            println!("  too few lines: expected at least {}", visits + 1);
+            failed = true;
+        }
+        if growth > bytes / 4 {
+            println!("  memory grew with the export: it is not streaming");
+            failed = true;
+        }
+    }
+    let _ = stop.send(());
+    server.await??;
+    node.shutdown().await;
+    if failed {
+        bail!("export did not stream in flat memory");
+    }
+    println!("both exports streamed in flat memory");
+    Ok(())
+}
+
+/// Downloads `path`, counting bytes and lines, while a thread samples resident memory.
+async fn download(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) -> Result<(u64, u64, u64, u64, Duration)> {
+    let baseline = rss_bytes();
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: office\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler
+        .join()
+        .map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    Ok((bytes, lines, baseline, peak.load(Ordering::Relaxed), took))
+}

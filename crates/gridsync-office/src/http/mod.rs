@@ -1,0 +1,192 @@
+//! The office's HTTP server: [`serve`] takes an already-bound listener, the office state and a
+//! shutdown signal (the shape of mini-redis's server), and runs the axum router until the
+//! signal fires; open event streams end then too, so the drain completes.
+//!
+//! Routes (all but `/healthz` and `/login` need credentials, see `crate::auth`):
+//! - `GET /` the dashboard (without credentials: 401 with the login form);
+//! - `GET|POST /login`, `POST /logout`;
+//! - `GET /api/v1/{summary,places,buildings/{id},needs,devices,records}` JSON (`api`);
+//! - `GET /api/v1/export.csv`, `GET /api/v1/export.json` streamed (`export`);
+//! - `GET /api/v1/events` server-sent events (`events`);
+//! - `GET /metrics` Prometheus text (`metrics`); `GET /healthz`.
+
+mod api;
+mod events;
+mod export;
+mod metrics;
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use gridsync_node::node::unix_ms;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::state::OfficeState;
+
+/// Name of the session cookie.
+const SESSION_COOKIE: &str = "gridsync_office";
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+const LOGIN_HTML: &str = include_str!("login.html");
+
+/// What the handlers get: the office plus the server's own closing signal.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub office: OfficeState,
+    /// Flips to true when the server starts shutting down; long-lived streams end on it.
+    pub closing: watch::Receiver<bool>,
+}
+
+/// Serves the office API and dashboard on `listener` until `shutdown` completes, then drains
+/// open connections. Bind the listener on a loopback or private address
+/// ([`crate::check_bind_address`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: OfficeState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (closing_tx, closing) = watch::channel(false);
+    let app = router(AppState {
+        office: state,
+        closing,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = closing_tx.send(true);
+        })
+        .await
+}
+
+fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/", get(dashboard))
+        .route("/api/v1/summary", get(api::summary))
+        .route("/api/v1/places", get(api::places))
+        .route("/api/v1/buildings/{id}", get(api::building))
+        .route("/api/v1/needs", get(api::needs))
+        .route("/api/v1/devices", get(api::devices))
+        .route("/api/v1/records", get(api::records))
+        .route("/api/v1/export.csv", get(export::csv))
+        .route("/api/v1/export.json", get(export::json))
+        .route("/api/v1/events", get(events::stream))
+        .route("/metrics", get(metrics::render))
+        .route("/logout", post(logout))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_credentials,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/login", get(login_page).post(login))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    api::error(StatusCode::NOT_FOUND, "no such route")
+}
+
+async fn dashboard() -> Response {
+    let mut resp = Html(DASHBOARD_HTML).into_response();
+    no_store(resp.headers_mut());
+    resp
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+/// Lets a request through with a valid bearer token or session cookie; answers 401 otherwise
+/// (with the login form for a browser asking for the dashboard).
+async fn require_credentials(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let inner = &state.office.inner;
+    let headers = req.headers();
+    let by_token = bearer(headers).is_some_and(|t| inner.options.token.matches(t));
+    let by_session = session_cookie(headers).is_some_and(|s| inner.sessions.is_live(s, unix_ms()));
+    if by_token || by_session {
+        return next.run(req).await;
+    }
+    inner.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+    let mut resp = if req.method() == Method::GET && req.uri().path() == "/" {
+        (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response()
+    } else {
+        api::error(
+            StatusCode::UNAUTHORIZED,
+            "office credentials required: Authorization: Bearer TOKEN, or log in at /login",
+        )
+    };
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"gridsync office\""),
+    );
+    resp
+}
+
+async fn login_page() -> Response {
+    let mut resp = Html(LOGIN_HTML).into_response();
+    no_store(resp.headers_mut());
+    resp
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+/// Checks the token from the login form and opens a browser session.
+async fn login(State(state): State<AppState>, form: axum::Form<LoginForm>) -> Response {
+    let inner = &state.office.inner;
+    if !inner.options.token.matches(form.token.trim()) {
+        inner.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response();
+    }
+    let session = inner.sessions.open(unix_ms());
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        crate::auth::SESSION_LIFETIME_MS / 1000
+    );
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    resp
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(session) = session_cookie(&headers) {
+        state.office.inner.sessions.close(session);
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("gridsync_office=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    resp
+}

@@ -1,0 +1,870 @@
+//! The office server on a real in-process node: figures against a recount of the raw records,
+//! credentials on every route, live events after a write, and streamed exports.
+//!
+//! The HTTP client is a few lines over a TCP stream on purpose: the tests see the exact status
+//! lines, headers and chunked framing the server sends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use automerge::Automerge;
+use gridsync_model::read::{iter_deliveries, iter_sweeps, iter_visits};
+use gridsync_model::{DeliveryStatus, StreetPlan, VisitOutcome};
+use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList, StreetCa};
+use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_node::ops::FieldWrite;
+use gridsync_node::{NodeConfig, Replica};
+use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
+use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const STREET: &str = "panhuo";
+const TOKEN: &str = "test-office-token-0123456789";
+
+/// A street of `grids` grids of 3 buildings of 2 units of 4 households, as plan CSV.
+fn plan_csv(grids: usize) -> String {
+    let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
+    for g in 0..grids {
+        for b in 0..3 {
+            for u in 0..2 {
+                for h in 0..4 {
+                    csv.push_str(&format!(
+                        "h-{g}{b}-{u}{h},c-{},grid-{g:03},b-{g}{b},u{u},room {u}{h},{},{}\n",
+                        g / 2,
+                        1 + h % 3,
+                        ["lockdown", "control", "prevention"][g % 3]
+                    ));
+                }
+            }
+        }
+    }
+    csv
+}
+
+/// Issues `name` an identity with write access to the whole street and creates its replica.
+fn enroll(
+    ca: &StreetCa,
+    root: &std::path::Path,
+    name: &str,
+    role: Role,
+) -> Result<(NodeCredentials, Replica)> {
+    let now = unix_ms() / 1000;
+    let node_id = NodeId::parse(name)?;
+    let mut scopes = Scopes(vec![ScopeGrant {
+        access: Access::Write,
+        prefix: DocPath::parse(STREET)?,
+    }]);
+    gridsync_node::credentials::add_street_wide_grants(STREET, &mut scopes)?;
+    let issued = ca.issue(&DeviceIdentity {
+        street: STREET.into(),
+        node_id: node_id.clone(),
+        role,
+        scopes,
+        not_before: now.saturating_sub(600),
+        not_after: now + 86_400,
+    })?;
+    let replica = Replica::init(&root.join(name), &node_id, STREET)?;
+    Ok((NodeCredentials::new(ca.cert_der(), &issued), replica))
+}
+
+/// Starts a node on `replica` that dials `peers`.
+fn start_node(
+    credentials: NodeCredentials,
+    replica: Replica,
+    peers: Vec<SocketAddr>,
+) -> Result<RunningNode> {
+    let revocations = RevocationList::new();
+    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let endpoint = NetEndpoint::bind(listen, &credentials, revocations.clone())?;
+    let config = NodeConfig {
+        listen,
+        peers,
+        mdns: false,
+        backoff_initial_ms: 50,
+        backoff_max_ms: 500,
+        ..NodeConfig::default()
+    };
+    let parts = NodeParts {
+        replica,
+        credentials,
+        config,
+        control_socket: false,
+    };
+    Ok(RunningNode::start(parts, endpoint, revocations)?)
+}
+
+/// One office node with its HTTP server on loopback.
+struct Office {
+    /// The street CA, to enroll more devices.
+    ca: StreetCa,
+    node: Option<RunningNode>,
+    http: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl Office {
+    async fn start(grids: usize, round_start_ms: i64) -> Result<Office> {
+        let dir = tempfile::tempdir()?;
+        let ca = StreetCa::generate(STREET, unix_ms() / 1000)?;
+        let (credentials, mut replica) = enroll(&ca, dir.path(), "office", Role::Office)?;
+        FieldWrite::PlanImport {
+            csv: plan_csv(grids),
+        }
+        .apply(&mut replica, unix_ms())?;
+        let node = start_node(credentials, replica, Vec::new())?;
+        let options = OfficeOptions {
+            token: OfficeToken::parse(TOKEN)?,
+            utc_offset_minutes: 480,
+            round_start_ms: Some(round_start_ms),
+        };
+        let state = OfficeState::new(node.shared.clone(), options);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let http = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(gridsync_office::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Office {
+            ca,
+            node: Some(node),
+            http,
+            server,
+            stop: Some(stop),
+            dir,
+        })
+    }
+
+    fn node(&self) -> &RunningNode {
+        self.node.as_ref().expect("node running until shutdown")
+    }
+
+    fn write(&self, write: FieldWrite) -> Result<()> {
+        self.node().write(write)?;
+        Ok(())
+    }
+
+    /// Waits until the aggregation holds `records` records.
+    async fn settle(&self, records: u64) -> Result<Value> {
+        for _ in 0..400 {
+            let s = get_json(self.http, "/api/v1/summary").await?;
+            let r = &s["totals"]["records"];
+            let held = ["visits", "deliveries", "sweeps", "corrections"]
+                .iter()
+                .map(|k| r[k].as_u64().unwrap_or(0))
+                .sum::<u64>();
+            if held == records {
+                return Ok(s);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("aggregation never reached {records} records")
+    }
+
+    async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+            .await
+            .context("server did not drain")???;
+        if let Some(node) = self.node.take() {
+            node.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// A response as the wire carried it.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Number of chunks when the body was chunked.
+    chunks: usize,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body).context("body is not JSON")
+    }
+}
+
+async fn send_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: office\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await?;
+    Ok(stream)
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply> {
+    let stream = send_request(addr, method, path, headers, body).await?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .context("status line")?
+        .parse()?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':').context("header line")?;
+        headers.push((n.trim().to_owned(), v.trim().to_owned()));
+    }
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let mut body = Vec::new();
+    let mut chunks = 0;
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await?;
+            let size = usize::from_str_radix(line.trim(), 16)?;
+            if size == 0 {
+                break;
+            }
+            chunks += 1;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).await?;
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        reader.read_to_end(&mut body).await?;
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body,
+        chunks,
+    })
+}
+
+async fn get_authed(addr: SocketAddr, path: &str) -> Result<Reply> {
+    let auth = format!("Bearer {TOKEN}");
+    request(addr, "GET", path, &[("Authorization", &auth)], "").await
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> Result<Value> {
+    let reply = get_authed(addr, path).await?;
+    if reply.status != 200 {
+        bail!("{path}: status {}", reply.status);
+    }
+    reply.json()
+}
+
+/// Figures recounted from the raw records of the office's documents (no corrections are
+/// written by these tests, so every record is live).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Recount {
+    households: u64,
+    visited: u64,
+    contacted: u64,
+    not_home: u64,
+    refused: u64,
+    never_reached: u64,
+    special_needs_households: u64,
+    open_needs_households: u64,
+    pending: u64,
+    delivered: u64,
+    failed: u64,
+    visits: u64,
+    deliveries: u64,
+    sweeps: u64,
+    units_covered: u64,
+}
+
+fn recount(
+    docs: &BTreeMap<DocPath, Automerge>,
+    plan: &StreetPlan,
+    round_start: i64,
+    only_grid: Option<&str>,
+) -> Recount {
+    let mut r = Recount::default();
+    for (id, b) in plan.buildings() {
+        if only_grid.is_some_and(|g| g != b.grid) {
+            continue;
+        }
+        let path = gridsync_model::building_path(STREET, &b.grid, id).expect("valid path");
+        let empty = gridsync_model::genesis(gridsync_model::DocKind::Building);
+        let doc = docs.get(&path).unwrap_or(&empty);
+        let visits: Vec<_> = iter_visits(doc).filter_map(Result::ok).collect();
+        let deliveries: Vec<_> = iter_deliveries(doc).filter_map(Result::ok).collect();
+        let sweeps: Vec<_> = iter_sweeps(doc).filter_map(Result::ok).collect();
+        r.visits += visits.len() as u64;
+        r.deliveries += deliveries.len() as u64;
+        r.sweeps += sweeps.len() as u64;
+        for h in &b.households {
+            r.households += 1;
+            let mine: Vec<_> = visits.iter().filter(|v| &v.household == h).collect();
+            let latest = mine
+                .iter()
+                .filter(|v| v.at_ms >= round_start)
+                .max_by_key(|v| (v.at_ms, v.id.clone()));
+            if let Some(v) = latest {
+                r.visited += 1;
+                match v.outcome {
+                    VisitOutcome::Contacted => r.contacted += 1,
+                    VisitOutcome::NotHome => r.not_home += 1,
+                    VisitOutcome::Refused => r.refused += 1,
+                    _ => {}
+                }
+            }
+            if !mine.iter().any(|v| {
+                matches!(
+                    v.outcome,
+                    VisitOutcome::Contacted | VisitOutcome::MovedOut | VisitOutcome::Vacant
+                )
+            }) {
+                r.never_reached += 1;
+            }
+            let mut items: BTreeMap<_, Vec<_>> = BTreeMap::new();
+            for e in deliveries.iter().filter(|e| &e.household == h) {
+                items.entry(e.item).or_default().push(e);
+            }
+            let mut delivered_at = BTreeMap::new();
+            for (item, evs) in &items {
+                let d = evs
+                    .iter()
+                    .filter(|e| e.status == DeliveryStatus::Delivered)
+                    .min_by_key(|e| (e.at_ms, e.id.clone()));
+                let l = evs
+                    .iter()
+                    .max_by_key(|e| (e.at_ms, e.id.clone()))
+                    .expect("non-empty");
+                let decider = d.unwrap_or(l);
+                match decider.status {
+                    DeliveryStatus::Requested | DeliveryStatus::OutForDelivery => r.pending += 1,
+                    DeliveryStatus::Delivered => {
+                        r.delivered += 1;
+                        delivered_at.insert(*item, decider.at_ms);
+                    }
+                    DeliveryStatus::Failed => r.failed += 1,
+                    DeliveryStatus::Cancelled => {}
+                }
+            }
+            if let Some(v) = mine
+                .iter()
+                .filter(|v| v.outcome == VisitOutcome::Contacted)
+                .max_by_key(|v| (v.at_ms, v.id.clone()))
+            {
+                if !v.flags.is_empty() {
+                    r.special_needs_households += 1;
+                }
+                // A need is open unless its item was delivered at or after the visit.
+                let open = v.needs.keys().any(|n| {
+                    n.fulfilled_by()
+                        .is_none_or(|i| delivered_at.get(&i).is_none_or(|at| *at < v.at_ms))
+                });
+                if open {
+                    r.open_needs_households += 1;
+                }
+            }
+        }
+        if let Some(max) = sweeps.iter().map(|s| s.round).max() {
+            let units: BTreeSet<_> = sweeps
+                .iter()
+                .filter(|s| s.round == max)
+                .flat_map(|s| s.units_covered.iter())
+                .collect();
+            r.units_covered += units.len() as u64;
+        }
+    }
+    r
+}
+
+fn from_api(t: &Value) -> Recount {
+    let n = |v: &Value| v.as_u64().unwrap_or(u64::MAX);
+    Recount {
+        households: n(&t["households"]),
+        visited: n(&t["visited"]),
+        contacted: n(&t["contacted"]),
+        not_home: n(&t["not_home"]),
+        refused: n(&t["refused"]),
+        never_reached: n(&t["never_reached"]),
+        special_needs_households: n(&t["special_needs_households"]),
+        open_needs_households: n(&t["open_needs_households"]),
+        pending: n(&t["deliveries"]["pending"]),
+        delivered: n(&t["deliveries"]["delivered"]),
+        failed: n(&t["deliveries"]["failed"]),
+        visits: n(&t["records"]["visits"]),
+        deliveries: n(&t["records"]["deliveries"]),
+        sweeps: n(&t["records"]["sweeps"]),
+        units_covered: n(&t["sweep"]["units_covered"]),
+    }
+}
+
+/// Writes a deterministic mix of visits (some before the round), deliveries and sweeps.
+/// Returns how many records were written.
+async fn write_street(office: &Office, grids: usize, round_start: i64) -> Result<u64> {
+    let outcomes = ["contacted", "not-home", "refused", "contacted", "vacant"];
+    let items = ["food-pack", "medicine", "water"];
+    let statuses = ["requested", "out-for-delivery", "delivered", "failed"];
+    let mut written = 0u64;
+    let mut step = 0i64;
+    for g in 0..grids {
+        for b in 0..3 {
+            for u in 0..2 {
+                for h in 0..4 {
+                    let household = format!("h-{g}{b}-{u}{h}");
+                    let n = g * 24 + b * 8 + u * 4 + h;
+                    for k in 0..(n % 3) {
+                        step += 1;
+                        // The first visit of some households falls in the previous round.
+                        let at = if k == 0 && n % 4 == 0 {
+                            round_start - 3_600_000 + step
+                        } else {
+                            round_start + step * 7
+                        };
+                        office.write(FieldWrite::Visit {
+                            household: household.clone(),
+                            outcome: outcomes[(n + k) % outcomes.len()].into(),
+                            people: 1,
+                            flags: if n % 5 == 0 {
+                                vec!["elderly-living-alone".into()]
+                            } else {
+                                vec![]
+                            },
+                            needs: if n % 3 == 1 {
+                                vec!["medicine:insulin".into(), "food".into()]
+                            } else {
+                                vec![]
+                            },
+                            note: None,
+                            volunteer: Some(format!("vol-{}", n % 4)),
+                            at_ms: Some(at),
+                        })?;
+                        written += 1;
+                    }
+                    if n % 2 == 0 {
+                        office.write(FieldWrite::Delivery {
+                            household: household.clone(),
+                            item: items[n % items.len()].into(),
+                            status: statuses[n % statuses.len()].into(),
+                            note: None,
+                        })?;
+                        written += 1;
+                    }
+                }
+            }
+            if (g + b) % 2 == 0 {
+                office.write(FieldWrite::Sweep {
+                    building: format!("b-{g}{b}"),
+                    round: 1 + (b as u32 % 2),
+                    units: vec!["u0".into()],
+                    reached: 3,
+                    not_home: 1,
+                    refused: 0,
+                    issues: vec![],
+                })?;
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_figures_equal_a_recount_from_the_raw_records() -> Result<()> {
+    let grids = 4;
+    let round_start = unix_ms() as i64 - 300_000;
+    let office = Office::start(grids, round_start).await?;
+    let written = write_street(&office, grids, round_start).await?;
+    let summary = office.settle(written).await?;
+
+    let (docs, plan) = {
+        let mut replica = office.node().shared.lock_replica();
+        let plan = replica.street_plan()?.context("plan")?;
+        (replica.loaded_docs().clone(), plan)
+    };
+    let expected = recount(&docs, &plan, round_start, None);
+    assert_eq!(from_api(&summary["totals"]), expected);
+    assert!(expected.visited > 0 && expected.visited < expected.households);
+    assert!(expected.open_needs_households > 0 && expected.delivered > 0);
+
+    // Every grid of the tree, and every building's detail.
+    let places = get_json(office.http, "/api/v1/places").await?;
+    let mut grids_seen = 0;
+    for c in places["communities"].as_array().context("communities")? {
+        for g in c["grids"].as_array().context("grids")? {
+            let id = g["id"].as_str().context("grid id")?;
+            assert_eq!(
+                from_api(&g["totals"]),
+                recount(&docs, &plan, round_start, Some(id)),
+                "grid {id}"
+            );
+            grids_seen += 1;
+            for b in g["buildings"].as_array().context("buildings")? {
+                let bid = b["id"].as_str().context("building id")?;
+                let detail = get_json(office.http, &format!("/api/v1/buildings/{bid}")).await?;
+                assert_eq!(detail["totals"], b["totals"], "building {bid}");
+                assert_eq!(detail["households"].as_array().map(Vec::len), Some(8));
+            }
+        }
+    }
+    assert_eq!(grids_seen, grids);
+    assert_eq!(
+        get_authed(office.http, "/api/v1/buildings/nope")
+            .await?
+            .status,
+        404
+    );
+
+    // The needs list holds exactly the households with flags or open needs.
+    let needs = get_json(office.http, "/api/v1/needs?limit=1000").await?;
+    let listed = needs["households"].as_array().context("needs")?;
+    assert_eq!(needs["total"].as_u64(), Some(listed.len() as u64));
+    let open = listed
+        .iter()
+        .filter(|h| h["open_needs"].as_object().is_some_and(|m| !m.is_empty()))
+        .count() as u64;
+    assert_eq!(open, expected.open_needs_households);
+
+    // Records, page by page, add up to every visit exactly once.
+    let mut ids = BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let page = get_json(
+            office.http,
+            &format!("/api/v1/records?kind=visit&limit=37&offset={offset}"),
+        )
+        .await?;
+        assert_eq!(page["total"].as_u64(), Some(expected.visits));
+        let rows = page["records"].as_array().context("records")?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            assert_eq!(r["kind"], "visit");
+            assert!(ids.insert(r["id"].as_str().context("id")?.to_owned()));
+        }
+        offset += rows.len();
+    }
+    assert_eq!(ids.len() as u64, expected.visits);
+    let one = get_json(office.http, "/api/v1/records?household=h-00-02").await?;
+    for r in one["records"].as_array().context("records")? {
+        assert_eq!(r["household"], "h-00-02");
+    }
+    // Two visits and one delivery event were written for it.
+    assert_eq!(one["total"].as_u64(), Some(3));
+    assert_eq!(
+        get_authed(office.http, "/api/v1/records?kind=bogus")
+            .await?
+            .status,
+        400
+    );
+
+    // Devices: every volunteer named in the records, with its record count.
+    let devices = get_json(office.http, "/api/v1/devices").await?;
+    let total: u64 = devices["devices"]
+        .as_array()
+        .context("devices")?
+        .iter()
+        .map(|d| d["records"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, written);
+
+    let metrics = get_authed(office.http, "/metrics").await?;
+    let text = String::from_utf8(metrics.body)?;
+    assert!(text.contains("# TYPE gridsync_peer_sessions gauge"));
+    assert!(text.contains(&format!(
+        "gridsync_records{{kind=\"visit\"}} {}",
+        expected.visits
+    )));
+    assert!(text.contains("gridsync_store_file_bytes "));
+    office.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_but_health_and_login_refuses_without_credentials() -> Result<()> {
+    let office = Office::start(1, 0).await?;
+    let routes = [
+        ("GET", "/"),
+        ("GET", "/api/v1/summary"),
+        ("GET", "/api/v1/places"),
+        ("GET", "/api/v1/buildings/b-00"),
+        ("GET", "/api/v1/needs"),
+        ("GET", "/api/v1/devices"),
+        ("GET", "/api/v1/records"),
+        ("GET", "/api/v1/export.csv"),
+        ("GET", "/api/v1/export.json"),
+        ("GET", "/api/v1/events"),
+        ("GET", "/metrics"),
+        ("POST", "/logout"),
+    ];
+    for (method, path) in routes {
+        let none = request(office.http, method, path, &[], "").await?;
+        assert_eq!(none.status, 401, "{method} {path} without credentials");
+        assert!(none.header("www-authenticate").is_some());
+        let wrong = request(
+            office.http,
+            method,
+            path,
+            &[("Authorization", "Bearer not-the-token-at-all")],
+            "",
+        )
+        .await?;
+        assert_eq!(wrong.status, 401, "{method} {path} with a wrong token");
+        let forged = request(
+            office.http,
+            method,
+            path,
+            &[("Cookie", "gridsync_office=0123456789abcdef")],
+            "",
+        )
+        .await?;
+        assert_eq!(forged.status, 401, "{method} {path} with a forged session");
+    }
+    // The browser without credentials gets the login form with its 401.
+    let page = request(office.http, "GET", "/", &[], "").await?;
+    assert!(String::from_utf8_lossy(&page.body).contains("id=\"login-form\""));
+
+    assert_eq!(
+        request(office.http, "GET", "/healthz", &[], "")
+            .await?
+            .status,
+        200
+    );
+    assert_eq!(
+        request(office.http, "GET", "/login", &[], "").await?.status,
+        200
+    );
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let bad = request(office.http, "POST", "/login", &form, "token=guess").await?;
+    assert_eq!(bad.status, 401);
+    assert!(bad.header("set-cookie").is_none());
+    let good = request(
+        office.http,
+        "POST",
+        "/login",
+        &form,
+        &format!("token={TOKEN}"),
+    )
+    .await?;
+    assert_eq!(good.status, 303);
+    let cookie = good.header("set-cookie").context("session cookie")?;
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let session = cookie.split(';').next().context("cookie pair")?.to_owned();
+    let with_cookie = [("Cookie", session.as_str())];
+    let dash = request(office.http, "GET", "/", &with_cookie, "").await?;
+    assert_eq!(dash.status, 200);
+    let html = String::from_utf8_lossy(&dash.body);
+    for id in [
+        "visited-count",
+        "event-log",
+        "grid-table",
+        "needs-list",
+        "devices-table",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "dashboard lacks #{id}"
+        );
+    }
+    let summary = request(office.http, "GET", "/api/v1/summary", &with_cookie, "").await?;
+    assert_eq!(summary.status, 200);
+    assert_eq!(
+        get_authed(office.http, "/api/v1/summary").await?.status,
+        200
+    );
+    // Logging out ends the session.
+    let out = request(office.http, "POST", "/logout", &with_cookie, "").await?;
+    assert_eq!(out.status, 303);
+    let after = request(office.http, "GET", "/api/v1/summary", &with_cookie, "").await?;
+    assert_eq!(after.status, 401);
+    office.shutdown().await
+}
+
+/// Reads server-sent events until the next `data:` line and parses it. Chunked framing lines
+/// and other fields are skipped; axum writes each event's data line whole.
+async fn next_summary(reader: &mut BufReader<TcpStream>) -> Result<Value> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            bail!("event stream ended");
+        }
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return Ok(serde_json::from_str(data)?);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_deliver_a_new_summary_after_a_write() -> Result<()> {
+    let office = Office::start(1, 0).await?;
+    let auth = format!("Bearer {TOKEN}");
+    let stream = send_request(
+        office.http,
+        "GET",
+        "/api/v1/events",
+        &[("Authorization", &auth), ("Accept", "text/event-stream")],
+        "",
+    )
+    .await?;
+    let mut reader = BufReader::new(stream);
+    let first = tokio::time::timeout(Duration::from_secs(10), next_summary(&mut reader)).await??;
+    assert_eq!(first["totals"]["visited"], 0);
+    office.write(FieldWrite::Visit {
+        household: "h-00-00".into(),
+        outcome: "contacted".into(),
+        people: 2,
+        flags: vec!["pregnant".into()],
+        needs: vec!["baby-supplies".into()],
+        note: None,
+        volunteer: None,
+        at_ms: None,
+    })?;
+    let next = tokio::time::timeout(Duration::from_secs(10), next_summary(&mut reader)).await??;
+    assert_eq!(next["totals"]["visited"], 1);
+    assert_eq!(next["totals"]["open_needs"]["baby-supplies"], 1);
+    assert!(next["version"].as_u64() > first["version"].as_u64());
+    // The open stream does not hold up shutdown.
+    office.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_stream_every_record_in_chunks() -> Result<()> {
+    let grids = 4;
+    let office = Office::start(grids, 0).await?;
+    let mut written = write_street(&office, grids, unix_ms() as i64 - 60_000).await?;
+    // Enough rows for several 32 KiB chunks.
+    for i in 0..300 {
+        office.write(FieldWrite::Visit {
+            household: format!("h-{}{}-{}{}", i % grids, i % 3, i % 2, i % 4),
+            outcome: "not-home".into(),
+            people: 0,
+            flags: vec![],
+            needs: vec![],
+            note: Some("a longer note so that the export spans several chunks of the body".into()),
+            volunteer: None,
+            at_ms: None,
+        })?;
+        written += 1;
+    }
+    office.settle(written).await?;
+
+    let csv = get_authed(office.http, "/api/v1/export.csv").await?;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+    );
+    assert!(csv.chunks >= 2, "{} chunks", csv.chunks);
+    let mut reader = csv::Reader::from_reader(csv.body.as_slice());
+    assert_eq!(
+        reader.headers()?.iter().take(3).collect::<Vec<_>>(),
+        ["document", "kind", "id"]
+    );
+    assert_eq!(reader.records().count() as u64, written);
+
+    let json = get_authed(office.http, "/api/v1/export.json").await?;
+    assert_eq!(json.status, 200);
+    let rows = json.json()?;
+    let rows = rows.as_array().context("array")?;
+    assert_eq!(rows.len() as u64, written);
+    let ids: BTreeSet<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), rows.len());
+    office.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()> {
+    let office = Office::start(1, 0).await?;
+    let before = get_json(office.http, "/api/v1/summary").await?;
+    assert_eq!(before["totals"]["households"], 24);
+
+    // A captain syncs the plan from the office, then logs a visit on site.
+    let (credentials, replica) = enroll(&office.ca, office.dir.path(), "cap-1", Role::Captain)?;
+    let captain = start_node(credentials, replica, vec![office.node().local_addr])?;
+    let mut has_plan = false;
+    for _ in 0..200 {
+        if captain.shared.lock_replica().street_plan()?.is_some() {
+            has_plan = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(has_plan, "captain never received the plan");
+    captain.write(FieldWrite::Visit {
+        household: "h-01-12".into(),
+        outcome: "contacted".into(),
+        people: 1,
+        flags: vec!["disability".into()],
+        needs: vec!["water".into()],
+        note: None,
+        volunteer: None,
+        at_ms: None,
+    })?;
+    let summary = office.settle(1).await?;
+    assert_eq!(summary["totals"]["visited"], 1);
+    assert_eq!(summary["totals"]["open_needs"]["water"], 1);
+    let devices = get_json(office.http, "/api/v1/devices").await?;
+    let cap = devices["devices"]
+        .as_array()
+        .context("devices")?
+        .iter()
+        .find(|d| d["device"] == "cap-1")
+        .context("captain listed")?
+        .clone();
+    assert_eq!(cap["records"], 1);
+    assert_eq!(cap["peer"]["connected"], true);
+    assert!(cap["behind_ms"].as_i64().is_some());
+    let metrics = String::from_utf8(get_authed(office.http, "/metrics").await?.body)?;
+    assert!(metrics.contains("gridsync_peer_sessions 1"), "{metrics}");
+    assert!(metrics.contains("gridsync_document_changes_total{source=\"peer\"}"));
+
+    // The office re-imports a larger plan: the aggregation is re-keyed to it.
+    office.write(FieldWrite::PlanImport { csv: plan_csv(3) })?;
+    let mut households = 0;
+    for _ in 0..200 {
+        let s = get_json(office.http, "/api/v1/summary").await?;
+        households = s["totals"]["households"].as_u64().unwrap_or(0);
+        if households == 72 {
+            assert_eq!(s["totals"]["visited"], 1, "records survive the re-key");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(households, 72);
+    captain.shutdown().await;
+    office.shutdown().await
+}
