@@ -1,10 +1,10 @@
 //! Integration tests of gridsync-store: round trips, compaction, refusal of bad files,
 //! a full disk, and SIGKILL crashes of a writing process.
 
-#[path = "store/corrupt.rs"]
-mod corrupt;
 #[path = "store/backup.rs"]
 mod backup;
+#[path = "store/corrupt.rs"]
+mod corrupt;
 #[path = "store/crash.rs"]
 mod crash;
 #[path = "store/full_disk.rs"]
