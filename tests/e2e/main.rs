@@ -5,6 +5,7 @@
 
 mod cli;
 mod deploy;
+mod export_memory;
 mod netns;
 mod node_support;
 mod support;
