@@ -4,6 +4,7 @@
 //! `e2e` test), so the suite links once.
 
 mod cli;
+mod dashboard;
 mod deploy;
 mod export_memory;
 mod netns;

@@ -210,6 +210,8 @@ pub(crate) struct DeviceLine {
     pub last_contact_ms: Option<i64>,
     /// How long ago that was: how far behind the office's picture of this device may be.
     pub behind_ms: Option<i64>,
+    /// The office node itself (its records are local, not received from anyone).
+    pub local: bool,
 }
 
 pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
@@ -226,6 +228,7 @@ pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
                     peer: None,
                     last_contact_ms: None,
                     behind_ms: None,
+                    local: false,
                 },
             );
         }
@@ -239,10 +242,20 @@ pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
             peer: None,
             last_contact_ms: None,
             behind_ms: None,
+            local: false,
         });
         line.peer = Some(peer);
     }
+    let own_id = state.office.node().identity.node_id.to_string();
+    if let Some(line) = lines.get_mut(&own_id) {
+        line.local = true;
+    }
     for line in lines.values_mut() {
+        if line.local {
+            line.last_contact_ms = Some(now);
+            line.behind_ms = Some(0);
+            continue;
+        }
         let synced = line.peer.as_ref().and_then(|p| {
             if p.connected && p.up_to_date {
                 Some(now)

@@ -1,0 +1,534 @@
+//! The office dashboard in a real browser: headless Chromium driven through chromedriver.
+//!
+//! The test starts an office node with `--http`, logs in through the dashboard's form with
+//! the token the node printed, and checks that a visit added through the CLI reaches the
+//! page's figures over server-sent events, without a reload. It saves a screenshot to
+//! `<target dir>/dashboard-screenshot.png` for a person to look at. The WebDriver protocol is
+//! spoken with a small HTTP/1.1 client over `TcpStream` (no HTTP crate), which also checks
+//! that the API refuses a request without credentials. Chromedriver runs in its own process
+//! group, which Chromium joins; dropping [`Browser`] ends the session and kills that group,
+//! and dropping [`DashboardNode`] kills the node, so nothing outlives a failed test. Without
+//! `/usr/bin/chromium` or `/usr/bin/chromedriver` the test says it skips.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::node_support::{LOG_FILE, Street, add_visit, read_log, tail};
+use crate::support::{Device, gridsync_bin};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long the node or chromedriver may take to say where it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bound on one HTTP exchange (a WebDriver command, or a request to the dashboard).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the page may take to show what the test waits for.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Interval between two looks at the page.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The key under which WebDriver returns an element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The prefix of the stderr line that shows the dashboard token on the node's first run.
+const TOKEN_LINE: &str = "office dashboard token (shown once; stored in the node's store): ";
+
+#[test]
+fn dashboard_login_and_live_visit_count_in_a_browser() {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        if !Path::new(tool).exists() {
+            println!("skipping: {tool} is missing (apt-get install chromium chromium-driver)");
+            return;
+        }
+    }
+    let started = Instant::now();
+    let street = Street::with_plan(&[]);
+    let office = DashboardNode::start(&street.office);
+
+    // A plain request, without token or session, is refused.
+    let refused = http_exchange(office.http, "GET", "/api/v1/summary", None)
+        .expect("request the summary without credentials");
+    assert_eq!(
+        refused.status, 401,
+        "the API answered a request without credentials: {}",
+        refused.body
+    );
+
+    let browser = Browser::start();
+    browser.navigate(&format!("http://{}/", office.http));
+    let token_field = browser.find("#login-token");
+    browser.command(
+        "POST",
+        &format!("element/{token_field}/value"),
+        json!({ "text": office.token }),
+    );
+    let submit = browser.find("#login-submit");
+    browser.command("POST", &format!("element/{submit}/click"), json!({}));
+
+    // The dashboard replaces the login page; its figures come from the API.
+    let logged_in = Instant::now();
+    let visited = browser.wait_for("the visited count after logging in", || {
+        let element = browser.try_find("#visited-count").ok()?;
+        let count = browser.text(&element).ok()?.parse::<u64>().ok()?;
+        Some((element, count))
+    });
+    let (visited_element, visited_before) = visited;
+    assert_eq!(visited_before, 0, "no visit was logged yet");
+    let households = browser.wait_for("the household count", || {
+        let text = browser
+            .text(&browser.try_find("#households-count").ok()?)
+            .ok()?;
+        text.parse::<u64>().ok()
+    });
+    assert_eq!(households, 4, "the plan has four households");
+    browser.wait_for("the event stream to connect", || {
+        let state = browser
+            .text(&browser.try_find("#connection-state").ok()?)
+            .ok()?;
+        (state == "live").then_some(())
+    });
+    println!(
+        "dashboard: logged in and live after {:?}",
+        logged_in.elapsed()
+    );
+
+    // A visit through the CLI (the running node's control socket) reaches the open page.
+    let adding = Instant::now();
+    add_visit(&street.office, "h-1");
+    let cli_took = adding.elapsed();
+    let visited_after = browser.wait_for("the visited count to grow without a reload", || {
+        // The element found before the visit: a reloaded page would make it stale.
+        let text = browser
+            .text(&visited_element)
+            .unwrap_or_else(|e| panic!("cannot read #visited-count (page reloaded?): {e}"));
+        text.parse::<u64>().ok().filter(|n| *n > visited_before)
+    });
+    assert_eq!(visited_after, 1, "one visit was added");
+    println!(
+        "dashboard: visit added through the CLI in {cli_took:?}, shown on the page {:?} after \
+         the command started",
+        adding.elapsed()
+    );
+
+    // The tables refresh after the summary event; wait for them so the screenshot shows them.
+    browser.wait_for("the grid table and the event log", || {
+        let grids = browser.text(&browser.try_find("#grid-table").ok()?).ok()?;
+        let log = browser.text(&browser.try_find("#event-log").ok()?).ok()?;
+        (grids.contains("grid-001") && log.contains("1/4 visited")).then_some(())
+    });
+    let screenshot = browser.screenshot();
+    assert!(
+        screenshot.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    let path = screenshot_path();
+    std::fs::write(&path, &screenshot).expect("write the screenshot");
+    println!(
+        "dashboard: screenshot ({} bytes) at {}",
+        screenshot.len(),
+        path.display()
+    );
+    println!("dashboard: whole test took {:?}", started.elapsed());
+}
+
+/// `<target dir>/dashboard-screenshot.png`: the parent of cargo's temporary directory for
+/// integration tests, so `CARGO_TARGET_DIR` is respected.
+fn screenshot_path() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("dashboard-screenshot.png")
+}
+
+/// An office node running `gridsync run --http 127.0.0.1:0`. Killed when dropped.
+struct DashboardNode {
+    /// Where the dashboard listens.
+    http: SocketAddr,
+    /// The dashboard token the node printed on its first run.
+    token: String,
+    /// Where the node's stderr goes.
+    log_path: PathBuf,
+    child: Child,
+    /// Kept open so that the node never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl DashboardNode {
+    /// Starts the node on `office`'s data directory and waits for its dashboard address.
+    fn start(office: &Device) -> DashboardNode {
+        let log_path = office.path().join(LOG_FILE);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open node log");
+        let mut child = Command::new(gridsync_bin())
+            .arg("--data")
+            .arg(office.path())
+            .args(["run", "--listen", "127.0.0.1:0", "--no-mdns", "--json"])
+            .args(["--http", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("GRIDSYNC_DATA")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn gridsync run --http");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        // The first JSON value (pretty-printed) is read on a thread, so that a node that
+        // hangs fails the test after START_TIMEOUT instead of blocking it.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let first = serde_json::Deserializer::from_reader(&mut reader)
+                .into_iter::<Value>()
+                .next();
+            let _ = tx.send((first, reader));
+        });
+        let started = match rx.recv_timeout(START_TIMEOUT) {
+            Ok((Some(Ok(value)), reader)) => value["http"]
+                .as_str()
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .map(|http| (http, reader))
+                .ok_or(format!("no http address in {value}")),
+            Ok((Some(Err(e)), _)) => Err(format!("stdout is not JSON: {e}")),
+            Ok((None, _)) => Err("stdout closed before the addresses".to_owned()),
+            Err(_) => Err(format!("no addresses within {START_TIMEOUT:?}")),
+        };
+        // The token is printed on stderr before the addresses on stdout.
+        let token = read_log(&log_path)
+            .lines()
+            .find_map(|line| line.strip_prefix(TOKEN_LINE).map(|t| t.trim().to_owned()));
+        match (started, token) {
+            (Ok((http, reader)), Some(token)) => DashboardNode {
+                http,
+                token,
+                log_path,
+                child,
+                _stdout: reader,
+            },
+            (started, _) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let why = started
+                    .err()
+                    .unwrap_or("no dashboard token on stderr".to_owned());
+                panic!("office node did not start: {why}\n{}", read_log(&log_path));
+            }
+        }
+    }
+}
+
+impl Drop for DashboardNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- log of the office node ({}) ----\n{}",
+                self.log_path.display(),
+                tail(&read_log(&self.log_path), 60)
+            );
+        }
+    }
+}
+
+/// A chromedriver process and one headless Chromium session. On drop the session is ended
+/// and chromedriver's process group (Chromium included) is killed.
+struct Browser {
+    /// Where chromedriver listens.
+    driver: SocketAddr,
+    /// The WebDriver session id.
+    session: String,
+    /// Chromedriver, leader of its own process group.
+    child: Child,
+    /// Chromium's fresh profile directory.
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a session with headless Chromium.
+    fn start() -> Browser {
+        let profile = tempfile::tempdir().expect("temp dir for the browser profile");
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn chromedriver");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Reads on to the end so that chromedriver never writes to a closed pipe.
+            let mut port_sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !port_sent && let Some(port) = line.split("started successfully on port ").nth(1)
+                {
+                    let _ = tx.send(port.trim_end_matches('.').parse::<u16>().ok());
+                    port_sent = true;
+                }
+            }
+        });
+        let mut browser = Browser {
+            driver: SocketAddr::from(([127, 0, 0, 1], 0)),
+            session: String::new(),
+            child,
+            profile,
+        };
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(port)) => browser.driver.set_port(port),
+            other => panic!("chromedriver did not say its port: {other:?}"),
+        }
+        let profile_arg = format!("--user-data-dir={}", browser.profile.path().display());
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "timeouts": { "pageLoad": 15000, "script": 15000 },
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                    profile_arg,
+                ],
+            },
+        } } });
+        let reply = browser
+            .raw_command("POST", "/session", capabilities)
+            .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}"));
+        browser.session = reply["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {reply}"))
+            .to_owned();
+        browser
+    }
+
+    /// Sends a command to chromedriver; returns the reply's `value`, or the WebDriver error.
+    fn raw_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
+        let body = (method == "POST").then_some(&body);
+        let reply = http_exchange(self.driver, method, path, body)
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let value: Value = serde_json::from_str(&reply.body)
+            .map_err(|e| format!("{method} {path}: reply is not JSON ({e}): {}", reply.body))?;
+        if reply.status != 200 {
+            return Err(format!(
+                "{method} {path}: {} {}: {}",
+                reply.status, value["value"]["error"], value["value"]["message"]
+            ));
+        }
+        Ok(value["value"].clone())
+    }
+
+    /// A command within the session (`path` relative to `/session/ID/`).
+    fn try_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
+        self.raw_command(method, &format!("/session/{}/{path}", self.session), body)
+    }
+
+    #[track_caller]
+    fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_command(method, path, body)
+            .unwrap_or_else(|e| panic!("webdriver: {e}"))
+    }
+
+    fn navigate(&self, url: &str) {
+        self.command("POST", "url", json!({ "url": url }));
+    }
+
+    /// The reference of the first element matching a CSS selector.
+    fn try_find(&self, css: &str) -> Result<String, String> {
+        let found = self.try_command(
+            "POST",
+            "element",
+            json!({ "using": "css selector", "value": css }),
+        )?;
+        found[ELEMENT_KEY]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(format!("no element reference in {found}"))
+    }
+
+    #[track_caller]
+    fn find(&self, css: &str) -> String {
+        self.try_find(css)
+            .unwrap_or_else(|e| panic!("webdriver: {e}"))
+    }
+
+    /// The element's rendered text.
+    fn text(&self, element: &str) -> Result<String, String> {
+        let text = self.try_command("GET", &format!("element/{element}/text"), Value::Null)?;
+        Ok(text.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Polls `look` until it returns a value; fails the test after [`PAGE_TIMEOUT`].
+    #[track_caller]
+    fn wait_for<T>(&self, what: &str, mut look: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + PAGE_TIMEOUT;
+        loop {
+            if let Some(value) = look() {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                let page = self
+                    .try_find("body")
+                    .and_then(|body| self.text(&body))
+                    .unwrap_or_else(|e| format!("(cannot read the page: {e})"));
+                panic!("waited {PAGE_TIMEOUT:?} for {what}; the page shows:\n{page}");
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// A PNG of the viewport.
+    fn screenshot(&self) -> Vec<u8> {
+        let encoded = self.command("GET", "screenshot", Value::Null);
+        decode_base64(encoded.as_str().unwrap_or_default())
+            .unwrap_or_else(|| panic!("the screenshot is not base64"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.raw_command("DELETE", &format!("/session/{}", self.session), Value::Null);
+        }
+        // Chromium and its helpers are in chromedriver's process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status and body of an HTTP response.
+struct HttpReply {
+    status: u16,
+    body: String,
+}
+
+/// One HTTP/1.1 exchange on a new connection: `Connection: close`, a JSON body if given, and
+/// a reply framed by `Content-Length` or chunked encoding, or else by the end of the stream.
+fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<HttpReply> {
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
+         Connection: close\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
+    if body.is_some() {
+        request.push_str("Content-Type: application/json; charset=utf-8\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(&payload);
+    stream.write_all(request.as_bytes())?;
+
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| invalid("no HTTP status line"))?;
+    let mut content_length = None;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(invalid("headers cut short"));
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.parse::<usize>().ok();
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            let size_hex = size_line.trim().split(';').next().unwrap_or_default();
+            let size =
+                usize::from_str_radix(size_hex, 16).map_err(|_| invalid("bad chunk size"))?;
+            if size == 0 {
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..])?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf)?;
+        }
+    } else if let Some(length) = content_length {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.read_to_end(&mut body)?;
+    }
+    Ok(HttpReply {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// Decodes standard base64 (padding and whitespace ignored); `None` on any other byte.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut bits = 0u32;
+    let mut bit_count = 0;
+    for byte in text.bytes() {
+        let sextet = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' | b'\r' | b'\n' | b' ' => continue,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(sextet);
+        bit_count += 6;
+        if bit_count >= 8 {
+            bit_count -= 8;
+            out.push((bits >> bit_count) as u8);
+            bits &= (1 << bit_count) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn base64_decodes_what_webdriver_sends() {
+    assert_eq!(decode_base64("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        decode_base64("iVBORw0KGgo=").as_deref(),
+        Some(&b"\x89PNG\r\n\x1a\n"[..])
+    );
+    assert_eq!(decode_base64("a$b"), None);
+}
