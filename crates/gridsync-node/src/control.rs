@@ -121,8 +121,14 @@ async fn serve_one(shared: Arc<NodeShared>, stream: UnixStream) -> std::io::Resu
             // Store writes fsync; keep them off the async worker threads' fast path.
             let shared2 = shared.clone();
             let result = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let mut replica = shared2.lock_replica();
-                write.apply(&mut replica, crate::node::unix_ms())
+                let result = write.apply(&mut replica, crate::node::unix_ms());
+                drop(replica);
+                if result.is_ok() {
+                    shared2.write_timings.record(started.elapsed());
+                }
+                result
             })
             .await;
             match result {

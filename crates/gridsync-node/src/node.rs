@@ -51,6 +51,26 @@ pub struct NodeShared {
     pub shutdown: watch::Receiver<bool>,
     /// Unix milliseconds when the node started.
     pub started_ms: u64,
+    /// How long acknowledged local writes took (apply + durable append), for /metrics.
+    pub write_timings: WriteTimings,
+}
+
+/// Running totals of local write latency: count, sum and maximum, in microseconds.
+#[derive(Debug, Default)]
+pub struct WriteTimings {
+    pub count: std::sync::atomic::AtomicU64,
+    pub total_micros: std::sync::atomic::AtomicU64,
+    pub max_micros: std::sync::atomic::AtomicU64,
+}
+
+impl WriteTimings {
+    pub fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let micros = took.as_micros() as u64;
+        self.count.fetch_add(1, Relaxed);
+        self.total_micros.fetch_add(micros, Relaxed);
+        self.max_micros.fetch_max(micros, Relaxed);
+    }
 }
 
 impl NodeShared {
@@ -145,6 +165,7 @@ impl RunningNode {
             ca_cert_der: credentials.ca_cert_der.clone(),
             shutdown: shutdown_rx,
             started_ms: unix_ms(),
+            write_timings: WriteTimings::default(),
         });
         shared.refresh_revocations();
         let endpoint = Arc::new(endpoint);
@@ -182,10 +203,12 @@ impl RunningNode {
 
     /// Applies a field write on this node and pushes it to connected peers.
     pub fn write(&self, write: FieldWrite) -> Result<WriteReceipt, WriteError> {
+        let started = std::time::Instant::now();
         let receipt = {
             let mut replica = self.shared.lock_replica();
             write.apply(&mut replica, unix_ms())?
         };
+        self.shared.write_timings.record(started.elapsed());
         crate::connection::announce_local_change(&self.shared, receipt.document.clone());
         Ok(receipt)
     }

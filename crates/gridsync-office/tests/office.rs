@@ -610,6 +610,11 @@ async fn api_figures_equal_a_recount_from_the_raw_records() -> Result<()> {
         expected.visits
     )));
     assert!(text.contains("gridsync_store_file_bytes "));
+    // Every write went through the node: the write-latency summary counts them all.
+    assert!(
+        text.contains(&format!("gridsync_write_seconds_count {written}")),
+        "{text}"
+    );
     office.shutdown().await
 }
 
@@ -851,6 +856,11 @@ async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()
     let metrics = String::from_utf8(get_authed(office.http, "/metrics").await?.body)?;
     assert!(metrics.contains("gridsync_peer_sessions 1"), "{metrics}");
     assert!(metrics.contains("gridsync_document_changes_total{source=\"peer\"}"));
+    // The captain's visit arrived direct from its author.
+    assert!(
+        metrics.contains("gridsync_changes_received_total{via=\"cap-1\",arrival=\"direct\"} 1"),
+        "{metrics}"
+    );
 
     // The office re-imports a larger plan: the aggregation is re-keyed to it.
     office.write(FieldWrite::PlanImport { csv: plan_csv(3) })?;

@@ -206,6 +206,51 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         "Longest single building update.",
         c.building_update_max_micros.load(Ordering::Relaxed) as f64 / 1e6,
     );
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let w = &node.write_timings;
+        t.head(
+            "gridsync_write_seconds",
+            "summary",
+            "Local writes, from request to durable on disk (apply and fsynced append).",
+        );
+        t.value(
+            "gridsync_write_seconds_sum",
+            "",
+            w.total_micros.load(Relaxed) as f64 / 1e6,
+        );
+        t.value("gridsync_write_seconds_count", "", w.count.load(Relaxed));
+        t.one(
+            "gridsync_write_max_seconds",
+            "gauge",
+            "Slowest single local write.",
+            w.max_micros.load(Relaxed) as f64 / 1e6,
+        );
+    }
+    // Provenance: every change received, by the peer it came through and whether that peer
+    // wrote it (direct) or carried it for another node (relayed).
+    let arrivals = node
+        .lock_replica()
+        .store()
+        .arrival_counts()
+        .unwrap_or_default();
+    t.head(
+        "gridsync_changes_received_total",
+        "counter",
+        "Changes received, by arrival peer, direct from their author or relayed.",
+    );
+    for (via, counts) in &arrivals {
+        t.value(
+            "gridsync_changes_received_total",
+            &format!("via=\"{via}\",arrival=\"direct\""),
+            counts.direct,
+        );
+        t.value(
+            "gridsync_changes_received_total",
+            &format!("via=\"{via}\",arrival=\"relayed\""),
+            counts.relayed,
+        );
+    }
     t.one(
         "gridsync_office_rebuilds_total",
         "counter",
