@@ -175,11 +175,11 @@ impl Replica {
     }
 
     fn ensure_loaded(&mut self, path: &DocPath) -> Result<(), ReplicaError> {
-        if !self.docs.contains_key(path) {
-            if let Some(mut doc) = self.store.load_doc(path)? {
-                doc.set_actor(self.actor.clone());
-                self.docs.insert(path.clone(), doc);
-            }
+        if !self.docs.contains_key(path)
+            && let Some(mut doc) = self.store.load_doc(path)?
+        {
+            doc.set_actor(self.actor.clone());
+            self.docs.insert(path.clone(), doc);
         }
         Ok(())
     }
@@ -249,13 +249,13 @@ impl Replica {
             }
         };
         let bytes = doc.save_after(&before);
-        if !bytes.is_empty() {
-            if let Err(e) = self.store.append(path, &bytes) {
-                self.docs.remove(path);
-                // Best effort: the store still holds the last durable state.
-                let _ = self.ensure_loaded(path);
-                return Err(e.into());
-            }
+        if !bytes.is_empty()
+            && let Err(e) = self.store.append(path, &bytes)
+        {
+            self.docs.remove(path);
+            // Best effort: the store still holds the last durable state.
+            let _ = self.ensure_loaded(path);
+            return Err(e.into());
         }
         Ok(result)
     }

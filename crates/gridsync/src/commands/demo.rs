@@ -118,16 +118,16 @@ async fn run_demo(args: DemoArgs, out: Output) -> Result<()> {
             "round {round}: {} out of range",
             offline_names.join(" and ")
         ));
-        for i in 3..devices.len() {
-            let (count, path) = log_visits(&devices[i], round, &mut acknowledged)?;
-            let how = if devices[i].running.is_some() {
+        for volunteer in &devices[3..] {
+            let (count, path) = log_visits(volunteer, round, &mut acknowledged)?;
+            let how = if volunteer.running.is_some() {
                 "live"
             } else {
                 "offline"
             };
             say(format!(
                 "  {} saved {count} visits ({how}) in {path}",
-                devices[i].name
+                volunteer.name
             ));
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -227,6 +227,9 @@ async fn wait_converged(
     }
 }
 
+/// Name, role, write grants, the device it dials, and its grid.
+type DeviceSpec = (String, Role, Vec<ScopeGrant>, Option<String>, Option<usize>);
+
 /// The office, two captains (one per grid) and two volunteers per grid, each with a store
 /// and credentials issued by a new street CA.
 fn create_devices(root: &Path) -> Result<Vec<Device>> {
@@ -234,7 +237,7 @@ fn create_devices(root: &Path) -> Result<Vec<Device>> {
     let ca = StreetCa::generate(STREET, now)?;
     let street = DocPath::parse(STREET)?;
     let grid_path = |g: usize| street.join(&format!("grid-{:03}", g + 1));
-    let mut specs: Vec<(String, Role, Vec<ScopeGrant>, Option<String>, Option<usize>)> = vec![(
+    let mut specs: Vec<DeviceSpec> = vec![(
         "office".into(),
         Role::Office,
         vec![ScopeGrant {
