@@ -292,7 +292,7 @@ async fn run_phase(
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         t
     });
-    let outcomes = ["contacted", "not_home", "refused", "contacted"];
+    let outcomes = ["contacted", "not-home", "refused", "contacted"];
     let started = Instant::now();
     for i in 0..WRITES_PER_PHASE {
         match ticker.as_mut() {

@@ -105,6 +105,7 @@ pub(crate) fn insert_origins(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
