@@ -381,7 +381,8 @@ async fn run_phase(
     })
 }
 
-/// Streams `path` over HTTP and counts its bytes and lines.
+/// Downloads `path` over HTTP (timed until the last byte), then counts the body's records
+/// (lines after the CSV header, once the chunked framing is removed) and bytes.
 async fn download(addr: SocketAddr, path: &str, token: &str) -> Result<(u64, u64, Duration)> {
     let started = Instant::now();
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
@@ -393,17 +394,50 @@ async fn download(addr: SocketAddr, path: &str, token: &str) -> Result<(u64, u64
             .as_bytes(),
         )
         .await?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut bytes, mut lines) = (0u64, 0u64);
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let took = started.elapsed();
+
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("response without a header end")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        bail!("{path}: {}", head.lines().next().unwrap_or_default());
     }
-    Ok((bytes, lines, started.elapsed()))
+    let raw = &response[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(raw)?
+    } else {
+        raw.to_vec()
+    };
+    let lines = body.iter().filter(|b| **b == b'\n').count() as u64;
+    // The header line is not a record.
+    Ok((lines.saturating_sub(1), body.len() as u64, took))
+}
+
+/// Removes HTTP/1.1 chunked framing.
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(raw.len());
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("chunk size line without an end")?;
+        let size_text = std::str::from_utf8(&raw[..line_end])?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if raw.len() < size + 2 {
+            bail!("chunk shorter than announced");
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 /// The export's rows written as CSV into a sink, in-process: the same work as the HTTP export
@@ -521,7 +555,7 @@ async fn run() -> Result<()> {
         "Change arriving at the office -> views reflecting it ({BUILDINGS} building documents, captain over QUIC on loopback)"
     );
     println!(
-        "{:<13} {:>6} {:>7} | {:>22} | {:>22} | {:>15} | {:>8} | load 1/5/15",
+        "{:<13} {:>6} {:>7} | {:>24} | {:>24} | {:>21} | {:>9} | load 1/5/15",
         "phase",
         "writes",
         "rate/s",
@@ -540,7 +574,7 @@ async fn run() -> Result<()> {
             )
         };
         println!(
-            "{:<13} {:>6} {:>7.0} | {:>22} | {:>24} | {:>21} | {:>9} | {}",
+            "{:<13} {:>6} {:>7.0} | {:>24} | {:>24} | {:>21} | {:>9} | {}",
             r.name,
             r.writes,
             r.writes as f64 / r.took.as_secs_f64(),
@@ -574,9 +608,7 @@ async fn run() -> Result<()> {
         "export", "records", "MiB", "seconds", "records/s"
     );
     for run in 1..=3 {
-        let (bytes, lines, took) = download(addr, "/api/v1/export.csv", token.reveal()).await?;
-        // The header line is not a record.
-        let records = lines.saturating_sub(1);
+        let (records, bytes, took) = download(addr, "/api/v1/export.csv", token.reveal()).await?;
         println!(
             "{:<28} {:>8} {:>9.1} {:>8.2} {:>12.0} | {}",
             format!("/api/v1/export.csv #{run}"),
