@@ -45,6 +45,11 @@ pub struct NodeConfig {
     pub backoff_max_ms: u64,
     /// Serve the office dashboard and API on this address (office nodes only).
     pub http: Option<SocketAddr>,
+    /// Most documents this device stores; past it, new documents are refused (from peers
+    /// and local writes) while everything already stored keeps syncing. `None`: no cap.
+    pub max_documents: Option<usize>,
+    /// Most bytes the store may take on disk; past it, changes are refused. `None`: no cap.
+    pub max_store_bytes: Option<u64>,
 }
 
 impl Default for NodeConfig {
@@ -56,6 +61,8 @@ impl Default for NodeConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             http: None,
+            max_documents: None,
+            max_store_bytes: None,
         }
     }
 }

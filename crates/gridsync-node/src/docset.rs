@@ -23,6 +23,14 @@ impl DocumentSet for Replica {
         Replica::doc_mut_or_create(self, path)
     }
 
+    fn may_store(&self, path: &DocPath, new_document: bool) -> bool {
+        let allowed = Replica::may_store(self, path, new_document);
+        if !allowed {
+            tracing::warn!(%path, new_document, "refusing changes: this device is at its storage cap");
+        }
+        allowed
+    }
+
     fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>> {
         match self.store().sync_state(peer, path) {
             Ok(state) => state,

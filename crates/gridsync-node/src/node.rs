@@ -147,6 +147,7 @@ impl RunningNode {
             control_socket,
         } = parts;
         replica.load_all()?;
+        replica.set_limits(config.max_documents, config.max_store_bytes);
         let identity = LocalIdentity {
             node_id: credentials.identity.node_id.clone(),
             role: credentials.identity.role,

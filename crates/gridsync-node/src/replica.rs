@@ -42,6 +42,15 @@ pub enum ReplicaError {
         "this device may not write {path} (its scopes: {scopes}); such a change would never be accepted by its peers"
     )]
     OutsideWriteScope { path: DocPath, scopes: String },
+    #[error(
+        "this device is at its storage cap ({documents} documents of {max_documents:?}, about {bytes} bytes of {max_bytes:?}); nothing stored was lost, but new data is refused"
+    )]
+    StorageCap {
+        documents: usize,
+        max_documents: Option<usize>,
+        bytes: u64,
+        max_bytes: Option<u64>,
+    },
     #[error("stored identity is not valid: {0}")]
     Credentials(String),
     #[error("automerge refused the change: {0}")]
@@ -70,7 +79,24 @@ pub struct Replica {
     /// What this device may write, from its installed identity; `None` for a device
     /// initialized without one (`gridsync init`), which never syncs and is not restricted.
     write_scopes: Option<Scopes>,
+    /// Storage caps and how close the store is to them.
+    limits: StorageLimits,
 }
+
+/// A device's storage caps (from the node config) and the running byte estimate.
+#[derive(Debug, Default)]
+pub struct StorageLimits {
+    pub max_documents: Option<usize>,
+    pub max_store_bytes: Option<u64>,
+    /// Store size on disk at open plus every chunk appended since: cheap to keep, close
+    /// enough to warn and refuse on.
+    approx_bytes: u64,
+    /// Whether the "nearing the cap" warning was logged (once per run).
+    warned: bool,
+}
+
+/// Share of a cap past which a warning is logged.
+const WARN_AT: f64 = 0.9;
 
 impl Replica {
     /// Creates a new replica in `dir` for the given node and street.
@@ -111,6 +137,64 @@ impl Replica {
         Ok(replica)
     }
 
+    /// Sets the storage caps (from the node config).
+    pub fn set_limits(&mut self, max_documents: Option<usize>, max_store_bytes: Option<u64>) {
+        let approx_bytes = self.store.stats().map(|s| s.file_bytes).unwrap_or(0);
+        self.limits = StorageLimits {
+            max_documents,
+            max_store_bytes,
+            approx_bytes,
+            warned: false,
+        };
+        self.check_nearing_caps();
+    }
+
+    /// May changes to `path` be stored under the caps? `new_document`: not held yet.
+    pub fn may_store(&self, path: &DocPath, new_document: bool) -> bool {
+        let _ = path;
+        // Counted only when it matters: a new document under a document cap. A CLI replica
+        // loads lazily, so the store's count is the truth there.
+        let docs_ok = !new_document
+            || self.limits.max_documents.is_none_or(|max| {
+                let held = self
+                    .docs
+                    .len()
+                    .max(self.store.doc_paths().map(|p| p.len()).unwrap_or(0));
+                held < max
+            });
+        let bytes_ok = self
+            .limits
+            .max_store_bytes
+            .is_none_or(|max| self.limits.approx_bytes < max);
+        docs_ok && bytes_ok
+    }
+
+    /// Logs once when the store passes 90% of a cap.
+    fn check_nearing_caps(&mut self) {
+        if self.limits.warned {
+            return;
+        }
+        let docs = self.docs.len();
+        let near_docs = self
+            .limits
+            .max_documents
+            .is_some_and(|max| docs as f64 >= max as f64 * WARN_AT);
+        let near_bytes = self
+            .limits
+            .max_store_bytes
+            .is_some_and(|max| self.limits.approx_bytes as f64 >= max as f64 * WARN_AT);
+        if near_docs || near_bytes {
+            self.limits.warned = true;
+            tracing::warn!(
+                documents = docs,
+                max_documents = ?self.limits.max_documents,
+                bytes = self.limits.approx_bytes,
+                max_bytes = ?self.limits.max_store_bytes,
+                "storage is nearing this device's cap; past it new data is refused"
+            );
+        }
+    }
+
     /// Restricts local writes to `scopes` (after installing an identity).
     pub fn set_write_scopes(&mut self, scopes: Option<Scopes>) {
         self.write_scopes = scopes;
@@ -127,6 +211,7 @@ impl Replica {
             actor,
             plan_cache: None,
             write_scopes: None,
+            limits: StorageLimits::default(),
         }
     }
 
@@ -227,6 +312,14 @@ impl Replica {
             });
         }
         self.ensure_loaded(path)?;
+        if !self.may_store(path, !self.docs.contains_key(path)) {
+            return Err(ReplicaError::StorageCap {
+                documents: self.docs.len(),
+                max_documents: self.limits.max_documents,
+                bytes: self.limits.approx_bytes,
+                max_bytes: self.limits.max_store_bytes,
+            });
+        }
         let actor = self.actor.clone();
         let (before, is_new) = match self.docs.get(path) {
             Some(doc) => (doc.get_heads(), false),
@@ -257,7 +350,13 @@ impl Replica {
             let _ = self.ensure_loaded(path);
             return Err(e.into());
         }
+        self.count_appended(bytes.len());
         Ok(result)
+    }
+
+    fn count_appended(&mut self, bytes: usize) {
+        self.limits.approx_bytes += bytes as u64;
+        self.check_nearing_caps();
     }
 
     /// Records changes that arrived from a peer into `path`: appends everything after
@@ -306,6 +405,7 @@ impl Replica {
                 let _ = self.ensure_loaded(path);
                 return Err(e.into());
             }
+            self.count_appended(bytes.len());
         }
         Ok(())
     }
@@ -372,4 +472,58 @@ fn author_name(actor: &ActorId) -> String {
     gridsync_model::node_for_actor(actor)
         .map(|n| n.to_string())
         .unwrap_or_else(|| actor.to_hex_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use automerge::transaction::Transactable;
+
+    use super::*;
+
+    fn put(replica: &mut Replica, path: &str) -> Result<(), ReplicaError> {
+        let path = DocPath::parse(path).unwrap();
+        replica.write_with_genesis(&path, Automerge::new, |doc| {
+            let mut tx = doc.transaction();
+            tx.put(automerge::ROOT, "k", "v")?;
+            tx.commit();
+            Ok::<_, automerge::AutomergeError>(())
+        })
+    }
+
+    #[test]
+    fn a_device_at_its_document_cap_refuses_new_documents_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = NodeId::parse("vol-1").unwrap();
+        let mut replica = Replica::init(dir.path(), &node, "panhuo").unwrap();
+        replica.set_limits(Some(2), None);
+        put(&mut replica, "panhuo/grid-001/b-1").unwrap();
+        put(&mut replica, "panhuo/grid-001/b-2").unwrap();
+        let refused = put(&mut replica, "panhuo/grid-001/b-3");
+        assert!(
+            matches!(refused, Err(ReplicaError::StorageCap { documents: 2, .. })),
+            "{refused:?}"
+        );
+        // Documents already held still take writes, and nothing stored was lost.
+        put(&mut replica, "panhuo/grid-001/b-1").unwrap();
+        assert_eq!(replica.doc_paths().unwrap().len(), 2);
+        drop(replica);
+        let mut reopened = Replica::open(dir.path()).unwrap();
+        assert_eq!(reopened.load_all().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_device_past_its_byte_cap_refuses_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = NodeId::parse("vol-1").unwrap();
+        let mut replica = Replica::init(dir.path(), &node, "panhuo").unwrap();
+        // The empty store already takes some pages on disk: a cap of one byte is exceeded.
+        replica.set_limits(None, Some(1));
+        assert!(matches!(
+            put(&mut replica, "panhuo/grid-001/b-1"),
+            Err(ReplicaError::StorageCap { .. })
+        ));
+        replica.set_limits(None, None);
+        put(&mut replica, "panhuo/grid-001/b-1").unwrap();
+    }
 }

@@ -149,6 +149,8 @@ pub enum RefusalReason {
     CarrierAuthored,
     /// The message could not be decoded or applied, or exceeded a limit.
     Malformed,
+    /// The receiver is at its configured storage cap; nothing it already holds is affected.
+    CapacityExceeded,
 }
 
 impl std::fmt::Display for RefusalReason {
@@ -158,6 +160,7 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::NotWritable => "sender may not write this document",
             RefusalReason::CarrierAuthored => "carrier authored changes it may only relay",
             RefusalReason::Malformed => "malformed sync message",
+            RefusalReason::CapacityExceeded => "receiver is at its storage cap",
         })
     }
 }
@@ -169,6 +172,7 @@ impl RefusalReason {
             RefusalReason::NotWritable => 2,
             RefusalReason::CarrierAuthored => 3,
             RefusalReason::Malformed => 4,
+            RefusalReason::CapacityExceeded => 5,
         }
     }
     fn from_code(code: u8) -> Result<Self, FrameError> {
@@ -177,6 +181,7 @@ impl RefusalReason {
             2 => RefusalReason::NotWritable,
             3 => RefusalReason::CarrierAuthored,
             4 => RefusalReason::Malformed,
+            5 => RefusalReason::CapacityExceeded,
             other => return Err(FrameError::UnknownCode("refusal reason", other)),
         })
     }

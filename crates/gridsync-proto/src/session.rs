@@ -628,6 +628,10 @@ impl SyncSession {
             return Ok(());
         };
         let before = docs.heads(&path);
+        if !message.changes.is_empty() && !docs.may_store(&path, before.is_none()) {
+            self.refuse(path, RefusalReason::CapacityExceeded);
+            return Ok(());
+        }
         let result = if message.changes.is_empty() && before.is_none() {
             // Nothing to store yet: answer from an empty document without creating one.
             Automerge::new().receive_sync_message(&mut tracked.state, message)

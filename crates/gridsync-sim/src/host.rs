@@ -148,6 +148,8 @@ pub async fn run_host(ctx: Arc<HostContext>) -> Result<(), HostError> {
         backoff_initial_ms: ctx.backoff_initial_ms,
         backoff_max_ms: ctx.backoff_max_ms,
         http: None,
+        max_documents: None,
+        max_store_bytes: None,
     };
     let parts = NodeParts {
         replica,

@@ -151,7 +151,8 @@ pub struct EnrollArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// TOML config file (listen, peers, mdns, backoff_initial_ms, backoff_max_ms, http).
+    /// TOML config file (listen, peers, mdns, backoff_initial_ms, backoff_max_ms, http,
+    /// max_documents, max_store_bytes); see deploy/config/ for commented examples.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// UDP address to listen on (overrides the config file).

@@ -89,4 +89,11 @@ pub trait DocumentSet {
     fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge;
     /// The persisted `sync::State` bytes for this peer and document, if any.
     fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>>;
+    /// May changes for `path` be stored here? `new_document` is true when this node does
+    /// not hold the document yet. A node at its storage cap answers false; the changes are
+    /// then refused with [`crate::RefusalReason::CapacityExceeded`] and the session goes on.
+    fn may_store(&self, path: &DocPath, new_document: bool) -> bool {
+        let _ = (path, new_document);
+        true
+    }
 }

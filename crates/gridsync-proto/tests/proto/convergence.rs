@@ -256,3 +256,32 @@ fn an_unsupported_protocol_version_closes_the_session() {
     pair.drive();
     assert_no_document_bytes(&pair.a.sent_frames());
 }
+
+#[test]
+fn a_receiver_at_its_document_cap_refuses_new_documents_and_keeps_syncing_the_rest() {
+    let a_id = Identity::new("cap-a", Role::Captain, &["write:s"]);
+    let b_id = Identity::new("vol-b", Role::Volunteer, &["write:s"]);
+    let mut a = MemoryDocs::new(&node_id("cap-a"));
+    for name in ["s/b1", "s/b2", "s/b3"] {
+        a.write(name, "k", "from a");
+    }
+    let mut b = MemoryDocs::new(&node_id("vol-b"));
+    b.write("s/b1", "own", "from b");
+    // b may hold two documents: it has one, so exactly one of a's new documents fits.
+    b.max_documents = Some(2);
+    let mut pair = Pair::new((a_id, a), (b_id, b));
+    pair.drive();
+    assert!(pair.a.error.is_none() && pair.b.error.is_none());
+    assert_eq!(pair.b.docs.docs.len(), 2, "the cap holds");
+    // The document b already had still syncs both ways.
+    assert_eq!(pair.b.docs.get("s/b1", "k").as_deref(), Some("from a"));
+    assert_eq!(pair.a.docs.get("s/b1", "own").as_deref(), Some("from b"));
+    let refused: Vec<_> = pair
+        .b
+        .refusals()
+        .into_iter()
+        .filter(|(_, reason)| *reason == gridsync_proto::RefusalReason::CapacityExceeded)
+        .collect();
+    assert_eq!(refused.len(), 1, "one new document refused: {refused:?}");
+    assert!(!pair.b.session.is_closed());
+}

@@ -38,6 +38,8 @@ pub struct MemoryDocs {
     pub actor: ActorId,
     pub docs: BTreeMap<DocPath, Automerge>,
     pub sync_states: BTreeMap<(NodeId, DocPath), Vec<u8>>,
+    /// Storage cap on the number of documents (`None`: no cap).
+    pub max_documents: Option<usize>,
 }
 
 impl MemoryDocs {
@@ -46,6 +48,7 @@ impl MemoryDocs {
             actor: owner.actor_id(),
             docs: BTreeMap::new(),
             sync_states: BTreeMap::new(),
+            max_documents: None,
         }
     }
 
@@ -87,6 +90,9 @@ impl DocumentSet for MemoryDocs {
     }
     fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>> {
         self.sync_states.get(&(peer.clone(), path.clone())).cloned()
+    }
+    fn may_store(&self, _path: &DocPath, new_document: bool) -> bool {
+        !new_document || self.max_documents.is_none_or(|max| self.docs.len() < max)
     }
 }
 

@@ -333,6 +333,8 @@ fn start(devices: &mut [Device], i: usize) -> Result<()> {
         backoff_initial_ms: 100,
         backoff_max_ms: 1_000,
         http: None,
+        max_documents: None,
+        max_store_bytes: None,
     };
     let revocations = RevocationList::new();
     let endpoint = NetEndpoint::bind(d.listen, &d.credentials, revocations.clone())?;
