@@ -61,6 +61,35 @@ pub struct ExportRow {
     pub action: Option<String>,
 }
 
+impl ExportRow {
+    /// The field names in serialization order: the CSV header. Written up front by every
+    /// exporter, so an export with no records still names its columns (the csv crate writes
+    /// a header only with the first row). A test keeps it equal to the serialized fields.
+    pub const COLUMNS: [&'static str; 21] = [
+        "document",
+        "kind",
+        "id",
+        "by",
+        "at_ms",
+        "household",
+        "status",
+        "item",
+        "attempt",
+        "people_seen",
+        "flags",
+        "needs",
+        "text",
+        "round",
+        "units",
+        "reached",
+        "not_home",
+        "refused",
+        "issues",
+        "target",
+        "action",
+    ];
+}
+
 fn visit_fields(row: &mut ExportRow, v: &Visit) {
     row.household = Some(v.household.clone());
     row.status = Some(v.outcome.as_str().to_owned());
@@ -167,4 +196,19 @@ pub fn export_rows<'a, R: ReadDoc>(
         .chain(iter_deliveries(doc).map(move |r| r.map(|e| delivery_row(p, e))))
         .chain(iter_sweeps(doc).map(move |r| r.map(|s| sweep_row(p, s))))
         .chain(iter_corrections(doc).map(move |r| r.map(|c| correction_row(p, c))))
+}
+
+#[cfg(test)]
+mod columns_tests {
+    use super::ExportRow;
+
+    #[test]
+    fn columns_match_the_serialized_fields() {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.serialize(ExportRow::default()).expect("serializes");
+        let bytes = writer.into_inner().expect("flushes");
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let header = text.lines().next().expect("a header line");
+        assert_eq!(header, ExportRow::COLUMNS.join(","));
+    }
 }

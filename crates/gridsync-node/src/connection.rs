@@ -248,7 +248,5 @@ pub fn announce_local_change(shared: &NodeShared, path: DocPath) {
 }
 
 fn is_revocations_doc(shared: &NodeShared, path: &DocPath) -> bool {
-    path.segments().nth(1) == Some(crate::revocations::SEGMENT)
-        && path.segments().count() == 2
-        && path.segments().next() == Some(shared.lock_replica().street())
+    *path == shared.revocations_path
 }

@@ -20,7 +20,7 @@ use crate::config::NodeConfig;
 use crate::connection;
 use crate::ops::{FieldWrite, WriteError, WriteReceipt};
 use crate::peers::{FoundBy, PeerTable};
-use crate::replica::Replica;
+use crate::replica::{Replica, ReplicaError};
 use crate::status::NodeStatus;
 
 /// How many document-change notices may queue per connection before it falls back to
@@ -47,6 +47,9 @@ pub struct NodeShared {
     pub revocations: RevocationList,
     /// The street CA certificate, to verify revocations found in the revocation document.
     pub ca_cert_der: Vec<u8>,
+    /// Path of the street's revocation document (fixed for the node's life), so telling
+    /// whether a change concerns revocations takes no lock.
+    pub revocations_path: DocPath,
     /// Flips to true once when the node starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// Unix milliseconds when the node started.
@@ -78,10 +81,7 @@ impl NodeShared {
     /// the TLS verifiers consult on each handshake. Returns the newly revoked node ids.
     pub fn refresh_revocations(&self) -> Vec<NodeId> {
         let mut replica = self.lock_replica();
-        let Ok(path) = crate::revocations::revocations_path(replica.street()) else {
-            return Vec::new();
-        };
-        match replica.doc(&path) {
+        match replica.doc(&self.revocations_path) {
             Ok(Some(doc)) => {
                 let newly =
                     crate::revocations::apply_document(doc, &self.ca_cert_der, &self.revocations);
@@ -153,6 +153,8 @@ impl RunningNode {
             role: credentials.identity.role,
             scopes: credentials.identity.scopes.clone(),
         };
+        let revocations_path = crate::revocations::revocations_path(replica.street())
+            .map_err(|e| ReplicaError::BadStreet(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
         let local_addr = endpoint.local_addr()?;
@@ -164,6 +166,7 @@ impl RunningNode {
             config: config.clone(),
             revocations,
             ca_cert_der: credentials.ca_cert_der.clone(),
+            revocations_path,
             shutdown: shutdown_rx,
             started_ms: unix_ms(),
             write_timings: WriteTimings::default(),

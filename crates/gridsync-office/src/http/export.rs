@@ -144,7 +144,7 @@ fn write_all(state: &AppState, format: Format, mut sink: ChunkSink) -> std::io::
             let rows = for_each_row(state, |row| w.serialize(row).map_err(std::io::Error::other))?;
             if rows == 0 {
                 // The header comes with the first row; an empty export still gets one.
-                w.write_record(EXPORT_COLUMNS)
+                w.write_record(gridsync_model::ExportRow::COLUMNS)
                     .map_err(std::io::Error::other)?;
             }
             w.flush()?;
@@ -165,28 +165,3 @@ fn write_all(state: &AppState, format: Format, mut sink: ChunkSink) -> std::io::
     tracing::info!(rows, "export streamed");
     Ok(())
 }
-
-/// The CSV header (the field names of [`ExportRow`]).
-const EXPORT_COLUMNS: &[&str] = &[
-    "document",
-    "kind",
-    "id",
-    "by",
-    "at_ms",
-    "household",
-    "status",
-    "item",
-    "attempt",
-    "people_seen",
-    "flags",
-    "needs",
-    "text",
-    "round",
-    "units",
-    "reached",
-    "not_home",
-    "refused",
-    "issues",
-    "target",
-    "action",
-];

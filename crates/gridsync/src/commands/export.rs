@@ -28,7 +28,7 @@ pub fn run(data: &Path, args: ExportArgs) -> Result<()> {
             let mut writer = csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(sink);
-            writer.write_record(&csv_header()?)?;
+            writer.write_record(gridsync_model::ExportRow::COLUMNS)?;
             RowSink::Csv(Box::new(writer))
         }
         ExportFormat::Json => RowSink::JsonLines(sink),
@@ -72,18 +72,6 @@ pub fn run(data: &Path, args: ExportArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The CSV column names, taken from [`gridsync_model::ExportRow`]'s own serialization so that
-/// header and rows cannot drift apart.
-fn csv_header() -> Result<csv::StringRecord> {
-    let mut probe = csv::Writer::from_writer(Vec::new());
-    probe.serialize(gridsync_model::ExportRow::default())?;
-    let bytes = probe
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot build the csv header: {}", e.error()))?;
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
-    Ok(reader.headers()?.clone())
 }
 
 /// Where rows go: CSV with a header line, or one JSON object per line.
