@@ -42,6 +42,8 @@ h-4,c-1,grid-002,bldg-2,u-2,202,1,control\n";
 
 /// Document path of the street plan.
 pub const PLAN_DOC: &str = "panhuo/plan";
+/// The device directory: every node publishes its own certificate there when it starts.
+pub const DEVICES_DOC: &str = "panhuo/devices";
 /// Document path of building bldg-1 (grid-001).
 pub const BLDG_1_DOC: &str = "panhuo/grid-001/bldg-1";
 /// Document path of building bldg-2 (grid-002).

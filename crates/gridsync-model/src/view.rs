@@ -65,6 +65,63 @@ fn later(a: &CorrectedVisit, b: &CorrectedVisit) -> bool {
     (a.current.at_ms, &a.current.id) > (b.current.at_ms, &b.current.id)
 }
 
+/// The needs of `contacted` (a household's latest contacted visit) that no delivery in
+/// `deliveries` (that household's checklist) has met: a need is met when the item that
+/// fulfils it was delivered at or after the visit.
+fn open_needs_after(
+    contacted: &CorrectedVisit,
+    deliveries: &[ItemState],
+) -> BTreeMap<NeedKind, String> {
+    contacted
+        .current
+        .needs
+        .iter()
+        .filter(|(need, _)| {
+            !need.fulfilled_by().is_some_and(|item| {
+                deliveries.iter().any(|d| {
+                    d.item == item
+                        && d.status == DeliveryStatus::Delivered
+                        && d.decided_at_ms >= contacted.current.at_ms
+                })
+            })
+        })
+        .map(|(n, d)| (*n, d.clone()))
+        .collect()
+}
+
+/// Whether any household in a building document has an open special need, by the same rule
+/// as [`building_view`] but without the plan (households are taken from the records). The
+/// sync engine sends such documents first on a short contact.
+pub fn has_open_needs<R: ReadDoc>(doc: &R) -> bool {
+    let records = BuildingRecords::read(doc);
+    let visits = records.corrected_visits();
+    if visits.iter().all(|v| v.current.needs.is_empty()) {
+        return false;
+    }
+    let mut contacted: BTreeMap<&str, &CorrectedVisit> = BTreeMap::new();
+    for v in visits
+        .iter()
+        .filter(|v| v.current.outcome == VisitOutcome::Contacted)
+    {
+        let slot = contacted.entry(v.current.household.as_str()).or_insert(v);
+        if later(v, slot) {
+            *slot = v;
+        }
+    }
+    let items = checklist(records.live_deliveries().into_iter());
+    contacted.iter().any(|(household, visit)| {
+        if visit.current.needs.is_empty() {
+            return false;
+        }
+        let deliveries: Vec<ItemState> = items
+            .range((household.to_string(), DeliveryItem::FoodPack)..)
+            .take_while(|((h, _), _)| h == household)
+            .map(|(_, s)| s.clone())
+            .collect();
+        !open_needs_after(visit, &deliveries).is_empty()
+    })
+}
+
 /// Builds the view of `building` from its document and the plan.
 pub fn building_view<R: ReadDoc>(doc: &R, plan: &StreetPlan, building: &str) -> BuildingView {
     let records = BuildingRecords::read(doc);
@@ -118,22 +175,7 @@ pub fn building_view<R: ReadDoc>(doc: &R, plan: &StreetPlan, building: &str) -> 
                 .map(|(_, s)| s.clone())
                 .collect();
             let open_needs = contacted
-                .map(|v| {
-                    v.current
-                        .needs
-                        .iter()
-                        .filter(|(need, _)| {
-                            !need.fulfilled_by().is_some_and(|item| {
-                                deliveries.iter().any(|d| {
-                                    d.item == item
-                                        && d.status == DeliveryStatus::Delivered
-                                        && d.decided_at_ms >= v.current.at_ms
-                                })
-                            })
-                        })
-                        .map(|(n, d)| (*n, d.clone()))
-                        .collect()
-                })
+                .map(|v| open_needs_after(v, &deliveries))
                 .unwrap_or_default();
             HouseholdView {
                 household: household.clone(),

@@ -44,7 +44,7 @@ pub mod tls;
 #[cfg(feature = "turmoil")]
 pub mod turmoil_socket;
 
-pub use ca::{IssuedIdentity, StreetCa, StreetCaPem};
+pub use ca::{DeviceCertError, IssuedIdentity, StreetCa, StreetCaPem, verify_device_certificate};
 pub use discovery::{DiscoveredPeer, Discovery, DiscoveryError};
 pub use endpoint::{NetEndpoint, NetError, NodeCredentials};
 pub use identity::{CertError, DeviceIdentity, IDENTITY_EXTENSION_OID, identity_from_cert};

@@ -393,6 +393,38 @@ mod certificates {
     use proptest::prelude::*;
     use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair};
 
+    #[test]
+    fn directory_certificates_verify_only_against_their_own_ca() {
+        use gridsync_net::{DeviceCertError, verify_device_certificate};
+        let ca = StreetCa::generate("panhuo", now()).expect("ca");
+        let want = identity("panhuo", "vol-11", now() - 10, now() + 3600);
+        let issued = ca.issue(&want).expect("issue");
+        assert_eq!(
+            verify_device_certificate(ca.cert_der(), &issued.cert_der).expect("verifies"),
+            want
+        );
+        // Expired certificates still name their author: validity is not the question here.
+        let old = identity("panhuo", "vol-12", now() - 7200, now() - 3600);
+        let expired = ca.issue(&old).expect("issue");
+        assert!(verify_device_certificate(ca.cert_der(), &expired.cert_der).is_ok());
+        // Another CA of the same street name, and a certificate whose body was altered.
+        let other = StreetCa::generate("panhuo", now()).expect("ca");
+        assert!(matches!(
+            verify_device_certificate(other.cert_der(), &issued.cert_der),
+            Err(DeviceCertError::NotIssuedByCa)
+        ));
+        let forged = handmade("vol-11", None);
+        assert!(verify_device_certificate(ca.cert_der(), &forged).is_err());
+        let elsewhere = StreetCa::generate("xinhe", now()).expect("ca");
+        let stranger = elsewhere
+            .issue(&identity("xinhe", "vol-1", now() - 10, now() + 3600))
+            .expect("issue");
+        assert!(matches!(
+            verify_device_certificate(ca.cert_der(), &stranger.cert_der),
+            Err(DeviceCertError::WrongStreet { .. })
+        ));
+    }
+
     /// A self-signed certificate with CN `cn` and, if given, an identity extension holding
     /// `content` verbatim.
     fn handmade(cn: &str, content: Option<Vec<u8>>) -> Vec<u8> {

@@ -73,12 +73,28 @@ pub fn load_street_ca(store: &Store) -> Result<StreetCa, CredentialsError> {
 /// Adds the grants every device of a street needs on the street-wide documents: read the
 /// plan (to validate writes) and the revocation list (to refuse revoked peers), and carry
 /// both, so that they reach offline devices by relay through whichever device meets them
-/// first. Grants already implied by a wider one are not repeated.
+/// first; read and write the device directory (each device publishes its own certificate
+/// there; entries verify themselves, see [`crate::directory`]). Grants already implied by a
+/// wider one are not repeated.
 pub fn add_street_wide_grants(street: &str, scopes: &mut Scopes) -> Result<(), PathError> {
     let docs = [
         gridsync_model::plan_path(street)?,
         crate::revocations::revocations_path(street)?,
     ];
+    // Every device publishes its own certificate in the device directory.
+    let directory = crate::directory::directory_path(street)?;
+    for access in [Access::Read, Access::Write] {
+        let granted = match access {
+            Access::Read => scopes.may_read(&directory),
+            _ => scopes.may_write(&directory),
+        };
+        if !granted {
+            scopes.0.push(ScopeGrant {
+                access,
+                prefix: directory.clone(),
+            });
+        }
+    }
     for doc in docs {
         if !scopes.may_read(&doc) {
             scopes.0.push(ScopeGrant {

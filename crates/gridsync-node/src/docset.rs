@@ -1,8 +1,8 @@
 //! The sync engine's view of a replica: [`gridsync_proto::DocumentSet`] implemented over the
 //! documents a [`Replica`] holds in memory and the sync states in its store.
 
-use automerge::{Automerge, ChangeHash};
-use gridsync_proto::{DocPath, DocumentSet, NodeId};
+use automerge::{ActorId, Automerge, ChangeHash};
+use gridsync_proto::{AuthorStanding, DocPath, DocumentSet, NodeId, SyncPriority};
 
 use crate::replica::Replica;
 
@@ -41,5 +41,22 @@ impl DocumentSet for Replica {
                 None
             }
         }
+    }
+
+    fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
+        Replica::sync_priority(self, path)
+    }
+
+    fn author_standing(
+        &mut self,
+        author: &ActorId,
+        change: &ChangeHash,
+        path: &DocPath,
+    ) -> AuthorStanding {
+        let standing = Replica::author_standing(self, author, change, path);
+        if standing != AuthorStanding::MayWrite {
+            tracing::info!(%path, author = %String::from_utf8_lossy(author.to_bytes()), ?standing, "refusing a relayed change");
+        }
+        standing
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod connection;
 pub mod control;
 pub mod credentials;
+pub mod directory;
 pub mod discovery;
 pub mod docset;
 pub mod node;

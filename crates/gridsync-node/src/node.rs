@@ -148,6 +148,11 @@ impl RunningNode {
         } = parts;
         replica.load_all()?;
         replica.set_limits(config.max_documents, config.max_store_bytes);
+        replica.set_trust_root(credentials.ca_cert_der.clone());
+        // Before any sync, so that whoever relays this device's changes can vouch for them.
+        if replica.publish_device_certificate(&credentials.cert_der, unix_ms())? {
+            info!(node = %credentials.identity.node_id, "published this device's certificate in the device directory");
+        }
         let identity = LocalIdentity {
             node_id: credentials.identity.node_id.clone(),
             role: credentials.identity.role,

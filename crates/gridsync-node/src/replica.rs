@@ -8,13 +8,15 @@
 //! The CLI uses a `Replica` directly when no node is running; a running node owns one and
 //! serves CLI writes through its control socket, so the in-memory documents never go stale.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use automerge::{ActorId, Automerge, ChangeHash};
 use gridsync_model::StreetPlan;
-use gridsync_proto::{DocPath, NodeId, Scopes};
+use gridsync_proto::{AuthorStanding, DocPath, NodeId, Scopes, SyncPriority};
+
+use crate::directory::DeviceDirectory;
 use gridsync_store::{Store, StoreError};
 
 /// Metadata keys this crate keeps in the store.
@@ -81,6 +83,13 @@ pub struct Replica {
     write_scopes: Option<Scopes>,
     /// Storage caps and how close the store is to them.
     limits: StorageLimits,
+    /// The street CA certificate (DER) that device directory entries are verified against;
+    /// `None` without an identity, and then no relayed change is accepted.
+    trust_root: Option<Vec<u8>>,
+    /// Who may write what, from `{street}/devices`, verified against `trust_root`.
+    directory: DeviceDirectory,
+    /// Whether a building document has open special needs, with the heads it was read at.
+    open_needs_cache: HashMap<DocPath, (Vec<ChangeHash>, bool)>,
 }
 
 /// A device's storage caps (from the node config) and the running byte estimate.
@@ -130,10 +139,17 @@ impl Replica {
         let street = String::from_utf8(street)
             .map_err(|_| ReplicaError::BadStreet(dir.display().to_string()))?;
         let mut replica = Self::from_parts(dir, store, node_id, street);
-        replica.write_scopes = match crate::credentials::load_invite(&replica.store) {
-            Ok(invite) => invite.map(|i| i.identity.scopes),
+        match crate::credentials::load_invite(&replica.store) {
+            Ok(Some(invite)) => {
+                let credentials = invite
+                    .credentials()
+                    .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+                replica.write_scopes = Some(invite.identity.scopes);
+                replica.trust_root = Some(credentials.ca_cert_der);
+            }
+            Ok(None) => {}
             Err(e) => return Err(ReplicaError::Credentials(e.to_string())),
-        };
+        }
         Ok(replica)
     }
 
@@ -212,6 +228,91 @@ impl Replica {
             plan_cache: None,
             write_scopes: None,
             limits: StorageLimits::default(),
+            trust_root: None,
+            directory: DeviceDirectory::default(),
+            open_needs_cache: HashMap::new(),
+        }
+    }
+
+    /// Sets the street CA certificate (DER) that device directory entries must be issued by.
+    /// [`Replica::open`] sets it from the installed identity; a node started from parts
+    /// sets it from its credentials.
+    pub fn set_trust_root(&mut self, ca_cert_der: Vec<u8>) {
+        self.trust_root = Some(ca_cert_der);
+    }
+
+    /// Publishes this device's certificate in the street's device directory (one durable
+    /// change, none if it is there already), so that peers can judge the changes it authors
+    /// when others relay them. Returns whether a change was written.
+    pub fn publish_device_certificate(
+        &mut self,
+        cert_der: &[u8],
+        now_ms: u64,
+    ) -> Result<bool, ReplicaError> {
+        let path = crate::directory::directory_path(&self.street)
+            .map_err(|e| ReplicaError::BadStreet(e.to_string()))?;
+        let node_id = self.node_id.clone();
+        let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        self.write_with_genesis(&path, crate::directory::genesis, |doc| {
+            crate::directory::publish(doc, &node_id, cert_der, now)
+        })
+    }
+
+    /// May the author of a relayed change write `path`? See [`crate::directory`].
+    pub fn author_standing(
+        &mut self,
+        author: &ActorId,
+        change: &ChangeHash,
+        path: &DocPath,
+    ) -> AuthorStanding {
+        let Ok(directory_path) = crate::directory::directory_path(&self.street) else {
+            return AuthorStanding::Unknown;
+        };
+        if *path == directory_path {
+            // Entries verify themselves against the CA when read; anyone may add one.
+            return AuthorStanding::MayWrite;
+        }
+        if self.trust_root.is_none() {
+            return AuthorStanding::Unknown;
+        }
+        if let Err(error) = self.ensure_loaded(&directory_path) {
+            tracing::warn!(%error, "cannot load the device directory");
+        }
+        if let (Some(doc), Some(trust_root)) = (self.docs.get(&directory_path), &self.trust_root) {
+            self.directory.refresh(doc, trust_root);
+        }
+        self.directory.standing(author, change, path)
+    }
+
+    /// The start class of `path` on a contact: street-wide documents, then buildings with
+    /// open special needs, then the rest.
+    pub fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
+        let mut segments = path.segments();
+        if segments.next() != Some(self.street.as_str()) {
+            return SyncPriority::Routine;
+        }
+        match path.segments().count() {
+            2 => SyncPriority::Street,
+            3 => {
+                let Some(doc) = self.docs.get(path) else {
+                    return SyncPriority::Routine;
+                };
+                let heads = doc.get_heads();
+                let open = match self.open_needs_cache.get(path) {
+                    Some((at, open)) if *at == heads => *open,
+                    _ => {
+                        let open = gridsync_model::has_open_needs(doc);
+                        self.open_needs_cache.insert(path.clone(), (heads, open));
+                        open
+                    }
+                };
+                if open {
+                    SyncPriority::OpenNeeds
+                } else {
+                    SyncPriority::Routine
+                }
+            }
+            _ => SyncPriority::Routine,
         }
     }
 

@@ -856,9 +856,10 @@ async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()
     let metrics = String::from_utf8(get_authed(office.http, "/metrics").await?.body)?;
     assert!(metrics.contains("gridsync_peer_sessions 1"), "{metrics}");
     assert!(metrics.contains("gridsync_document_changes_total{source=\"peer\"}"));
-    // The captain's visit arrived direct from its author.
+    // The captain's visit, and its entry in the device directory published at start, arrived
+    // direct from their author.
     assert!(
-        metrics.contains("gridsync_changes_received_total{via=\"cap-1\",arrival=\"direct\"} 1"),
+        metrics.contains("gridsync_changes_received_total{via=\"cap-1\",arrival=\"direct\"} 2"),
         "{metrics}"
     );
 

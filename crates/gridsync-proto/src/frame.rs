@@ -151,6 +151,12 @@ pub enum RefusalReason {
     Malformed,
     /// The receiver is at its configured storage cap; nothing it already holds is affected.
     CapacityExceeded,
+    /// A relayed change's author may not write this document (by the author's own grants,
+    /// as the receiver's device directory records them).
+    UnauthorizedAuthor,
+    /// A relayed change's author is not in the receiver's device directory yet; the changes
+    /// are offered again on a later sync, once the directory has caught up.
+    UnknownAuthor,
 }
 
 impl std::fmt::Display for RefusalReason {
@@ -161,6 +167,8 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::CarrierAuthored => "carrier authored changes it may only relay",
             RefusalReason::Malformed => "malformed sync message",
             RefusalReason::CapacityExceeded => "receiver is at its storage cap",
+            RefusalReason::UnauthorizedAuthor => "a relayed change's author may not write it",
+            RefusalReason::UnknownAuthor => "a relayed change's author is not in the directory",
         })
     }
 }
@@ -173,6 +181,8 @@ impl RefusalReason {
             RefusalReason::CarrierAuthored => 3,
             RefusalReason::Malformed => 4,
             RefusalReason::CapacityExceeded => 5,
+            RefusalReason::UnauthorizedAuthor => 6,
+            RefusalReason::UnknownAuthor => 7,
         }
     }
     fn from_code(code: u8) -> Result<Self, FrameError> {
@@ -182,6 +192,8 @@ impl RefusalReason {
             3 => RefusalReason::CarrierAuthored,
             4 => RefusalReason::Malformed,
             5 => RefusalReason::CapacityExceeded,
+            6 => RefusalReason::UnauthorizedAuthor,
+            7 => RefusalReason::UnknownAuthor,
             other => return Err(FrameError::UnknownCode("refusal reason", other)),
         })
     }

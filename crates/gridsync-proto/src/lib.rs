@@ -59,6 +59,6 @@ pub use frame::{Frame, FrameDecoder, FrameError, RefusalReason};
 pub use identity::{Access, NodeId, Role, ScopeGrant, Scopes};
 pub use path::{DocPath, PathError};
 pub use session::{
-    CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig, SessionError,
-    SessionEvent, SessionStats, SyncSession,
+    AuthorStanding, CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig,
+    SessionError, SessionEvent, SessionStats, SyncPriority, SyncSession,
 };

@@ -4,12 +4,12 @@
 //! once), reconciles the inventory of shared documents, then syncs the differing documents
 //! and pushes live changes until closed. See [`SyncSession`] for the driving contract.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{ActorId, Automerge};
 
-use crate::authorize::{PeerAccess, check_carried, is_shared};
+use crate::authorize::{PeerAccess, inspect_changes, is_shared};
 use crate::frame::{
     Frame, FrameDecoder, GoodbyeReason, Hello, PROTOCOL_VERSION, RangeSummary, RefusalReason,
     encode_frame,
@@ -19,9 +19,13 @@ use crate::path::DocPath;
 
 mod config;
 mod events;
+mod start_queue;
 
-pub use config::{DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig};
+pub use config::{
+    AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig, SyncPriority,
+};
 pub use events::{CloseReason, SessionError, SessionEvent, SessionStats};
+use start_queue::{NOTHING_TO_SEND, StartKey, StartQueue};
 
 /// Where the inventory stands.
 #[derive(Debug)]
@@ -88,12 +92,23 @@ pub struct SyncSession {
     inventory_rounds: u32,
     inventory_differing: usize,
     tracked: BTreeMap<DocPath, TrackedDoc>,
-    /// Documents to start syncing, waiting for an in-flight slot.
-    to_start: BTreeSet<DocPath>,
+    /// Documents to start syncing, most useful first, waiting for an in-flight slot.
+    to_start: StartQueue,
     /// Tracked documents that need a `generate_sync_message`.
-    dirty: BTreeSet<DocPath>,
+    /// Ordered like the start queue, so replies also go out most useful first.
+    dirty: BTreeSet<(StartKey, DocPath)>,
+    /// The start key each document was queued with (documents the peer started: routine).
+    keys: HashMap<DocPath, StartKey>,
     /// Documents this side is actively syncing and that have not settled.
     in_flight: BTreeSet<DocPath>,
+    /// Documents whose changes were refused because an author was unknown here: asked for
+    /// again (automerge's sync reset) as soon as another document changes, which is how the
+    /// device directory catching up shows.
+    awaiting_authors: BTreeSet<DocPath>,
+    /// The pulls among `in_flight` (started with nothing to send). They do not count against
+    /// `max_docs_in_flight`: a pull is a small message, and the peer can order what it sends
+    /// only for documents it knows differ.
+    pulls: BTreeSet<DocPath>,
     last_now: u64,
     last_progress: u64,
     up_to_date_reported: bool,
@@ -125,9 +140,12 @@ impl SyncSession {
             inventory_rounds: 0,
             inventory_differing: 0,
             tracked: BTreeMap::new(),
-            to_start: BTreeSet::new(),
+            to_start: StartQueue::default(),
             dirty: BTreeSet::new(),
+            keys: HashMap::new(),
             in_flight: BTreeSet::new(),
+            pulls: BTreeSet::new(),
+            awaiting_authors: BTreeSet::new(),
             last_now: now,
             last_progress: now,
             up_to_date_reported: false,
@@ -225,10 +243,15 @@ impl SyncSession {
         let span = self.span.clone();
         let _entered = span.enter();
         self.last_now = now;
-        if self.tracked.contains_key(path) {
-            self.dirty.insert(path.clone());
-        } else {
-            self.to_start.insert(path.clone());
+        if let Err(error) = self.retry_awaiting_authors(path, docs) {
+            self.fail(error);
+            return;
+        }
+        if self.is_started(path) {
+            self.mark_dirty(path.clone());
+        } else if let Err(error) = self.enqueue(path.clone(), docs) {
+            self.fail(error);
+            return;
         }
         self.up_to_date_reported = false;
         self.pump(docs);
@@ -263,9 +286,7 @@ impl SyncSession {
         if self.closed {
             return None;
         }
-        let has_deferred = !self.dirty.is_empty()
-            || (!self.to_start.is_empty()
-                && self.in_flight.len() < self.config.limits.max_docs_in_flight);
+        let has_deferred = !self.dirty.is_empty() || self.can_start_next();
         if self.verified
             && has_deferred
             && self.outgoing_bytes < self.config.limits.max_outgoing_bytes
@@ -387,7 +408,7 @@ impl SyncSession {
         }
         match frame {
             Frame::Hello(_) => Err(SessionError::ProtocolViolation("second hello")),
-            Frame::Inventory(parts) => self.handle_inventory(parts),
+            Frame::Inventory(parts) => self.handle_inventory(parts, docs),
             Frame::DocSync { path, message } => self.handle_doc_sync(path, &message, docs),
             Frame::Refused { path, reason } => {
                 // The peer keeps the session; nothing for the node to do but note it.
@@ -444,6 +465,7 @@ impl SyncSession {
     fn handle_inventory(
         &mut self,
         parts: Vec<crate::frame::RangePart>,
+        docs: &mut dyn DocumentSet,
     ) -> Result<(), SessionError> {
         let InventoryPhase::Running {
             snapshot,
@@ -511,10 +533,10 @@ impl SyncSession {
         }
         self.inventory_differing += outcome.differing.len();
         for path in outcome.differing {
-            if self.tracked.contains_key(&path) {
-                self.dirty.insert(path);
+            if self.is_started(&path) {
+                self.mark_dirty(path);
             } else {
-                self.to_start.insert(path);
+                self.enqueue(path, docs)?;
             }
         }
         if finished {
@@ -554,6 +576,97 @@ impl SyncSession {
         });
         self.events
             .push_back(SessionEvent::ChangeRefused { path, reason });
+    }
+
+    /// Whether the next queued document may start now: a pull always may; a document with
+    /// changes to send needs a free slot among `max_docs_in_flight`.
+    fn can_start_next(&self) -> bool {
+        if self.to_start.is_empty() {
+            return false;
+        }
+        if self.to_start.next_is_pull() {
+            return true;
+        }
+        let pulls = self
+            .pulls
+            .iter()
+            .filter(|p| self.in_flight.contains(*p))
+            .count();
+        self.in_flight.len() - pulls < self.config.limits.max_docs_in_flight
+    }
+
+    /// Whether `path` is being synced already (tracked and not waiting in the queue).
+    fn is_started(&self, path: &DocPath) -> bool {
+        self.tracked.contains_key(path) && !self.to_start.contains(path)
+    }
+
+    /// Queues `path` to start, placed by the node's priority class and then by the age of its
+    /// oldest change the peer is not known to have.
+    fn enqueue(&mut self, path: DocPath, docs: &mut dyn DocumentSet) -> Result<(), SessionError> {
+        if self.to_start.contains(&path) {
+            return Ok(());
+        }
+        let priority = docs.sync_priority(&path);
+        self.track(&path, docs)?;
+        let oldest_unsynced = match (docs.doc(&path), self.tracked.get(&path)) {
+            (Some(doc), Some(tracked)) => {
+                // A persisted state from before a restore may name heads this copy lacks.
+                let shared: Vec<_> = tracked
+                    .state
+                    .shared_heads
+                    .iter()
+                    .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+                    .copied()
+                    .collect();
+                doc.get_changes_meta(&shared)
+                    .iter()
+                    .map(|meta| meta.timestamp)
+                    .min()
+                    .unwrap_or(NOTHING_TO_SEND)
+            }
+            _ => NOTHING_TO_SEND,
+        };
+        let key = (priority, oldest_unsynced);
+        self.keys.insert(path.clone(), key);
+        self.to_start.push(path, key);
+        Ok(())
+    }
+
+    /// After `changed` changed, asks the peer again for documents refused over an unknown
+    /// author: the change may have been the device directory learning that author. The sync
+    /// reset makes the peer forget what it believes it sent and offer the changes again.
+    fn retry_awaiting_authors(
+        &mut self,
+        changed: &DocPath,
+        docs: &mut dyn DocumentSet,
+    ) -> Result<(), SessionError> {
+        if self.awaiting_authors.is_empty() || self.awaiting_authors.contains(changed) {
+            return Ok(());
+        }
+        for path in std::mem::take(&mut self.awaiting_authors) {
+            self.track(&path, docs)?;
+            if let Some(tracked) = self.tracked.get_mut(&path) {
+                // A fresh state (only the shared heads survive) so that a message goes out
+                // even while automerge believes one is in flight; the reset flag (or, before
+                // the peer's capabilities are known, empty heads) makes the peer resend.
+                let mut fresh = State::decode(&tracked.persisted).unwrap_or_default();
+                fresh.read_only = tracked.state.read_only;
+                fresh.needs_reset = true;
+                tracked.state = fresh;
+            }
+            self.mark_dirty(path);
+        }
+        Ok(())
+    }
+
+    /// Marks `path` as needing a sync message, in its start key's order.
+    fn mark_dirty(&mut self, path: DocPath) {
+        let key = self
+            .keys
+            .get(&path)
+            .copied()
+            .unwrap_or((SyncPriority::Routine, NOTHING_TO_SEND));
+        self.dirty.insert((key, path));
     }
 
     /// Ensures a sync state for `path` exists, loading the persisted one.
@@ -608,20 +721,49 @@ impl SyncSession {
             return Ok(());
         }
         match PeerAccess::of(&self.peer.scopes, &path) {
-            PeerAccess::Write => {}
-            PeerAccess::Carry => match check_carried(message, &self.peer_actor) {
-                Ok(checked) => message = checked,
-                Err(reason) => {
-                    self.refuse(path, reason);
-                    return Ok(());
-                }
-            },
             PeerAccess::ReadOnly => {
                 if !message.changes.is_empty() {
                     self.refuse(path.clone(), RefusalReason::NotWritable);
                     message.changes = automerge::sync::ChunkList::empty();
                 }
             }
+            access => {
+                let checked = inspect_changes(message, &self.peer_actor, access, |author, hash| {
+                    docs.author_standing(author, hash, &path)
+                });
+                match checked {
+                    Ok(checked) => message = checked,
+                    Err(reason) => {
+                        if reason == RefusalReason::UnknownAuthor {
+                            self.awaiting_authors.insert(path.clone());
+                        }
+                        self.refuse(path, reason);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        // A pull (the peer has nothing we lack, and lacks something of ours) of a document we
+        // have not started is answered in our own order: it joins our queue, and our first
+        // message for it carries the changes. The inventory may have told only the peer that
+        // this document differs, so this is also how we learn it.
+        let is_pull = message.changes.is_empty()
+            && docs.doc(&path).is_some_and(|doc| {
+                let mut ours = doc.get_heads();
+                let mut theirs = message.heads.clone();
+                ours.sort_unstable();
+                theirs.sort_unstable();
+                ours != theirs
+                    && theirs
+                        .iter()
+                        .all(|h| doc.get_change_meta_by_hash(h).is_some())
+            });
+        if is_pull && !self.is_started(&path) {
+            self.enqueue(path.clone(), docs)?;
+        }
+        let deferred = is_pull && self.to_start.holds_data_for(&path);
+        if !deferred {
+            self.to_start.remove(&path);
         }
         self.track(&path, docs)?;
         let Some(tracked) = self.tracked.get_mut(&path) else {
@@ -645,7 +787,8 @@ impl SyncSession {
             return Ok(());
         }
         let after = docs.heads(&path);
-        if after.is_some() && after != before {
+        let changed = after.is_some() && after != before;
+        if changed {
             self.events.push_back(SessionEvent::DocumentChanged {
                 path: path.clone(),
                 before_heads: before.unwrap_or_default(),
@@ -664,7 +807,12 @@ impl SyncSession {
         if tracked.state.their_heads.as_ref() == Some(&ours) {
             self.in_flight.remove(&path);
         }
-        self.dirty.insert(path);
+        if !deferred {
+            self.mark_dirty(path.clone());
+        }
+        if changed {
+            self.retry_awaiting_authors(&path, docs)?;
+        }
         Ok(())
     }
 
@@ -673,12 +821,20 @@ impl SyncSession {
         if self.closed || !self.verified {
             return;
         }
-        let max_in_flight = self.config.limits.max_docs_in_flight;
         let max_outgoing = self.config.limits.max_outgoing_bytes;
-        while self.in_flight.len() < max_in_flight && self.outgoing_bytes < max_outgoing {
-            let Some(path) = self.to_start.pop_first() else {
+        while self.outgoing_bytes < max_outgoing {
+            let in_flight = &self.in_flight;
+            self.pulls.retain(|p| in_flight.contains(p));
+            if !self.can_start_next() {
+                break;
+            }
+            let is_pull = self.to_start.next_is_pull();
+            let Some(path) = self.to_start.pop() else {
                 break;
             };
+            if is_pull {
+                self.pulls.insert(path.clone());
+            }
             if let Err(error) = self.track(&path, docs) {
                 self.fail(error);
                 return;
@@ -686,11 +842,11 @@ impl SyncSession {
             // The peer's answer is awaited from now, not from its last frame.
             self.last_progress = self.last_now;
             self.in_flight.insert(path.clone());
-            self.dirty.insert(path);
+            self.mark_dirty(path);
         }
         let empty = Automerge::new();
         while self.outgoing_bytes < max_outgoing {
-            let Some(path) = self.dirty.pop_first() else {
+            let Some((_, path)) = self.dirty.pop_first() else {
                 break;
             };
             let Some(tracked) = self.tracked.get_mut(&path) else {

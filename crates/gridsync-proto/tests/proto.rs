@@ -12,3 +12,5 @@ mod hostile;
 mod pair;
 #[path = "proto/reconnect.rs"]
 mod reconnect;
+#[path = "proto/short_contact.rs"]
+mod short_contact;

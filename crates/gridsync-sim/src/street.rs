@@ -32,32 +32,21 @@ impl NodeRole {
         }
     }
 
-    /// The grants this role is enrolled with on `street`.
-    ///
-    /// A captain gets `carry` on the plan and the revocation list besides `read`: the sync
-    /// engine accepts changes to a document only from a peer that may write or carry it, so a
-    /// read-only captain could not pass the office's plan on to its volunteers.
+    /// The grants this role is enrolled with on `street`: its own write grant, plus what
+    /// real enrollment gives every device on the street-wide documents (read and carry the
+    /// plan and the revocation list, publish in the device directory:
+    /// [`gridsync_node::credentials::add_street_wide_grants`]).
     pub fn scopes(self, street: &str) -> Result<Scopes, SimError> {
-        let grants: Vec<String> = match self {
-            NodeRole::Office => vec![format!("write:{street}")],
-            NodeRole::Captain { grid } => vec![
-                format!("write:{street}/{}", SyntheticPlan::grid_id(grid)),
-                format!("read:{street}/plan"),
-                format!("carry:{street}/plan"),
-                format!("read:{street}/revocations"),
-                format!("carry:{street}/revocations"),
-            ],
-            NodeRole::Volunteer { grid } => vec![
-                format!("write:{street}/{}", SyntheticPlan::grid_id(grid)),
-                format!("read:{street}/plan"),
-                format!("read:{street}/revocations"),
-            ],
+        let own = match self {
+            NodeRole::Office => format!("write:{street}"),
+            NodeRole::Captain { grid } | NodeRole::Volunteer { grid } => {
+                format!("write:{street}/{}", SyntheticPlan::grid_id(grid))
+            }
         };
-        grants
-            .iter()
-            .map(|g| g.parse::<ScopeGrant>().map_err(SimError::BadName))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Scopes)
+        let mut scopes = Scopes(vec![own.parse::<ScopeGrant>().map_err(SimError::BadName)?]);
+        gridsync_node::credentials::add_street_wide_grants(street, &mut scopes)
+            .map_err(|e| SimError::BadName(e.to_string()))?;
+        Ok(scopes)
     }
 }
 

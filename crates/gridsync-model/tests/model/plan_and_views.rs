@@ -5,7 +5,8 @@ use std::time::Instant;
 use gridsync_model::{
     CorrectionAction, DeliveryItem, DeliveryStatus, DocKind, Household, NeedKind, PlanImport,
     RecordKind, StreetPlan, VisitOutcome, Zone, apply_import, building_view, export_rows, genesis,
-    parse_csv, read_plan, record_correction, record_delivery, record_sweep, record_visit,
+    has_open_needs, parse_csv, read_plan, record_correction, record_delivery, record_sweep,
+    record_visit,
 };
 use gridsync_proto::DocPath;
 
@@ -114,6 +115,11 @@ fn building_view_applies_corrections_rules_and_needs() {
 
     let view = building_view(&doc, &plan, BUILDING);
     assert_eq!(view.households.len(), 6);
+    // The plan-free check the sync engine uses agrees with the view.
+    assert_eq!(
+        has_open_needs(&doc),
+        view.households.iter().any(|h| !h.open_needs.is_empty())
+    );
     let h = |id: &str| {
         view.households
             .iter()
@@ -161,4 +167,27 @@ fn building_view_applies_corrections_rules_and_needs() {
     let text = String::from_utf8(csv_out.into_inner().expect("flush")).expect("utf-8");
     assert!(text.starts_with("document,kind,id,by,at_ms,household,status"));
     assert!(text.contains("medicine:insulin"));
+}
+
+#[test]
+fn open_needs_close_when_the_fulfilling_item_is_delivered() {
+    let plan = plan();
+    let ctx = ctx(&plan);
+    let mut doc = device("vol-a");
+    assert!(!has_open_needs(&doc), "an empty building has no needs");
+    let t = NOW - 100_000;
+    let mut routine = visit(rid(t, 1), "h-1", t);
+    routine.needs.clear();
+    record_visit(&mut doc, &ctx, &routine).expect("valid");
+    assert!(!has_open_needs(&doc), "a visit without needs opens none");
+    record_visit(&mut doc, &ctx, &visit(rid(t + 5, 2), "h-1", t + 5)).expect("valid");
+    assert!(has_open_needs(&doc), "a medicine need is open");
+    // Food does not meet a medicine need; medicine delivered before the visit does not either.
+    let food = delivery(rid(t + 10, 3), "h-1", DeliveryStatus::Delivered, t + 10);
+    record_delivery(&mut doc, &ctx, &food).expect("valid");
+    assert!(has_open_needs(&doc));
+    let mut medicine = delivery(rid(t + 20, 4), "h-1", DeliveryStatus::Delivered, t + 20);
+    medicine.item = DeliveryItem::Medicine;
+    record_delivery(&mut doc, &ctx, &medicine).expect("valid");
+    assert!(!has_open_needs(&doc), "delivered medicine closes the need");
 }

@@ -1,6 +1,6 @@
 //! What the driver hands a session: identities, limits, and access to the node's documents.
 
-use automerge::{Automerge, ChangeHash};
+use automerge::{ActorId, Automerge, ChangeHash};
 
 use crate::frame::MAX_FRAME_LEN;
 use crate::identity::{NodeId, Role, Scopes};
@@ -76,6 +76,31 @@ impl SessionConfig {
     }
 }
 
+/// How urgently a document should move when two devices meet, most urgent first (the derived
+/// order is the start order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SyncPriority {
+    /// Street-wide control documents: revocations, the device directory, the plan. Small,
+    /// and what every other document's checks depend on.
+    Street,
+    /// A document with open special-needs needs.
+    OpenNeeds,
+    /// Everything else.
+    Routine,
+}
+
+/// Whether the author of a relayed change may write the document, as far as this node knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorStanding {
+    /// The author's grants include writing the document.
+    MayWrite,
+    /// The author is known and may not write it: the changes are refused.
+    MayNotWrite,
+    /// The author is not known here yet: the changes are refused for now and offered again
+    /// on a later sync.
+    Unknown,
+}
+
 /// The node's documents, as the session sees them. Implemented by the node over its document
 /// cache and store; the session never keeps a document itself.
 pub trait DocumentSet {
@@ -96,4 +121,21 @@ pub trait DocumentSet {
         let _ = (path, new_document);
         true
     }
+    /// The class `path` starts in when a session begins or the document changes; within a
+    /// class the session sends the document with the oldest unsynced change first.
+    fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
+        let _ = path;
+        SyncPriority::Routine
+    }
+    /// May the device whose actor id is `author` write `path`? Asked for every change a peer
+    /// relays (authored by someone other than the peer itself) before any of it is applied;
+    /// `change` is the change's hash (the node recognises its deterministic genesis changes by
+    /// it). Answered from the node's device directory: there is no default, so that no
+    /// document set skips the check by omission.
+    fn author_standing(
+        &mut self,
+        author: &ActorId,
+        change: &ChangeHash,
+        path: &DocPath,
+    ) -> AuthorStanding;
 }

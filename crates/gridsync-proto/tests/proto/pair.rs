@@ -8,8 +8,8 @@ use automerge::{ActorId, Automerge, ChangeHash, ROOT};
 use gridsync_proto::frame::FrameDecoder;
 use gridsync_proto::session::DocumentSet;
 use gridsync_proto::{
-    DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity, Role, Scopes, SessionConfig,
-    SessionError, SessionEvent, SyncSession,
+    AuthorStanding, DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity, Role, Scopes,
+    SessionConfig, SessionError, SessionEvent, SyncPriority, SyncSession,
 };
 
 /// Milliseconds a transmission takes to reach the other side.
@@ -40,6 +40,11 @@ pub struct MemoryDocs {
     pub sync_states: BTreeMap<(NodeId, DocPath), Vec<u8>>,
     /// Storage cap on the number of documents (`None`: no cap).
     pub max_documents: Option<usize>,
+    /// Who may write what, by actor. `None`: every author may write (for tests that are not
+    /// about authorship); `Some`: authors missing from it are unknown.
+    pub directory: Option<BTreeMap<ActorId, Scopes>>,
+    /// Priority classes the node gives documents (others are routine).
+    pub priorities: BTreeMap<DocPath, SyncPriority>,
 }
 
 impl MemoryDocs {
@@ -49,7 +54,29 @@ impl MemoryDocs {
             docs: BTreeMap::new(),
             sync_states: BTreeMap::new(),
             max_documents: None,
+            directory: None,
+            priorities: BTreeMap::new(),
         }
+    }
+
+    /// Adds a directory entry: `node` may do what `grants` say (the first entry turns the
+    /// directory on: from then on, authors missing from it are unknown).
+    pub fn know(&mut self, node: &str, grants: &[&str]) {
+        self.directory
+            .get_or_insert_with(BTreeMap::new)
+            .insert(node_id(node).actor_id(), scopes(grants));
+    }
+
+    /// Writes like [`write`](Self::write), with the change's timestamp set to `time`.
+    pub fn write_at(&mut self, p: &str, key: &str, value: &str, time: i64) {
+        let actor = self.actor.clone();
+        let doc = self
+            .docs
+            .entry(path(p))
+            .or_insert_with(|| Automerge::new().with_actor(actor));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, value).expect("put into the root map");
+        tx.commit_with(automerge::transaction::CommitOptions::default().with_time(time));
     }
 
     /// Writes `key = value` into the root map of `path` as this node, creating the document.
@@ -93,6 +120,27 @@ impl DocumentSet for MemoryDocs {
     }
     fn may_store(&self, _path: &DocPath, new_document: bool) -> bool {
         !new_document || self.max_documents.is_none_or(|max| self.docs.len() < max)
+    }
+    fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
+        self.priorities
+            .get(path)
+            .copied()
+            .unwrap_or(SyncPriority::Routine)
+    }
+    fn author_standing(
+        &mut self,
+        author: &ActorId,
+        _change: &ChangeHash,
+        path: &DocPath,
+    ) -> AuthorStanding {
+        let Some(directory) = &self.directory else {
+            return AuthorStanding::MayWrite;
+        };
+        match directory.get(author) {
+            Some(grants) if grants.may_write(path) => AuthorStanding::MayWrite,
+            Some(_) => AuthorStanding::MayNotWrite,
+            None => AuthorStanding::Unknown,
+        }
     }
 }
 
@@ -265,6 +313,12 @@ impl Pair {
 
     /// Runs both sessions until nothing is in transit and no immediate work remains.
     pub fn drive(&mut self) {
+        self.drive_until(u64::MAX);
+    }
+
+    /// Like [`drive`](Self::drive), but the link breaks at virtual time `deadline`: whatever
+    /// would arrive later is lost, as when two devices walk out of range mid-sync.
+    pub fn drive_until(&mut self, deadline: u64) {
         for _ in 0..100_000 {
             self.flush();
             let mut worked = false;
@@ -283,6 +337,10 @@ impl Pair {
             let Some((at, to, bytes)) = self.in_transit.pop_front() else {
                 return;
             };
+            if at > deadline {
+                self.in_transit.clear();
+                return;
+            }
             self.now = self.now.max(at);
             self.last_delivery = self.now;
             let now = self.now;

@@ -1,0 +1,272 @@
+//! The street's device directory as a replicated document, `{street}/devices`, and the
+//! author check built on it.
+//!
+//! A relayed change arrives from a peer that did not write it; the sync engine asks who its
+//! author is allowed to be ([`gridsync_proto::DocumentSet::author_standing`]). The answer
+//! comes from this directory: every device publishes its own CA-issued certificate here when
+//! it starts (the office also publishes its own), under its node id. Because certificates are
+//! signed by the street CA, any device may write the document and no relay can forge an
+//! entry: each one is verified against the CA before it is believed, and entries that do not
+//! verify are ignored. A change's author is its automerge actor (the node id's bytes), so the
+//! receiver reads the author's grants from the author's own certificate.
+//!
+//! A device publishes its entry before its first sync and the directory travels first on
+//! every contact (street-wide documents lead the start order), so a relay that holds a
+//! device's records normally holds its entry too. When it does not, the records are refused
+//! as coming from an unknown author and offered again on a later contact.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use gridsync_proto::{AuthorStanding, DocPath, NodeId, PathError, Scopes};
+use sha2::{Digest as _, Sha256};
+
+/// Name of the document under the street.
+pub const SEGMENT: &str = "devices";
+/// The one top-level map: node id -> certificate (DER bytes).
+const DEVICES: &str = "devices";
+/// Largest certificate read from the document (gridsync-net refuses larger ones too).
+const MAX_CERT_BYTES: usize = 16 * 1024;
+
+pub fn directory_path(street: &str) -> Result<DocPath, PathError> {
+    DocPath::from_segments(&[street, SEGMENT])
+}
+
+/// The directory document's skeleton: byte-identical on every node.
+pub fn genesis() -> Automerge {
+    let mut doc = Automerge::new().with_actor(gridsync_model::genesis_actor());
+    // Invariant: putting one map into an empty document's root cannot fail.
+    doc.transact_with(
+        |_| CommitOptions::default().with_time(0),
+        |tx| tx.put_object(ROOT, DEVICES, ObjType::Map).map(|_| ()),
+    )
+    .expect("genesis of the device directory");
+    doc
+}
+
+/// Publishes `cert_der` as `node_id`'s entry (one change), unless the entry already holds
+/// exactly that certificate. Returns whether a change was made.
+pub fn publish(
+    doc: &mut Automerge,
+    node_id: &NodeId,
+    cert_der: &[u8],
+    now_ms: i64,
+) -> Result<bool, automerge::AutomergeError> {
+    let Some((Value::Object(ObjType::Map), map)) = doc.get(ROOT, DEVICES)? else {
+        return Err(automerge::AutomergeError::InvalidOp(ObjType::Map));
+    };
+    if let Some((Value::Scalar(current), _)) = doc.get(&map, node_id.as_str())?
+        && let ScalarValue::Bytes(bytes) = current.as_ref()
+        && bytes.as_slice() == cert_der
+    {
+        return Ok(false);
+    }
+    doc.transact_with(
+        |_| CommitOptions::default().with_time(now_ms),
+        |tx| {
+            tx.put(
+                &map,
+                node_id.as_str(),
+                ScalarValue::Bytes(cert_der.to_vec()),
+            )
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok(true)
+}
+
+/// The hashes of every deterministic genesis change gridsync writes (field-model documents,
+/// revocation list, device directory). Their author is the zero actor, which no device is.
+fn genesis_hashes() -> &'static HashSet<ChangeHash> {
+    static HASHES: OnceLock<HashSet<ChangeHash>> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        [
+            gridsync_model::genesis(gridsync_model::DocKind::StreetPlan),
+            gridsync_model::genesis(gridsync_model::DocKind::Building),
+            crate::revocations::genesis(),
+            genesis(),
+        ]
+        .iter()
+        .flat_map(|doc| doc.get_heads())
+        .collect()
+    })
+}
+
+/// The verified directory: who may write what, by node id.
+#[derive(Debug, Default)]
+pub struct DeviceDirectory {
+    /// Heads of the directory document this was built from.
+    heads: Vec<ChangeHash>,
+    grants: HashMap<NodeId, Scopes>,
+    /// Every certificate checked so far, by SHA-256 of its DER: its node id and grants, or
+    /// `None` if it did not verify. Verifying is an ECDSA check; each certificate is checked
+    /// once per process however often the document changes.
+    checked: HashMap<[u8; 32], Option<(NodeId, Scopes)>>,
+}
+
+impl DeviceDirectory {
+    /// Rebuilds the grants from `doc` if it changed since the last call. Entries that do not
+    /// verify against `ca_cert_der`, or whose key is not the certificate's node id, are
+    /// ignored (with a warning the first time).
+    pub fn refresh(&mut self, doc: &Automerge, ca_cert_der: &[u8]) {
+        let heads = doc.get_heads();
+        if heads == self.heads {
+            return;
+        }
+        self.heads = heads;
+        self.grants.clear();
+        let Ok(Some((Value::Object(ObjType::Map), map))) = doc.get(ROOT, DEVICES) else {
+            return;
+        };
+        for item in doc.map_range(&map, ..) {
+            let Value::Scalar(value) = item.value.into_value() else {
+                continue;
+            };
+            let ScalarValue::Bytes(der) = value.as_ref() else {
+                continue;
+            };
+            if der.len() > MAX_CERT_BYTES {
+                continue;
+            }
+            let digest: [u8; 32] = Sha256::digest(der).into();
+            let verdict = self.checked.entry(digest).or_insert_with(|| {
+                match gridsync_net::verify_device_certificate(ca_cert_der, der) {
+                    Ok(identity) => Some((identity.node_id, identity.scopes)),
+                    Err(error) => {
+                        tracing::warn!(key = %item.key, %error, "ignoring a device directory entry that does not verify");
+                        None
+                    }
+                }
+            });
+            match verdict {
+                Some((node_id, scopes)) if node_id.as_str() == item.key => {
+                    self.grants.insert(node_id.clone(), scopes.clone());
+                }
+                Some(_) => {
+                    tracing::warn!(key = %item.key, "ignoring a device directory entry filed under another node id");
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Devices whose entry verified.
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+
+    /// May the author of change `change` (actor `author`) write `path`?
+    pub fn standing(
+        &self,
+        author: &ActorId,
+        change: &ChangeHash,
+        path: &DocPath,
+    ) -> AuthorStanding {
+        if *author == gridsync_model::genesis_actor() {
+            return if genesis_hashes().contains(change) {
+                AuthorStanding::MayWrite
+            } else {
+                AuthorStanding::MayNotWrite
+            };
+        }
+        let Some(node_id) = std::str::from_utf8(author.to_bytes())
+            .ok()
+            .and_then(|s| NodeId::parse(s).ok())
+        else {
+            // Every gridsync device writes under its node id: anything else is forged.
+            return AuthorStanding::MayNotWrite;
+        };
+        match self.grants.get(&node_id) {
+            Some(scopes) if scopes.may_write(path) => AuthorStanding::MayWrite,
+            Some(_) => AuthorStanding::MayNotWrite,
+            None => AuthorStanding::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridsync_net::{DeviceIdentity, StreetCa};
+    use gridsync_proto::Role;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn issue(ca: &StreetCa, node: &str, grants: &[&str]) -> Vec<u8> {
+        let identity = DeviceIdentity {
+            street: "s".into(),
+            node_id: NodeId::parse(node).expect("node id"),
+            role: Role::Volunteer,
+            scopes: Scopes(grants.iter().map(|g| g.parse().expect("grant")).collect()),
+            not_before: now() - 60,
+            not_after: now() + 3600,
+        };
+        ca.issue(&identity).expect("issue").cert_der
+    }
+
+    fn path(s: &str) -> DocPath {
+        s.parse().expect("path")
+    }
+
+    fn actor(node: &str) -> ActorId {
+        NodeId::parse(node).expect("node id").actor_id()
+    }
+
+    #[test]
+    fn authors_are_judged_by_their_own_certificates() {
+        let ca = StreetCa::generate("s", now()).expect("ca");
+        let mut doc = genesis();
+        let vol = NodeId::parse("vol-1").expect("node id");
+        let cert = issue(&ca, "vol-1", &["write:s/g1"]);
+        assert!(publish(&mut doc, &vol, &cert, 1).expect("publishes"));
+        assert!(!publish(&mut doc, &vol, &cert, 2).expect("same entry"));
+        // An entry from another CA, and one filed under a node id it does not certify.
+        let rogue = StreetCa::generate("s", now()).expect("ca");
+        let mallory = NodeId::parse("mallory").expect("node id");
+        publish(
+            &mut doc,
+            &mallory,
+            &issue(&rogue, "mallory", &["write:s"]),
+            3,
+        )
+        .expect("put");
+        let squatter = NodeId::parse("vol-2").expect("node id");
+        publish(&mut doc, &squatter, &issue(&ca, "vol-9", &["write:s"]), 4).expect("put");
+
+        let mut directory = DeviceDirectory::default();
+        directory.refresh(&doc, ca.cert_der());
+        assert_eq!(directory.len(), 1);
+        let any = ChangeHash([7; 32]);
+        let standing = |who: &str, p: &str| directory.standing(&actor(who), &any, &path(p));
+        assert_eq!(standing("vol-1", "s/g1/b-1"), AuthorStanding::MayWrite);
+        assert_eq!(standing("vol-1", "s/g2/b-1"), AuthorStanding::MayNotWrite);
+        assert_eq!(standing("mallory", "s/g1/b-1"), AuthorStanding::Unknown);
+        assert_eq!(standing("vol-2", "s/g1/b-1"), AuthorStanding::Unknown);
+    }
+
+    #[test]
+    fn only_the_real_genesis_changes_pass_as_the_zero_actor() {
+        let directory = DeviceDirectory::default();
+        let zero = gridsync_model::genesis_actor();
+        let plan = gridsync_model::genesis(gridsync_model::DocKind::StreetPlan).get_heads()[0];
+        assert_eq!(
+            directory.standing(&zero, &plan, &path("s/plan")),
+            AuthorStanding::MayWrite
+        );
+        assert_eq!(
+            directory.standing(&zero, &ChangeHash([1; 32]), &path("s/g1/b-1")),
+            AuthorStanding::MayNotWrite
+        );
+    }
+}
