@@ -308,20 +308,19 @@ impl Street {
 
     /// Enrolls a volunteer with write access to `scope` and joins it in a new directory.
     pub fn enroll(&mut self, name: &str, scope: &str) -> &Device {
+        self.enroll_as(name, "volunteer", &[scope])
+    }
+
+    /// Enrolls a device with `role` and the given grants (`ACCESS:PREFIX`) and joins it in a
+    /// new directory.
+    pub fn enroll_as(&mut self, name: &str, role: &str, grants: &[&str]) -> &Device {
         let invite = self.invite_path(name);
-        self.office
-            .run(&[
-                "enroll",
-                "--name",
-                name,
-                "--role",
-                "volunteer",
-                "--scope",
-                scope,
-                "--out",
-                invite.to_str().expect("temp paths are UTF-8"),
-            ])
-            .ok();
+        let mut args = vec!["enroll", "--name", name, "--role", role];
+        for grant in grants {
+            args.extend(["--scope", grant]);
+        }
+        args.extend(["--out", invite.to_str().expect("temp paths are UTF-8")]);
+        self.office.run(&args).ok();
         let device = Device::new();
         device
             .run(&["join", invite.to_str().expect("temp paths are UTF-8")])

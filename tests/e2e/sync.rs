@@ -715,3 +715,105 @@ fn nodes_of_a_street_find_each_other_on_the_lan_and_sync() {
         "neither side reports an mDNS-found link: office sees {found_by:?}, vol-1 sees {v1_found_by:?}"
     );
 }
+
+/// A courier (role relay, carry-only on grid-001) shuttles between the office and a
+/// volunteer who never meets the office: the volunteer's visit reaches the office and the
+/// office's delivery reaches the volunteer, each by the courier's next trip; the courier
+/// cannot write, never holds a document outside its scope, and the office counts the visit as
+/// relayed through it.
+#[test]
+fn a_courier_carries_records_both_ways_without_writing_them() {
+    let mut street = Street::with_plan(&[("vol-1", "panhuo/grid-001")]);
+    street.enroll_as("courier", "relay", &["carry:panhuo/grid-001"]);
+    let (v1, courier) = (street.device("vol-1"), street.device("courier"));
+    let office_node = NodeProcess::start(&street.office, "office", &[]);
+    let vol_node = NodeProcess::start(v1, "vol-1", &[]);
+    // Something outside the courier's scope exists at the office.
+    let other_grid = add_visit(&street.office, "h-3");
+
+    // Trip 1: at the office, the courier picks up the plan.
+    let trip = NodeProcess::start(courier, "courier", &[office_node.addr]);
+    assert!(
+        wait_until(SYNC_TIMEOUT, || same_heads(
+            &[&street.office, courier],
+            PLAN_DOC
+        )),
+        "the courier did not pick up the plan: {}",
+        status(courier)
+    );
+    trip.stop();
+
+    // Trip 2: at the building, the plan goes in and the volunteer's visit comes out.
+    let trip = NodeProcess::start(courier, "courier", &[vol_node.addr]);
+    await_plan(&[v1], SYNC_TIMEOUT);
+    let visit = add_visit(v1, "h-1");
+    assert!(
+        wait_until(SYNC_TIMEOUT, || same_heads(&[v1, courier], BLDG_1_DOC)),
+        "the courier did not pick up the visit: {}",
+        status(courier)
+    );
+    trip.stop();
+    assert!(
+        !visit_ids(&street.office).contains(&visit),
+        "the office cannot have the visit before the courier's next trip"
+    );
+
+    // Trip 3: back at the office, the visit arrives; the office answers with a delivery.
+    let trip = NodeProcess::start(courier, "courier", &[office_node.addr]);
+    assert!(
+        wait_until(SYNC_TIMEOUT, || visit_ids(&street.office).contains(&visit)),
+        "the visit did not reach the office: {}",
+        status(&street.office)
+    );
+    let office = status(&street.office);
+    let via = peer(&office, "courier").expect("the courier is connected");
+    assert!(via["changes_relayed"].as_u64() >= Some(1), "{via}");
+    assert!(
+        peer(&office, "vol-1").is_none(),
+        "the volunteer never met the office"
+    );
+    deliver(&street.office, "h-1", "delivered");
+    assert!(
+        wait_until(SYNC_TIMEOUT, || same_heads(
+            &[&street.office, courier],
+            BLDG_1_DOC
+        )),
+        "the courier did not pick up the delivery"
+    );
+    trip.stop();
+
+    // Trip 4: the delivery reaches the volunteer.
+    let _trip = NodeProcess::start(courier, "courier", &[vol_node.addr]);
+    assert!(
+        wait_until(SYNC_TIMEOUT, || food_pack_status(v1, "bldg-1", "h-1")
+            .as_deref()
+            == Some("delivered")),
+        "the office's delivery did not reach the volunteer"
+    );
+
+    // The courier carries but cannot write, and holds nothing outside its scope.
+    let refused = courier.run(&[
+        "visit",
+        "add",
+        "--household",
+        "h-1",
+        "--outcome",
+        "contacted",
+    ]);
+    assert_ne!(
+        refused.code, 0,
+        "a courier must not write: {}",
+        refused.stdout
+    );
+    assert!(
+        refused.stderr.contains("may not write"),
+        "{}",
+        refused.stderr
+    );
+    let held = documents(&status(courier));
+    assert!(
+        !held.contains_key(BLDG_2_DOC),
+        "outside its scope: {held:?}"
+    );
+    assert!(visit_ids(&street.office).contains(&other_grid));
+}
