@@ -245,3 +245,36 @@ fn an_unknown_author_waits_until_the_directory_knows_it() {
         Some("yes")
     );
 }
+
+#[test]
+fn an_unauthorized_change_stops_at_the_first_hop_that_checks_it() {
+    // relay-1 holds vol-2's forged change (a tampered relay, say) and meets relay-2; relay-2
+    // refuses it, so it never travels on; relay-2 then meets the office with nothing to give.
+    let mut relay_1 = MemoryDocs::new(&node_id("relay-1"));
+    relay_1.docs = forged_by_vol_2().docs;
+    directory_of(&mut relay_1);
+    let mut relay_2 = MemoryDocs::new(&node_id("relay-2"));
+    directory_of(&mut relay_2);
+    let relay = |name: &str| Identity::new(name, Role::Relay, &["carry:s/g1"]);
+    let mut hop = Pair::new((relay("relay-1"), relay_1), (relay("relay-2"), relay_2));
+    hop.drive();
+    assert_eq!(
+        hop.b.refusals(),
+        vec![(path("s/g1/b-01"), RefusalReason::UnauthorizedAuthor)]
+    );
+    assert!(
+        hop.b
+            .docs
+            .docs
+            .get(&path("s/g1/b-01"))
+            .is_none_or(|d| d.get_heads().is_empty())
+    );
+    let next = offer_to_office(relay("relay-2"), hop.b.docs);
+    assert!(
+        next.b
+            .docs
+            .docs
+            .get(&path("s/g1/b-01"))
+            .is_none_or(|d| d.get_heads().is_empty())
+    );
+}
