@@ -94,29 +94,29 @@ fn genesis_hashes() -> &'static HashSet<ChangeHash> {
     })
 }
 
-/// The verified directory: who may write what, by node id.
+/// The directory: certificates by node id, verified when first asked about.
 #[derive(Debug, Default)]
 pub struct DeviceDirectory {
     /// Heads of the directory document this was built from.
     heads: Vec<ChangeHash>,
-    grants: HashMap<NodeId, Scopes>,
-    /// Every certificate checked so far, by SHA-256 of its DER: its node id and grants, or
-    /// `None` if it did not verify. Verifying is an ECDSA check; each certificate is checked
-    /// once per process however often the document changes.
+    /// Entries as stored (not yet verified), by key.
+    entries: HashMap<String, Vec<u8>>,
+    ca: Vec<u8>,
+    /// Every certificate checked so far, by SHA-256 of its DER.
     checked: HashMap<[u8; 32], Option<(NodeId, Scopes)>>,
 }
 
 impl DeviceDirectory {
-    /// Rebuilds the grants from `doc` if it changed since the last call. Entries that do not
-    /// verify against `ca_cert_der`, or whose key is not the certificate's node id, are
-    /// ignored (with a warning the first time).
+    /// Re-reads the entries from `doc` if it changed since the last call (no verification:
+    /// an entry is verified when a change by its device is first judged).
     pub fn refresh(&mut self, doc: &Automerge, ca_cert_der: &[u8]) {
         let heads = doc.get_heads();
         if heads == self.heads {
             return;
         }
         self.heads = heads;
-        self.grants.clear();
+        self.ca = ca_cert_der.to_vec();
+        self.entries.clear();
         let Ok(Some((Value::Object(ObjType::Map), map))) = doc.get(ROOT, DEVICES) else {
             return;
         };
@@ -130,40 +130,41 @@ impl DeviceDirectory {
             if der.len() > MAX_CERT_BYTES {
                 continue;
             }
-            let digest: [u8; 32] = Sha256::digest(der).into();
-            let verdict = self.checked.entry(digest).or_insert_with(|| {
-                match gridsync_net::verify_device_certificate(ca_cert_der, der) {
-                    Ok(identity) => Some((identity.node_id, identity.scopes)),
-                    Err(error) => {
-                        tracing::warn!(key = %item.key, %error, "ignoring a device directory entry that does not verify");
-                        None
-                    }
-                }
-            });
-            match verdict {
-                Some((node_id, scopes)) if node_id.as_str() == item.key => {
-                    self.grants.insert(node_id.clone(), scopes.clone());
-                }
-                Some(_) => {
-                    tracing::warn!(key = %item.key, "ignoring a device directory entry filed under another node id");
-                }
-                None => {}
-            }
+            self.entries.insert(item.key.to_string(), der.clone());
         }
     }
 
-    /// Devices whose entry verified.
+    fn grants(&mut self, node_id: &NodeId) -> Option<&Scopes> {
+        let der = self.entries.get(node_id.as_str())?;
+        let digest: [u8; 32] = Sha256::digest(der).into();
+        let ca = &self.ca;
+        let verdict = self.checked.entry(digest).or_insert_with(|| {
+            match gridsync_net::verify_device_certificate(ca, der) {
+                Ok(identity) => Some((identity.node_id, identity.scopes)),
+                Err(error) => {
+                    tracing::warn!(key = %node_id, %error, "ignoring a device directory entry that does not verify");
+                    None
+                }
+            }
+        });
+        match verdict {
+            Some((id, scopes)) if id == node_id => Some(scopes),
+            _ => None,
+        }
+    }
+
+    /// Entries held (verified or not).
     pub fn len(&self) -> usize {
-        self.grants.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.grants.is_empty()
+        self.entries.is_empty()
     }
 
     /// May the author of change `change` (actor `author`) write `path`?
     pub fn standing(
-        &self,
+        &mut self,
         author: &ActorId,
         change: &ChangeHash,
         path: &DocPath,
@@ -182,7 +183,7 @@ impl DeviceDirectory {
             // Every gridsync device writes under its node id: anything else is forged.
             return AuthorStanding::MayNotWrite;
         };
-        match self.grants.get(&node_id) {
+        match self.grants(&node_id) {
             Some(scopes) if scopes.may_write(path) => AuthorStanding::MayWrite,
             Some(_) => AuthorStanding::MayNotWrite,
             None => AuthorStanding::Unknown,
@@ -246,9 +247,13 @@ mod tests {
 
         let mut directory = DeviceDirectory::default();
         directory.refresh(&doc, ca.cert_der());
-        assert_eq!(directory.len(), 1);
+        assert_eq!(
+            directory.len(),
+            3,
+            "entries are held unverified until asked about"
+        );
         let any = ChangeHash([7; 32]);
-        let standing = |who: &str, p: &str| directory.standing(&actor(who), &any, &path(p));
+        let mut standing = |who: &str, p: &str| directory.standing(&actor(who), &any, &path(p));
         assert_eq!(standing("vol-1", "s/g1/b-1"), AuthorStanding::MayWrite);
         assert_eq!(standing("vol-1", "s/g2/b-1"), AuthorStanding::MayNotWrite);
         assert_eq!(standing("mallory", "s/g1/b-1"), AuthorStanding::Unknown);
@@ -257,7 +262,7 @@ mod tests {
 
     #[test]
     fn only_the_real_genesis_changes_pass_as_the_zero_actor() {
-        let directory = DeviceDirectory::default();
+        let mut directory = DeviceDirectory::default();
         let zero = gridsync_model::genesis_actor();
         let plan = gridsync_model::genesis(gridsync_model::DocKind::StreetPlan).get_heads()[0];
         assert_eq!(

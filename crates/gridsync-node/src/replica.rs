@@ -19,6 +19,11 @@ use gridsync_proto::{AuthorStanding, DocPath, NodeId, Scopes, SyncPriority};
 use crate::directory::DeviceDirectory;
 use gridsync_store::{Store, StoreError};
 
+/// Plans read in this process, by the plan document's heads (equal heads, equal plan): the
+/// replicas of one process (a simulation's thousand devices) parse a plan once.
+static READ_PLANS: std::sync::Mutex<Vec<(Vec<ChangeHash>, std::sync::Weak<StreetPlan>)>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// Metadata keys this crate keeps in the store.
 pub mod meta_keys {
     /// The node id chosen at `gridsync init` or installed by `gridsync join`.
@@ -535,11 +540,27 @@ impl Replica {
         {
             return Ok(Some(plan.clone()));
         }
+        let shared = {
+            let plans = READ_PLANS.lock().unwrap_or_else(|p| p.into_inner());
+            plans
+                .iter()
+                .find(|(at, _)| *at == heads)
+                .and_then(|(_, plan)| plan.upgrade())
+        };
+        if let Some(plan) = shared {
+            self.plan_cache = Some((heads, plan.clone()));
+            return Ok(Some(plan));
+        }
         let (plan, malformed) = gridsync_model::read_plan(doc);
         for entry in &malformed {
             tracing::warn!(?entry, "skipping a malformed street plan entry");
         }
         let plan = Arc::new(plan);
+        {
+            let mut plans = READ_PLANS.lock().unwrap_or_else(|p| p.into_inner());
+            plans.retain(|(_, p)| p.strong_count() > 0);
+            plans.push((heads.clone(), Arc::downgrade(&plan)));
+        }
         self.plan_cache = Some((heads, plan.clone()));
         Ok(Some(plan))
     }

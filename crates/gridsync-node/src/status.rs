@@ -36,7 +36,8 @@ impl NodeStatus {
             .iter()
             .map(|(path, doc)| DocumentStatus {
                 path: path.to_string(),
-                changes: doc.get_changes_meta(&[]).len(),
+                changes: usize::try_from(automerge::ReadDoc::stats(doc).num_changes)
+                    .unwrap_or(usize::MAX),
                 heads_digest: heads_digest(&doc.get_heads()),
             })
             .collect();

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use automerge::sync::{Message, State, SyncDoc};
-use automerge::{ActorId, Automerge};
+use automerge::{ActorId, Automerge, ReadDoc as _};
 
 use crate::authorize::{PeerAccess, inspect_changes, is_shared};
 use crate::frame::{
@@ -611,11 +611,12 @@ impl SyncSession {
         let oldest_unsynced = match (docs.doc(&path), self.tracked.get(&path)) {
             (Some(doc), Some(tracked)) => {
                 // A persisted state from before a restore may name heads this copy lacks.
+                // (`get_missing_deps` is a graph lookup; looking a change up by hash scans.)
                 let shared: Vec<_> = tracked
                     .state
                     .shared_heads
                     .iter()
-                    .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+                    .filter(|h| doc.get_missing_deps(&[**h]).is_empty())
                     .copied()
                     .collect();
                 doc.get_changes_meta(&shared)
@@ -753,10 +754,7 @@ impl SyncSession {
                 let mut theirs = message.heads.clone();
                 ours.sort_unstable();
                 theirs.sort_unstable();
-                ours != theirs
-                    && theirs
-                        .iter()
-                        .all(|h| doc.get_change_meta_by_hash(h).is_some())
+                ours != theirs && doc.get_missing_deps(&theirs).is_empty()
             });
         if is_pull && !self.is_started(&path) {
             self.enqueue(path.clone(), docs)?;

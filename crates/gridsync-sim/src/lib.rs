@@ -29,6 +29,7 @@
 //! faults and writes but not necessarily the same packet-level interleaving.
 
 pub mod check;
+pub mod contact;
 pub mod faults;
 pub mod host;
 pub mod ledger;

@@ -1,0 +1,200 @@
+//! One simulated device: a real [`Replica`] in its own data directory, its identity, and the
+//! sync sessions of the contacts it is in right now.
+//!
+//! The replica is the node's: field writes go through [`FieldWrite::apply`] (durable on
+//! return), changes from peers are persisted with their provenance, and a restart drops the
+//! replica and every session and reopens the directory, keeping only what reached the disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use gridsync_node::Replica;
+use gridsync_node::ops::{FieldWrite, WriteReceipt};
+use gridsync_proto::{DocPath, LocalIdentity, SyncSession};
+use gridsync_store::CompactionPolicy;
+
+use crate::contact::enroll::Enrolled;
+use crate::contact::street::DeviceSpec;
+use crate::contact::{ContactError, ContactId};
+
+/// A street-wide document every device receives at enrollment, installed from a file rather
+/// than synced: the office's plan (18,563 households are a large first sync that says
+/// nothing about field records), and the device directory as it stands once every device is
+/// enrolled.
+pub struct StreetDocSeed {
+    pub path: DocPath,
+    pub doc: Automerge,
+    /// `doc.save()`, appended to every device's store.
+    pub saved: Vec<u8>,
+}
+
+impl std::fmt::Debug for StreetDocSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreetDocSeed")
+            .field("path", &self.path)
+            .field("saved_bytes", &self.saved.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreetDocSeed {
+    /// A seed of `doc` at `path`.
+    pub fn new(path: DocPath, doc: Automerge) -> StreetDocSeed {
+        let saved = doc.save();
+        StreetDocSeed { path, doc, saved }
+    }
+
+    /// A seed of the document `replica` holds at `path`.
+    pub fn of(replica: &mut Replica, path: DocPath) -> Result<StreetDocSeed, ContactError> {
+        let doc = replica
+            .doc(&path)?
+            .cloned()
+            .ok_or_else(|| ContactError::Shape(format!("{path} was not written")))?;
+        Ok(StreetDocSeed::new(path, doc))
+    }
+}
+
+/// One side of a contact: the session and the bookkeeping the driver needs for it.
+#[derive(Debug)]
+pub struct SessionSide {
+    pub session: SyncSession,
+    /// Bumped whenever a timer is armed; a timer event with an older value is stale.
+    pub timer_generation: u64,
+    /// The last `UpToDate` has not been followed by new work (to tell settled contacts from
+    /// cut-off ones).
+    pub up_to_date: bool,
+}
+
+/// A device of the street.
+pub struct Device {
+    pub spec: DeviceSpec,
+    pub cert_der: Vec<u8>,
+    pub dir: PathBuf,
+    pub replica: Replica,
+    pub identity: LocalIdentity,
+    /// Sessions of the contacts in progress.
+    pub sessions: BTreeMap<ContactId, SessionSide>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("node_id", &self.spec.node_id)
+            .field("dir", &self.dir)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An acknowledged write: the receipt and the change it added.
+#[derive(Debug, Clone)]
+pub struct Acknowledged {
+    pub receipt: WriteReceipt,
+    /// Heads of the written document that were not there before: the new change.
+    pub changes: Vec<ChangeHash>,
+}
+
+/// Installs a street-wide document in a replica: stored durably, and held in memory as a
+/// clone of the same document (rather than re-parsed from the bytes).
+pub fn install(
+    replica: &mut Replica,
+    spec: &DeviceSpec,
+    seed: &StreetDocSeed,
+) -> Result<(), ContactError> {
+    let held_heads = replica.doc(&seed.path)?.map(Automerge::get_heads);
+    if let Some(heads) = held_heads
+        && heads
+            .iter()
+            .any(|h| seed.doc.get_change_by_hash(h).is_none())
+    {
+        // The device holds changes the seed lacks: merge rather than replace.
+        replica.merge_doc(&seed.path, &seed.doc)?;
+        return Ok(());
+    }
+    // The seed holds everything the device held (its own directory entry, say): store it
+    // (loading skips the changes stored twice) and hold a clone of it. The saved bytes are
+    // already a whole compressed document: the store's compaction would load and save it
+    // again on each of a thousand devices for nothing, so it is held off for this append.
+    let store = replica.store_mut();
+    store.set_compaction_policy(CompactionPolicy {
+        max_chunks: u64::MAX,
+        snapshot_factor: u64::MAX,
+        min_chunk_bytes: u64::MAX,
+    });
+    let appended = store.append(&seed.path, &seed.saved);
+    store.set_compaction_policy(CompactionPolicy::default());
+    appended.map_err(|e| ContactError::Replica(Box::new(e.into())))?;
+    let doc = replica.doc_mut_or_create(&seed.path);
+    *doc = seed.doc.clone();
+    doc.set_actor(gridsync_model::actor_for(&spec.node_id));
+    Ok(())
+}
+
+impl Device {
+    /// Creates the device's store in `dir`, installs its invite and publishes its certificate
+    /// in the device directory (as a node does before its first sync), and installs `plan`
+    /// (every device but the office, which imports it).
+    pub fn create(
+        dir: &Path,
+        spec: DeviceSpec,
+        enrolled: Enrolled,
+        plan: Option<&StreetDocSeed>,
+        now_ms: u64,
+    ) -> Result<Device, ContactError> {
+        let mut replica = Replica::init(dir, &spec.node_id, &enrolled.invite.street)?;
+        gridsync_node::credentials::install_invite(replica.store_mut(), &enrolled.invite)
+            .map_err(|e| ContactError::Enroll(e.to_string()))?;
+        // What `Replica::open` reads from the invite, for this first incarnation.
+        replica.set_write_scopes(Some(spec.scopes.clone()));
+        replica.set_trust_root(enrolled.ca_cert_der.clone());
+        replica.publish_device_certificate(&enrolled.cert_der, now_ms)?;
+        if let Some(plan) = plan {
+            install(&mut replica, &spec, plan)?;
+        }
+        let identity = LocalIdentity {
+            node_id: spec.node_id.clone(),
+            role: spec.role.role(),
+            scopes: spec.scopes.clone(),
+        };
+        Ok(Device {
+            spec,
+            cert_der: enrolled.cert_der,
+            dir: dir.to_owned(),
+            replica,
+            identity,
+            sessions: BTreeMap::new(),
+        })
+    }
+
+    /// A crash and restart: every session is dropped mid-way and the replica is reopened
+    /// from what its store made durable, as the node does at start. Returns the contacts
+    /// whose sessions were dropped.
+    pub fn restart(&mut self) -> Result<Vec<ContactId>, ContactError> {
+        let dropped: Vec<ContactId> = self.sessions.keys().copied().collect();
+        self.sessions.clear();
+        // The old replica's memory is discarded; the new one sees exactly the committed
+        // transactions (every write and persist commits before returning).
+        let mut reopened = Replica::open(&self.dir)?;
+        reopened.load_all()?;
+        reopened.set_limits(None, None);
+        self.replica = reopened;
+        Ok(dropped)
+    }
+
+    /// Applies a field write through the node's write path; `Ok` means durable.
+    pub fn write(&mut self, write: FieldWrite, now_ms: u64) -> Result<Acknowledged, ContactError> {
+        let receipt = write
+            .apply(&mut self.replica, now_ms)
+            .map_err(|e| ContactError::Write {
+                device: self.spec.node_id.to_string(),
+                message: e.to_string(),
+            })?;
+        let heads = self
+            .replica
+            .doc(&receipt.document)?
+            .map(Automerge::get_heads);
+        let changes = heads.unwrap_or_default();
+        Ok(Acknowledged { receipt, changes })
+    }
+}
