@@ -97,7 +97,9 @@ pub use records::{
     Correction, CorrectionAction, DeliveryEvent, MalformedRecord, ReadRecords, RecordId,
     SweepResult, Visit,
 };
-pub use view::{BuildingView, HouseholdView, building_view, has_open_needs};
+pub use view::{
+    BuildingView, HouseholdView, building_view, building_view_of_records, has_open_needs,
+};
 pub use vocab::{
     DeliveryItem, DeliveryStatus, NeedKind, RecordKind, SpecialNeed, UnknownValue, VisitOutcome,
     Zone,

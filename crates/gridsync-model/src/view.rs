@@ -124,7 +124,16 @@ pub fn has_open_needs<R: ReadDoc>(doc: &R) -> bool {
 
 /// Builds the view of `building` from its document and the plan.
 pub fn building_view<R: ReadDoc>(doc: &R, plan: &StreetPlan, building: &str) -> BuildingView {
-    let records = BuildingRecords::read(doc);
+    building_view_of_records(&BuildingRecords::read(doc), plan, building)
+}
+
+/// [`building_view`] from records already read, for callers that also need the records
+/// themselves (reading a building's records is most of the cost of its view).
+pub fn building_view_of_records(
+    records: &BuildingRecords,
+    plan: &StreetPlan,
+    building: &str,
+) -> BuildingView {
     let visits = records.corrected_visits();
     let live = records.live_deliveries();
     let items = checklist(live.iter().copied());
@@ -202,6 +211,6 @@ pub fn building_view<R: ReadDoc>(doc: &R, plan: &StreetPlan, building: &str) -> 
         households,
         sweeps,
         unplanned_households: unplanned,
-        malformed: records.malformed,
+        malformed: records.malformed.clone(),
     }
 }

@@ -193,6 +193,18 @@ impl Aggregator {
         self.version += 1;
     }
 
+    /// The summary of one building document under the current plan and round, without
+    /// installing it (`None` for a document that is not a building of this street). Pure and
+    /// `&self`, so that a rebuild can summarize many documents on several threads and install
+    /// them afterwards with [`Aggregator::replace_building`].
+    pub fn summarize_document<R: ReadDoc>(
+        &self,
+        path: &DocPath,
+        doc: &R,
+    ) -> Option<BuildingSummary> {
+        self.summarize_path(path, doc)
+    }
+
     fn summarize_path<R: ReadDoc>(&self, path: &DocPath, doc: &R) -> Option<BuildingSummary> {
         if !is_building_path(&self.street, path) {
             return None;

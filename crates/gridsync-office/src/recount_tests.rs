@@ -513,3 +513,38 @@ fn documents_that_are_not_buildings_are_ignored_and_unplanned_ones_counted() {
     assert_eq!(agg.street_totals().buildings, 4);
     assert_eq!(agg.street_totals().households, 30);
 }
+
+#[test]
+fn summaries_made_on_several_threads_equal_a_sequential_rebuild() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut street = Street::new(4, false);
+    let round = RoundWindow::starting_at(NOW - 24 * HOUR);
+    let ids: Vec<String> = street
+        .plan
+        .buildings()
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
+    for _ in 0..300 {
+        let building = ids[rng.random_range(0..ids.len())].clone();
+        let path = street.path_of(&building);
+        let doc = street
+            .docs
+            .entry(path)
+            .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
+        random_write(&mut rng, doc, &street.plan, &building);
+    }
+    let paths: Vec<DocPath> = street.docs.keys().cloned().collect();
+    assert!(paths.len() > 3, "several buildings written");
+    for workers in [1, 2, 3] {
+        let mut agg = Aggregator::new(STREET, round);
+        let no_documents: [(&DocPath, &Automerge); 0] = [];
+        agg.rebuild(street.plan.clone(), round, no_documents);
+        let summaries = crate::state::summarize_in_parallel(&agg, &street.docs, &paths, workers);
+        assert_eq!(summaries.len(), paths.len(), "{workers} workers");
+        for summary in summaries {
+            agg.replace_building(summary);
+        }
+        assert_matches_recount(&agg, &street, round);
+    }
+}

@@ -1,5 +1,5 @@
 //! One building's figures, derived from its document and the street plan by the field
-//! model's own rules ([`gridsync_model::building_view`], [`BuildingRecords`]), and the
+//! model's own rules ([`gridsync_model::building_view_of_records`], [`BuildingRecords`]), and the
 //! additive [`Totals`] that roll up to grids, communities and the street.
 //!
 //! Definitions (they are what the API reports and what the tests recount):
@@ -20,7 +20,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ReadDoc;
-use gridsync_model::{BuildingRecords, DeliveryStatus, StreetPlan, VisitOutcome, building_view};
+use gridsync_model::{
+    BuildingRecords, DeliveryStatus, StreetPlan, VisitOutcome, building_view_of_records,
+};
 use serde::Serialize;
 
 /// Which visits count for the current round: those at or after `start_ms`.
@@ -276,8 +278,9 @@ pub fn summarize<R: ReadDoc>(
     place: &Placement,
     round: RoundWindow,
 ) -> BuildingSummary {
-    let view = building_view(doc, plan, &place.building);
+    // Read once: the view and the round figures both work from the same records.
     let records = BuildingRecords::read(doc);
+    let view = building_view_of_records(&records, plan, &place.building);
     let corrected = records.corrected_visits();
 
     // Per household: latest visit in the round, and whether any visit resolved it.
