@@ -108,7 +108,7 @@ pub fn has_open_needs<R: ReadDoc>(doc: &R) -> bool {
             *slot = v;
         }
     }
-    let items = checklist(records.live_deliveries().into_iter());
+    let items = checklist(records.live_deliveries());
     contacted.iter().any(|(household, visit)| {
         if visit.current.needs.is_empty() {
             return false;

@@ -1,0 +1,425 @@
+//! Scenario 6, office memory and cold start: an office store with 20,000 building documents
+//! and 1,000,000 visits (50 a building, one change each, from three volunteers per building)
+//! plus a street plan of 180,000 households; the office started on it in a fresh process.
+//!
+//! Figures, all measured on the same store:
+//! - start to serving the API: from spawning the office process (started as `gridsync run
+//!   --http` starts it, see [`crate::node_office`]) until `GET /api/v1/summary` answers 200
+//!   with every visit counted. Reference: a process that only opens the store and loads every
+//!   document with automerge.
+//! - resident memory (VmRSS) of the office process once it serves, after a few API requests,
+//!   and its peak (VmHWM) during the start. Reference: the load-only process's.
+//! - the store's size on disk.
+//!
+//! The generator builds documents on every core (each through the field model, as devices
+//! would have written them) and stores them with `Store::append_batch`, 1,000 a transaction.
+//! The office starts with a warm page cache (the store was just written), as after a restart.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use gridsync_net::{DeviceIdentity, Invite};
+use gridsync_node::node::unix_ms;
+use gridsync_proto::{DocPath, Role, Scopes};
+use gridsync_store::Store;
+
+use crate::harness::{BenchStreet, STREET, StreetLayout, import_plan, street_write};
+use crate::node_office::{
+    CHILD_DIR_VAR, CHILD_MODE_VAR, CHILD_REPORT_VAR, ChildMode, LoadReport, OfficeReady,
+};
+use crate::node_street::{building_doc, mib, resident_memory};
+use crate::progress::Progress;
+use crate::report::{Figure, ScenarioReport, TargetKind};
+use crate::scale::Scale;
+
+/// The issue's bounds.
+const MAX_RESIDENT_MIB: f64 = 1024.0;
+const MAX_START_SECONDS: f64 = 10.0;
+
+/// Buildings handed to a generator thread at a time.
+const GENERATOR_CHUNK: usize = 50;
+/// Documents stored per `append_batch`.
+const STORE_BATCH: usize = 1_000;
+/// Longest wait for a child process to be ready or to finish.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How large the office's street is.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    buildings: usize,
+    visits_per_building: usize,
+}
+
+pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> {
+    if let Some(mode) = ChildMode::from_env() {
+        crate::node_office::run_child(mode);
+    }
+    let sizes = scale.pick(
+        Sizes {
+            buildings: 40,
+            visits_per_building: 5,
+        },
+        Sizes {
+            buildings: 20_000,
+            visits_per_building: 50,
+        },
+    );
+    // One stairwell of nine households a building: 180,000 households at full size, under
+    // the plan importer's limit of 200,000 rows.
+    let layout = StreetLayout {
+        buildings: sizes.buildings,
+        units: 1,
+        households_per_unit: 9,
+    };
+    let visits = sizes.buildings * sizes.visits_per_building;
+    let street = BenchStreet::new()?;
+    let dir = street.root().join("office");
+    let (store_bytes, token) = populate(&street, &dir, &layout, sizes, progress)?;
+
+    progress.step("reference: a fresh process loads every document with automerge alone");
+    let load: LoadReport = run_load_only(scale, &dir, street.root())?;
+    progress.step(&format!(
+        "reference loaded {} documents in {:.1}s, resident {:.0} MiB",
+        load.documents,
+        load.load_ms / 1e3,
+        mib(load.resident_bytes)
+    ));
+
+    progress.step("starting the office in a fresh process");
+    let office = run_office(scale, &dir, street.root(), &token, visits)?;
+    progress.step(&format!(
+        "office served the API after {:.1}s, resident {:.0} MiB (peak {:.0} MiB)",
+        office.serving_after.as_secs_f64(),
+        mib(office.resident_bytes),
+        mib(office.peak_bytes)
+    ));
+
+    let reference = "store + automerge load only, fresh process";
+    let ready = &office.ready;
+    let phases = format!(
+        "office start phases: open store {:.0} ms, node start (loads every document) {:.0} ms, first aggregation {:.0} ms, HTTP serving {:.0} ms after the process's entry",
+        ready.open_ms, ready.node_start_ms, ready.aggregate_ms, ready.total_ms
+    );
+    Ok(ScenarioReport {
+        number: 6,
+        title: "Office memory and cold start".into(),
+        setup: format!(
+            "{} building documents, {visits} visits ({} a building, one change each), a plan of {} households; office in a fresh process, warm page cache",
+            sizes.buildings,
+            sizes.visits_per_building,
+            layout.buildings * layout.households_per_building()
+        ),
+        figures: vec![
+            Figure::new(
+                "start to serving the API",
+                office.serving_after.as_secs_f64(),
+                "s",
+            )
+            .with_reference(reference, load.load_ms / 1e3)
+            .with_target(TargetKind::AtMost, MAX_START_SECONDS),
+            Figure::new("resident memory serving", mib(office.resident_bytes), "MiB")
+                .with_reference(reference, mib(load.resident_bytes))
+                .with_target(TargetKind::AtMost, MAX_RESIDENT_MIB),
+            Figure::new("peak resident memory", mib(office.peak_bytes), "MiB")
+                .with_reference(reference, mib(load.peak_bytes))
+                .with_target(TargetKind::AtMost, MAX_RESIDENT_MIB),
+            Figure::new("store on disk", mib(store_bytes), "MiB"),
+        ],
+        notes: vec![
+            "the office holds every document in memory (RunningNode::start loads them all) and builds its first aggregation by reading every record of every building: the reference is the floor of the first, the aggregation adds the rest".into(),
+            phases,
+        ],
+    })
+}
+
+/// Creates the office's store: identity (an invite, as `gridsync office init` stores it),
+/// dashboard token, street plan, and every building document. Returns the store's size on
+/// disk and the token.
+fn populate(
+    street: &BenchStreet,
+    dir: &Path,
+    layout: &StreetLayout,
+    sizes: Sizes,
+    progress: &Progress,
+) -> anyhow::Result<(u64, String)> {
+    let enrolled = street.enroll("office", Role::Office, &[street_write()])?;
+    let mut replica = enrolled.replica;
+    let now = unix_ms() / 1000;
+    let mut scopes = Scopes(vec![street_write()]);
+    gridsync_node::credentials::add_street_wide_grants(STREET, &mut scopes)?;
+    let issued = street.ca().issue(&DeviceIdentity {
+        street: STREET.into(),
+        node_id: enrolled.node_id.clone(),
+        role: Role::Office,
+        scopes,
+        not_before: now.saturating_sub(600),
+        not_after: now + 86_400,
+    })?;
+    gridsync_node::credentials::install_invite(
+        replica.store_mut(),
+        &Invite::new(street.ca(), &issued, Vec::new()),
+    )?;
+    let (token, _) = gridsync_office::load_or_create_token(&mut replica)?;
+
+    progress.step(&format!(
+        "importing a plan of {} households",
+        layout.buildings * layout.households_per_building()
+    ));
+    import_plan(&mut replica, layout)?;
+
+    progress.step(&format!(
+        "building {} documents with {} visits each",
+        sizes.buildings, sizes.visits_per_building
+    ));
+    generate_buildings(replica.store_mut(), layout, sizes, progress)?;
+    drop(replica);
+    let store = Store::open(dir)?;
+    let stats = store.stats()?;
+    if stats.documents as usize != sizes.buildings + 1 {
+        bail!(
+            "the office store holds {} documents, expected {}",
+            stats.documents,
+            sizes.buildings + 1
+        );
+    }
+    Ok((stats.file_bytes, token.reveal().to_owned()))
+}
+
+/// Builds every building document on all cores and stores them, [`STORE_BATCH`] per
+/// `append_batch`, as they come.
+fn generate_buildings(
+    store: &mut Store,
+    layout: &StreetLayout,
+    sizes: Sizes,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let plan = layout.street_plan();
+    let now_ms = unix_ms() as i64;
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (sender, receiver) =
+        mpsc::sync_channel::<anyhow::Result<(DocPath, Vec<u8>)>>(2 * STORE_BATCH);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let (plan, next) = (&plan, &next);
+            scope.spawn(move || {
+                loop {
+                    let first = next.fetch_add(GENERATOR_CHUNK, Ordering::Relaxed);
+                    if first >= layout.buildings {
+                        return;
+                    }
+                    for k in first..(first + GENERATOR_CHUNK).min(layout.buildings) {
+                        let built = layout.building_path(k).and_then(|path| {
+                            let doc =
+                                building_doc(layout, plan, k, sizes.visits_per_building, now_ms)?;
+                            Ok((path, doc.save()))
+                        });
+                        let failed = built.is_err();
+                        // A closed channel means the receiver gave up; stop quietly.
+                        if sender.send(built).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        drop(sender);
+        // Owned here, so that an early return drops it and unblocks the generator threads.
+        let receiver = receiver;
+        let mut batch = Vec::with_capacity(STORE_BATCH);
+        let mut stored = 0usize;
+        for built in receiver.iter() {
+            batch.push(built?);
+            if batch.len() == STORE_BATCH {
+                store.append_batch(&batch)?;
+                stored += batch.len();
+                batch.clear();
+                progress.count(
+                    "building documents stored",
+                    stored as u64,
+                    layout.buildings as u64,
+                );
+            }
+        }
+        store.append_batch(&batch)?;
+        stored += batch.len();
+        progress.count(
+            "building documents stored",
+            stored as u64,
+            layout.buildings as u64,
+        );
+        if stored != layout.buildings {
+            bail!("stored {stored} building documents of {}", layout.buildings);
+        }
+        Ok(())
+    })
+}
+
+/// Starts this benchmark binary again as a child of `mode` on the office's store.
+fn spawn_child(scale: Scale, mode: ChildMode, dir: &Path, report: &Path) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the benchmark binary")?;
+    Command::new(exe)
+        .args(["--scale", scale.name(), "--only", "6", "--quiet", "--json"])
+        .arg(report.with_extension("unused.json"))
+        .env(CHILD_MODE_VAR, mode.as_str())
+        .env(CHILD_DIR_VAR, dir)
+        .env(CHILD_REPORT_VAR, report)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the child process")
+}
+
+/// Runs the load-only reference to its end.
+fn run_load_only(scale: Scale, dir: &Path, scratch: &Path) -> anyhow::Result<LoadReport> {
+    let report = scratch.join("load-only.json");
+    let mut child = spawn_child(scale, ChildMode::LoadOnly, dir, &report)?;
+    drop(child.stdin.take());
+    let status = wait_with_timeout(&mut child)?;
+    if !status.success() {
+        bail!("the load-only process failed ({status})");
+    }
+    Ok(serde_json::from_slice(&std::fs::read(&report)?)?)
+}
+
+/// What the office process showed.
+struct OfficeRun {
+    ready: OfficeReady,
+    serving_after: Duration,
+    resident_bytes: u64,
+    peak_bytes: u64,
+}
+
+/// Starts the office, waits until its API answers with every visit counted, reads its memory,
+/// then stops it by closing its stdin.
+fn run_office(
+    scale: Scale,
+    dir: &Path,
+    scratch: &Path,
+    token: &str,
+    visits: usize,
+) -> anyhow::Result<OfficeRun> {
+    let report = scratch.join("office-ready.json");
+    let spawned = Instant::now();
+    let mut child = spawn_child(scale, ChildMode::Office, dir, &report)?;
+    let result = (|| {
+        let ready: OfficeReady = loop {
+            if let Ok(bytes) = std::fs::read(&report) {
+                break serde_json::from_slice(&bytes)?;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("the office process ended before serving ({status})");
+            }
+            if spawned.elapsed() > CHILD_TIMEOUT {
+                bail!("the office did not serve within {CHILD_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], ready.http_port));
+        let summary = http_get(addr, "/api/v1/summary", token)?;
+        let serving_after = spawned.elapsed();
+        let counted = summary
+            .pointer("/totals/records/visits")
+            .and_then(serde_json::Value::as_u64)
+            .context("the summary has no visit count")?;
+        if counted != visits as u64 {
+            bail!("the office counts {counted} visits, the store holds {visits}");
+        }
+        for path in ["/api/v1/places", "/api/v1/needs", "/api/v1/summary"] {
+            http_get(addr, path, token)?;
+        }
+        let (resident_bytes, peak_bytes) = resident_memory(&child.id().to_string())?;
+        Ok(OfficeRun {
+            ready,
+            serving_after,
+            resident_bytes,
+            peak_bytes,
+        })
+    })();
+    // Closing stdin asks the office to shut down cleanly.
+    drop(child.stdin.take());
+    let status = wait_with_timeout(&mut child);
+    let run = result?;
+    let status = status?;
+    if !status.success() {
+        bail!("the office process did not shut down cleanly ({status})");
+    }
+    Ok(run)
+}
+
+/// Waits for `child` to exit; kills it after [`CHILD_TIMEOUT`].
+fn wait_with_timeout(child: &mut Child) -> anyhow::Result<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if started.elapsed() > CHILD_TIMEOUT {
+            child.kill().ok();
+            child.wait().ok();
+            bail!(
+                "child process {} did not exit within {CHILD_TIMEOUT:?}",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET path` with the office token over HTTP/1.1; the JSON body of a 200 answer.
+fn http_get(addr: SocketAddr, path: &str, token: &str) -> anyhow::Result<serde_json::Value> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: office\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("an HTTP answer without the end of its header")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    let raw = &response[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(raw)?
+    } else {
+        raw.to_vec()
+    };
+    serde_json::from_slice(&body).with_context(|| format!("GET {path}: the body is not JSON"))
+}
+
+/// Removes HTTP/1.1 chunked framing.
+fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(raw.len());
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("a chunk size line without its end")?;
+        let size_text = std::str::from_utf8(&raw[..line_end])?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if raw.len() < size + 2 {
+            bail!("a chunk shorter than announced");
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
