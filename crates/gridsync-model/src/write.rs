@@ -86,12 +86,16 @@ fn record_exists(doc: &Automerge, kind: RecordKind, id: &RecordId) -> bool {
     top_map(doc, map_for(kind)).is_some_and(|map| matches!(doc.get(&map, id.as_str()), Ok(Some(_))))
 }
 
-/// Checks the id is unused in every record map, then writes the record in one change.
+/// Checks the id is unused in every record map, then writes the record in one change. An
+/// `urgent` change (a visit reporting special needs) is marked with
+/// [`gridsync_proto::URGENT_CHANGE`] as its commit message, so that the sync engine moves its
+/// document first on a short contact, on every hop.
 fn insert(
     doc: &mut Automerge,
     ctx: &WriteContext<'_>,
     kind: RecordKind,
     id: &RecordId,
+    urgent: bool,
     write: impl FnOnce(
         &mut automerge::transaction::Transaction<'_>,
         &ObjId,
@@ -102,7 +106,14 @@ fn insert(
         return Err(RecordError::DuplicateId(id.clone()));
     }
     let result = doc.transact_with(
-        |_| CommitOptions::default().with_time(ctx.now_ms),
+        |_| {
+            let options = CommitOptions::default().with_time(ctx.now_ms);
+            if urgent {
+                options.with_message(gridsync_proto::URGENT_CHANGE.to_owned())
+            } else {
+                options
+            }
+        },
         |tx| {
             let obj = tx.put_object(&map, id.as_str(), ObjType::Map)?;
             write(tx, &obj)
@@ -135,7 +146,8 @@ pub fn record_visit(
 ) -> Result<ChangeHash, RecordError> {
     check_building(ctx)?;
     check_visit(ctx, visit)?;
-    insert(doc, ctx, RecordKind::Visit, &visit.id, |tx, obj| {
+    let urgent = !visit.needs.is_empty();
+    insert(doc, ctx, RecordKind::Visit, &visit.id, urgent, |tx, obj| {
         codec::put_visit(tx, obj, visit)
     })
 }
@@ -150,9 +162,14 @@ pub fn record_delivery(
     codec::delivery_shape(event)?;
     check::time_now(event.at_ms, ctx.now_ms)?;
     household_here(ctx, &event.household)?;
-    insert(doc, ctx, RecordKind::Delivery, &event.id, |tx, obj| {
-        codec::put_delivery(tx, obj, event)
-    })
+    insert(
+        doc,
+        ctx,
+        RecordKind::Delivery,
+        &event.id,
+        false,
+        |tx, obj| codec::put_delivery(tx, obj, event),
+    )
 }
 
 /// Records the result of one sweep round through this building.
@@ -175,7 +192,7 @@ pub fn record_sweep(
             building: ctx.building.to_owned(),
         });
     }
-    insert(doc, ctx, RecordKind::Sweep, &sweep.id, |tx, obj| {
+    insert(doc, ctx, RecordKind::Sweep, &sweep.id, false, |tx, obj| {
         codec::put_sweep(tx, obj, sweep)
     })
 }
@@ -210,11 +227,14 @@ pub fn record_correction(
         }
         check_visit(ctx, v)?;
     }
+    let urgent =
+        matches!(&correction.action, CorrectionAction::ReplaceVisit(v) if !v.needs.is_empty());
     insert(
         doc,
         ctx,
         RecordKind::Correction,
         &correction.id,
+        urgent,
         |tx, obj| codec::put_correction(tx, obj, correction),
     )
 }

@@ -8,7 +8,7 @@
 //! The CLI uses a `Replica` directly when no node is running; a running node owns one and
 //! serves CLI writes through its control socket, so the in-memory documents never go stale.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -93,8 +93,6 @@ pub struct Replica {
     trust_root: Option<Vec<u8>>,
     /// Who may write what, from `{street}/devices`, verified against `trust_root`.
     directory: DeviceDirectory,
-    /// Whether a building document has open special needs, with the heads it was read at.
-    open_needs_cache: HashMap<DocPath, (Vec<ChangeHash>, bool)>,
 }
 
 /// A device's storage caps (from the node config) and the running byte estimate.
@@ -235,7 +233,6 @@ impl Replica {
             limits: StorageLimits::default(),
             trust_root: None,
             directory: DeviceDirectory::default(),
-            open_needs_cache: HashMap::new(),
         }
     }
 
@@ -289,35 +286,15 @@ impl Replica {
         self.directory.standing(author, change, path)
     }
 
-    /// The start class of `path` on a contact: street-wide documents, then buildings with
-    /// open special needs, then the rest.
-    pub fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
+    /// The start class of `path` on a contact: the street-wide documents (plan, revocation
+    /// list, device directory) lead; the engine itself raises documents holding urgent
+    /// changes (see [`gridsync_proto::URGENT_CHANGE`]).
+    pub fn sync_priority(&self, path: &DocPath) -> SyncPriority {
         let mut segments = path.segments();
-        if segments.next() != Some(self.street.as_str()) {
-            return SyncPriority::Routine;
-        }
-        match path.segments().count() {
-            2 => SyncPriority::Street,
-            3 => {
-                let Some(doc) = self.docs.get(path) else {
-                    return SyncPriority::Routine;
-                };
-                let heads = doc.get_heads();
-                let open = match self.open_needs_cache.get(path) {
-                    Some((at, open)) if *at == heads => *open,
-                    _ => {
-                        let open = gridsync_model::has_open_needs(doc);
-                        self.open_needs_cache.insert(path.clone(), (heads, open));
-                        open
-                    }
-                };
-                if open {
-                    SyncPriority::OpenNeeds
-                } else {
-                    SyncPriority::Routine
-                }
-            }
-            _ => SyncPriority::Routine,
+        if segments.next() == Some(self.street.as_str()) && path.segments().count() == 2 {
+            SyncPriority::Street
+        } else {
+            SyncPriority::Routine
         }
     }
 

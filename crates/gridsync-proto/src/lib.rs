@@ -60,5 +60,5 @@ pub use identity::{Access, NodeId, Role, ScopeGrant, Scopes};
 pub use path::{DocPath, PathError};
 pub use session::{
     AuthorStanding, CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig,
-    SessionError, SessionEvent, SessionStats, SyncPriority, SyncSession,
+    SessionError, SessionEvent, SessionStats, SyncPriority, SyncSession, URGENT_CHANGE,
 };

@@ -23,6 +23,7 @@ mod start_queue;
 
 pub use config::{
     AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig, SyncPriority,
+    URGENT_CHANGE,
 };
 pub use events::{CloseReason, SessionError, SessionEvent, SessionStats};
 use start_queue::{NOTHING_TO_SEND, StartKey, StartQueue};
@@ -63,11 +64,21 @@ struct TrackedDoc {
 ///      [`local_change`](Self::local_change);
 ///    - the deadline from [`poll_timeout`](Self::poll_timeout) passed:
 ///      [`handle_timeout`](Self::handle_timeout).
-/// 3. After each input, drain in this order: [`poll_event`](Self::poll_event) until `None`
-///    (persist documents and sync states, notify other sessions), then `poll_transmit` until
-///    `None`, then re-read `poll_timeout` and re-arm the timer. `poll_timeout` may return a
-///    time already past: that means "call `handle_timeout` now", which is how deferred work
+/// 3. After each input, drain [`poll_event`](Self::poll_event) until `None` (persist
+///    documents and sync states, notify other sessions) and `poll_transmit` until `None`,
+///    then re-read `poll_timeout` and re-arm the timer. `poll_timeout` may return a time
+///    already past: that means "call `handle_timeout` now", which is how deferred work
 ///    resumes once the outgoing buffer has drained.
+///
+///    The two drains may come in either order. Transmitting first (as gridsync-node does,
+///    so a reply need not wait for an fsync) lets the peer learn our heads before a received
+///    change is durable here; that is safe, because should the append be lost, the peer's
+///    next message names a change we lack and automerge answers with a sync reset, so the
+///    peer sends it again. What the driver must order: store a `DocumentChanged` document
+///    durably before telling other sessions about it, and persist a `SyncStateUpdated` state
+///    only after the documents reported before it are stored. Sync states may wait in memory
+///    and be written in batches: losing one costs a larger sync message on the next
+///    reconnection, never data.
 /// 4. When [`is_closed`](Self::is_closed) is true and `poll_transmit` is drained, finish the
 ///    stream and drop the session.
 ///
@@ -606,7 +617,7 @@ impl SyncSession {
         if self.to_start.contains(&path) {
             return Ok(());
         }
-        let priority = docs.sync_priority(&path);
+        let mut priority = docs.sync_priority(&path);
         self.track(&path, docs)?;
         let oldest_unsynced = match (docs.doc(&path), self.tracked.get(&path)) {
             (Some(doc), Some(tracked)) => {
@@ -619,7 +630,15 @@ impl SyncSession {
                     .filter(|h| doc.get_missing_deps(&[**h]).is_empty())
                     .copied()
                     .collect();
-                doc.get_changes_meta(&shared)
+                let unsynced = doc.get_changes_meta(&shared);
+                if priority > SyncPriority::OpenNeeds
+                    && unsynced
+                        .iter()
+                        .any(|meta| meta.message.as_deref() == Some(URGENT_CHANGE))
+                {
+                    priority = SyncPriority::OpenNeeds;
+                }
+                unsynced
                     .iter()
                     .map(|meta| meta.timestamp)
                     .min()

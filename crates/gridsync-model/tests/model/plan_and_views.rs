@@ -191,3 +191,24 @@ fn open_needs_close_when_the_fulfilling_item_is_delivered() {
     record_delivery(&mut doc, &ctx, &medicine).expect("valid");
     assert!(!has_open_needs(&doc), "delivered medicine closes the need");
 }
+
+#[test]
+fn visits_reporting_needs_are_marked_urgent_for_the_sync_engine() {
+    let plan = plan();
+    let ctx = ctx(&plan);
+    let mut doc = device("vol-a");
+    let t = NOW - 100_000;
+    let mut routine = visit(rid(t, 1), "h-1", t);
+    routine.needs.clear();
+    let plain = record_visit(&mut doc, &ctx, &routine).expect("valid");
+    let needing = record_visit(&mut doc, &ctx, &visit(rid(t + 5, 2), "h-2", t + 5)).expect("valid");
+    let message = |hash| {
+        doc.get_change_meta_by_hash(&hash)
+            .and_then(|meta| meta.message.map(|m| m.to_string()))
+    };
+    assert_eq!(message(plain), None);
+    assert_eq!(
+        message(needing).as_deref(),
+        Some(gridsync_proto::URGENT_CHANGE)
+    );
+}

@@ -83,11 +83,19 @@ pub enum SyncPriority {
     /// Street-wide control documents: revocations, the device directory, the plan. Small,
     /// and what every other document's checks depend on.
     Street,
-    /// A document with open special-needs needs.
+    /// A document holding an urgent change ([`URGENT_CHANGE`]: open special needs) the peer
+    /// lacks.
     OpenNeeds,
     /// Everything else.
     Routine,
 }
+
+/// The commit message that marks a change as urgent: information someone in the field is
+/// waiting on (a visit reporting special needs). A document holding such a change that the
+/// peer lacks starts in [`SyncPriority::OpenNeeds`]. The mark travels inside the change, so
+/// every relay on the way gives it the same precedence; the engine reads it from change
+/// metadata, without decoding any record.
+pub const URGENT_CHANGE: &str = "gridsync:urgent";
 
 /// Whether the author of a relayed change may write the document, as far as this node knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +129,10 @@ pub trait DocumentSet {
         let _ = (path, new_document);
         true
     }
-    /// The class `path` starts in when a session begins or the document changes; within a
-    /// class the session sends the document with the oldest unsynced change first.
+    /// The class `path` starts in when a session begins or the document changes (street-wide
+    /// documents first); the session itself raises a routine document holding an unsynced
+    /// urgent change to [`SyncPriority::OpenNeeds`], and within a class sends the document
+    /// with the oldest unsynced change first.
     fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
         let _ = path;
         SyncPriority::Routine

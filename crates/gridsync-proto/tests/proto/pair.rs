@@ -69,6 +69,16 @@ impl MemoryDocs {
 
     /// Writes like [`write`](Self::write), with the change's timestamp set to `time`.
     pub fn write_at(&mut self, p: &str, key: &str, value: &str, time: i64) {
+        self.commit_at(p, key, value, time, None);
+    }
+
+    /// Like [`write_at`](Self::write_at), marking the change urgent
+    /// ([`gridsync_proto::URGENT_CHANGE`]).
+    pub fn write_urgent_at(&mut self, p: &str, key: &str, value: &str, time: i64) {
+        self.commit_at(p, key, value, time, Some(gridsync_proto::URGENT_CHANGE));
+    }
+
+    fn commit_at(&mut self, p: &str, key: &str, value: &str, time: i64, message: Option<&str>) {
         let actor = self.actor.clone();
         let doc = self
             .docs
@@ -76,7 +86,11 @@ impl MemoryDocs {
             .or_insert_with(|| Automerge::new().with_actor(actor));
         let mut tx = doc.transaction();
         tx.put(ROOT, key, value).expect("put into the root map");
-        tx.commit_with(automerge::transaction::CommitOptions::default().with_time(time));
+        let mut options = automerge::transaction::CommitOptions::default().with_time(time);
+        if let Some(message) = message {
+            options = options.with_message(message.to_owned());
+        }
+        tx.commit_with(options);
     }
 
     /// Writes `key = value` into the root map of `path` as this node, creating the document.

@@ -3,7 +3,7 @@
 //! changing nothing, and relayed changes checked against their author's grants.
 
 use automerge::sync::Message;
-use gridsync_proto::{Frame, Limits, RefusalReason, Role, SessionEvent, SyncPriority};
+use gridsync_proto::{Frame, Limits, RefusalReason, Role, SessionEvent};
 
 use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id, path};
 
@@ -24,7 +24,8 @@ fn identities() -> (Identity, Identity) {
 
 /// A volunteer and a captain that synced every document once, then the volunteer logged new
 /// work everywhere offline: document `i`'s new change is stamped `10_000 - i` seconds, so the
-/// highest-numbered documents hold the oldest unsynced work. A few documents hold open needs.
+/// highest-numbered documents hold the oldest unsynced work. A few of the new changes report
+/// open needs (marked urgent, as the field model marks such visits).
 fn volunteer_back_from_the_field() -> (MemoryDocs, MemoryDocs) {
     let (vol_id, cap_id) = identities();
     let mut vol = MemoryDocs::new(&node_id("vol-1"));
@@ -39,11 +40,11 @@ fn volunteer_back_from_the_field() -> (MemoryDocs, MemoryDocs) {
     for i in 0..DOCS {
         // A visit's worth of text, so a document's changes take real room on the link.
         let note = format!("visit {i}: ").repeat(60);
-        vol.write_at(&doc(i), "latest", &note, 10_000 - i as i64);
-    }
-    for i in URGENT {
-        vol.priorities
-            .insert(path(&doc(i)), SyncPriority::OpenNeeds);
+        if URGENT.contains(&i) {
+            vol.write_urgent_at(&doc(i), "latest", &note, 10_000 - i as i64);
+        } else {
+            vol.write_at(&doc(i), "latest", &note, 10_000 - i as i64);
+        }
     }
     (vol, cap)
 }
