@@ -3,7 +3,10 @@
 //! states to persist) carried out here.
 //!
 //! One task per connection runs [`drive`]. It holds the replica lock only while the session
-//! handles an input, never across an await.
+//! handles an input or a batch of sync states is written, never across an await. Received
+//! changes are stored durably as they arrive; sync states only make the next reconnection
+//! cheaper, so they wait in memory ([`PendingSyncStates`]) and are written at most once per
+//! [`SYNC_STATE_WRITE_INTERVAL`] and when the session ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +15,21 @@ use std::time::Duration;
 use gridsync_net::PeerLink;
 use gridsync_proto::{DocPath, NodeId, PeerIdentity, SessionConfig, SessionEvent, SyncSession};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::node::{DocChange, NodeShared, unix_ms};
 use crate::peers::{FoundBy, PeerStatus};
+
+/// The longest a sync state waits in memory before it is written.
+///
+/// Writing the states in the same flush as the change they follow cost a second fsync per
+/// received message on every hop, which doubled live-edit latency (benchmark scenario 4).
+/// A sync state only makes the next reconnection cheaper: losing the newest ones to a crash
+/// costs one larger sync message then, never data. A second bounds that loss and the write
+/// rate (one transaction per connection per second under load); the session's end writes
+/// whatever is still pending.
+const SYNC_STATE_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +82,24 @@ pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -
     .await
 }
 
-async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> ConnectionEnd {
+async fn run_session(shared: &Arc<NodeShared>, link: PeerLink) -> ConnectionEnd {
+    let mut sync_states = SyncStateWriter {
+        shared,
+        peer_id: link.peer.node_id.clone(),
+        pending: PendingSyncStates::default(),
+    };
+    let end = drive_session(shared, link, &mut sync_states).await;
+    // Every way out of the session (orderly close, protocol or transport error, peer gone,
+    // revocation, node shutdown) passes here; an aborted task is covered by the drop.
+    sync_states.write_now();
+    end
+}
+
+async fn drive_session(
+    shared: &Arc<NodeShared>,
+    mut link: PeerLink,
+    sync_states: &mut SyncStateWriter<'_>,
+) -> ConnectionEnd {
     let peer_id = link.peer.node_id.clone();
     let peer = PeerIdentity {
         node_id: link.peer.node_id.clone(),
@@ -81,16 +112,21 @@ async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> Connection
     let mut shutdown = shared.shutdown.clone();
 
     loop {
-        if let Err(e) = flush(shared, &mut session, &mut link, &peer_id).await {
+        if let Err(e) = flush(shared, &mut session, &mut link, sync_states).await {
             return e;
         }
         if session.is_closed() {
             return ConnectionEnd::PeerClosed;
         }
+        if sync_states.pending.is_due(Instant::now()) {
+            sync_states.write_now();
+        }
         let sleep_for = session
             .poll_timeout()
             .map(|at| Duration::from_millis(at.saturating_sub(unix_ms())))
             .unwrap_or(Duration::from_secs(3600));
+        // Armed only while states wait, so a quiet session still writes them on time.
+        let states_due = sync_states.pending.due_at();
 
         tokio::select! {
             received = link.recv() => match received {
@@ -102,7 +138,7 @@ async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> Connection
                     if let Err(e) = result {
                         warn!(error = %e, "closing session: peer sent invalid data");
                         // Send the session's goodbye, if it queued one, before closing.
-                        let _ = flush(shared, &mut session, &mut link, &peer_id).await;
+                        let _ = flush(shared, &mut session, &mut link, sync_states).await;
                         link.close(&e.to_string());
                         return ConnectionEnd::Protocol(e);
                     }
@@ -145,6 +181,11 @@ async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> Connection
                 let mut replica = shared.lock_replica();
                 session.handle_timeout(unix_ms(), &mut *replica);
             }
+            // The fallback instant is never awaited: the branch is disabled without a deadline.
+            _ = tokio::time::sleep_until(states_due.unwrap_or_else(Instant::now)),
+                if states_due.is_some() => {
+                sync_states.write_now();
+            }
             _ = shutdown.changed() => {
                 link.close("node shutting down");
                 return ConnectionEnd::Shutdown;
@@ -154,44 +195,50 @@ async fn run_session(shared: &Arc<NodeShared>, mut link: PeerLink) -> Connection
 }
 
 /// Sends what the session queued and carries out its events.
+///
+/// Bytes go out before the received documents are stored, so the reply to a sender does not
+/// wait for the fsync. That is safe: the sender still holds what it sent, and should this
+/// node lose an append to a crash, the sender's next message names a change this node lacks
+/// and automerge answers with a sync reset, after which the sender sends it again. Other
+/// peers learn of a received change only once it is durable here: sessions forward it on the
+/// change feed, which `handle_event` notifies after the append.
+///
+/// A failed send still lets the events be carried out: the received changes are already in
+/// the in-memory replica and must reach the store (and their sync states the pending batch)
+/// before the error ends the session.
 async fn flush(
     shared: &Arc<NodeShared>,
     session: &mut SyncSession,
     link: &mut PeerLink,
-    peer_id: &NodeId,
+    sync_states: &mut SyncStateWriter<'_>,
 ) -> Result<(), ConnectionEnd> {
+    let mut sent = Ok(());
     while let Some(bytes) = session.poll_transmit() {
-        link.send(&bytes).await?;
+        if let Err(e) = link.send(&bytes).await {
+            sent = Err(ConnectionEnd::Transport(e));
+            break;
+        }
     }
     let stats = link.stats();
+    let peer_id = &sync_states.peer_id;
     shared.peers.update(peer_id, |s| {
         s.bytes_sent = stats.bytes_sent;
         s.bytes_received = stats.bytes_received;
     });
-    // Sync states are kept for one transaction at the end: a busy exchange updates one per
-    // document per message, and a commit (with its fsync) for each took a tenth of the CPU
-    // of an initial street sync (benchmark scenario 1). They are written after the documents
-    // they describe.
-    let mut sync_states: BTreeMap<DocPath, Vec<u8>> = BTreeMap::new();
+    let now = Instant::now();
     while let Some(event) = session.poll_event() {
-        match event {
-            SessionEvent::SyncStateUpdated { path, state } => {
-                sync_states.insert(path, state);
-            }
-            event => handle_event(shared, peer_id, event),
-        }
+        handle_event(shared, peer_id, event, &mut sync_states.pending, now);
     }
-    if !sync_states.is_empty() {
-        let states: Vec<(DocPath, Vec<u8>)> = sync_states.into_iter().collect();
-        let mut replica = shared.lock_replica();
-        if let Err(e) = replica.store_mut().put_sync_states(peer_id, &states) {
-            warn!(error = %e, documents = states.len(), "cannot persist sync states");
-        }
-    }
-    Ok(())
+    sent
 }
 
-fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent) {
+fn handle_event(
+    shared: &Arc<NodeShared>,
+    peer_id: &NodeId,
+    event: SessionEvent,
+    pending: &mut PendingSyncStates,
+    now: Instant,
+) {
     match event {
         SessionEvent::PeerVerified { .. } => {
             info!("peer hello verified; connection accepted");
@@ -229,14 +276,9 @@ fn handle_event(shared: &Arc<NodeShared>, peer_id: &NodeId, event: SessionEvent)
             }
         }
         SessionEvent::SyncStateUpdated { path, state } => {
-            // `flush` batches these; a lone one is stored the same way.
-            let mut replica = shared.lock_replica();
-            if let Err(e) = replica
-                .store_mut()
-                .put_sync_states(peer_id, &[(path, state)])
-            {
-                warn!(error = %e, "cannot persist sync state");
-            }
+            // Written later, so always after the documents it describes are durable (stored
+            // above, in the order the session reported them).
+            pending.insert(path, state, now);
         }
         SessionEvent::ChangeRefused { path, reason } => {
             shared.peers.update(peer_id, |s| s.refused_changes += 1);
@@ -268,4 +310,125 @@ pub fn announce_local_change(shared: &NodeShared, path: DocPath) {
 
 fn is_revocations_doc(shared: &NodeShared, path: &DocPath) -> bool {
     *path == shared.revocations_path
+}
+
+/// Sync states received for one peer and not yet written: the latest per document, and when
+/// the oldest of them is due. Pure bookkeeping, so the write policy is testable without IO.
+#[derive(Debug, Default)]
+struct PendingSyncStates {
+    states: BTreeMap<DocPath, Vec<u8>>,
+    /// [`SYNC_STATE_WRITE_INTERVAL`] after the first state of the batch arrived; `None` while
+    /// nothing is pending.
+    due_at: Option<Instant>,
+}
+
+impl PendingSyncStates {
+    /// Keeps `state` as the one to write for `path`, replacing an older unwritten one.
+    fn insert(&mut self, path: DocPath, state: Vec<u8>, now: Instant) {
+        self.states.insert(path, state);
+        // Counted from the batch's first state, not pushed back by later ones: a session
+        // that never goes quiet still writes once per interval.
+        self.due_at.get_or_insert(now + SYNC_STATE_WRITE_INTERVAL);
+    }
+
+    /// When the pending batch must be written; `None` when nothing is pending.
+    fn due_at(&self) -> Option<Instant> {
+        self.due_at
+    }
+
+    fn is_due(&self, now: Instant) -> bool {
+        self.due_at.is_some_and(|due| now >= due)
+    }
+
+    /// Everything pending, in path order, leaving nothing behind.
+    fn take(&mut self) -> Vec<(DocPath, Vec<u8>)> {
+        self.due_at = None;
+        std::mem::take(&mut self.states).into_iter().collect()
+    }
+}
+
+/// One connection's pending sync states and where they go. Dropping it writes what is left,
+/// so a connection task aborted at node shutdown loses none.
+struct SyncStateWriter<'a> {
+    shared: &'a NodeShared,
+    peer_id: NodeId,
+    pending: PendingSyncStates,
+}
+
+impl SyncStateWriter<'_> {
+    /// Writes every pending state in one transaction (one fsync), holding the replica lock
+    /// only for that synchronous write. A failure is logged and the states dropped: they
+    /// are a cache, and the session keeps the live ones in memory.
+    fn write_now(&mut self) {
+        let states = self.pending.take();
+        if states.is_empty() {
+            return;
+        }
+        let mut replica = self.shared.lock_replica();
+        if let Err(e) = replica.store_mut().put_sync_states(&self.peer_id, &states) {
+            warn!(error = %e, documents = states.len(), "cannot persist sync states");
+        }
+    }
+}
+
+impl Drop for SyncStateWriter<'_> {
+    fn drop(&mut self) {
+        // While unwinding from a panic, skip the write rather than risk a second panic (an
+        // abort); losing sync states costs only a larger next sync.
+        if !std::thread::panicking() {
+            self.write_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(text: &str) -> DocPath {
+        // Invariant: the test paths are valid hierarchical paths.
+        DocPath::parse(text).expect("valid test path")
+    }
+
+    #[test]
+    fn nothing_pending_is_never_due() {
+        let pending = PendingSyncStates::default();
+        assert_eq!(pending.due_at(), None);
+        assert!(!pending.is_due(Instant::now() + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_batch_is_due_one_interval_after_its_first_state() {
+        let start = Instant::now();
+        let mut pending = PendingSyncStates::default();
+        pending.insert(path("panhuo/grid-017/bldg-12"), vec![1], start);
+        // Later states join the batch without pushing its deadline back.
+        pending.insert(
+            path("panhuo/grid-017/bldg-13"),
+            vec![2],
+            start + SYNC_STATE_WRITE_INTERVAL / 2,
+        );
+        assert_eq!(pending.due_at(), Some(start + SYNC_STATE_WRITE_INTERVAL));
+        assert!(!pending.is_due(start + SYNC_STATE_WRITE_INTERVAL - Duration::from_millis(1)));
+        assert!(pending.is_due(start + SYNC_STATE_WRITE_INTERVAL));
+    }
+
+    #[test]
+    fn take_returns_the_latest_state_per_document_and_clears_the_batch() {
+        let start = Instant::now();
+        let mut pending = PendingSyncStates::default();
+        let a = path("panhuo/grid-017/bldg-12");
+        let b = path("panhuo/grid-017/bldg-13");
+        pending.insert(b.clone(), vec![1], start);
+        pending.insert(a.clone(), vec![2], start);
+        pending.insert(b.clone(), vec![3], start);
+        assert_eq!(pending.take(), vec![(a.clone(), vec![2]), (b, vec![3])]);
+        assert_eq!(pending.take(), Vec::new());
+        assert_eq!(pending.due_at(), None);
+
+        // The next batch gets a fresh deadline from its own first state.
+        let later = start + Duration::from_secs(5);
+        pending.insert(a, vec![4], later);
+        assert_eq!(pending.due_at(), Some(later + SYNC_STATE_WRITE_INTERVAL));
+    }
 }
