@@ -9,7 +9,7 @@ use gridsync_proto::frame::FrameDecoder;
 use gridsync_proto::session::DocumentSet;
 use gridsync_proto::{
     AuthorStanding, DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity, Role, Scopes,
-    SessionConfig, SessionError, SessionEvent, SyncPriority, SyncSession,
+    SessionConfig, SessionError, SessionEvent, SyncSession,
 };
 
 /// Milliseconds a transmission takes to reach the other side.
@@ -43,8 +43,6 @@ pub struct MemoryDocs {
     /// Who may write what, by actor. `None`: every author may write (for tests that are not
     /// about authorship); `Some`: authors missing from it are unknown.
     pub directory: Option<BTreeMap<ActorId, Scopes>>,
-    /// Priority classes the node gives documents (others are routine).
-    pub priorities: BTreeMap<DocPath, SyncPriority>,
 }
 
 impl MemoryDocs {
@@ -55,7 +53,6 @@ impl MemoryDocs {
             sync_states: BTreeMap::new(),
             max_documents: None,
             directory: None,
-            priorities: BTreeMap::new(),
         }
     }
 
@@ -134,12 +131,6 @@ impl DocumentSet for MemoryDocs {
     }
     fn may_store(&self, _path: &DocPath, new_document: bool) -> bool {
         !new_document || self.max_documents.is_none_or(|max| self.docs.len() < max)
-    }
-    fn sync_priority(&mut self, path: &DocPath) -> SyncPriority {
-        self.priorities
-            .get(path)
-            .copied()
-            .unwrap_or(SyncPriority::Routine)
     }
     fn author_standing(
         &mut self,
