@@ -232,13 +232,12 @@ pub async fn wait_until(
     }
 }
 
-/// How many of `expected`'s documents `node` holds in memory at exactly the expected heads.
+/// How many of `expected`'s documents `node` holds at exactly the expected heads.
 pub fn docs_at_heads(node: &RunningNode, expected: &BTreeMap<DocPath, Vec<ChangeHash>>) -> usize {
     let replica = node.shared.lock_replica();
-    let docs = replica.loaded_docs();
     expected
         .iter()
-        .filter(|(path, heads)| docs.get(*path).is_some_and(|d| d.get_heads() == **heads))
+        .filter(|(path, heads)| replica.known_heads(path).as_ref() == Some(*heads))
         .count()
 }
 

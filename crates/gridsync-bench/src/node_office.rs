@@ -8,14 +8,17 @@
 //! - [`ChildMode::Office`]: starts the office exactly as `gridsync run --http` does (open the
 //!   replica, read the stored identity and dashboard token, bind QUIC, start the node, build
 //!   the aggregation off the async threads, bind and serve HTTP on 127.0.0.1), writes an
-//!   [`OfficeReady`] file with its HTTP port and phase timings, and serves until its stdin
-//!   closes; then it shuts down cleanly.
+//!   [`OfficeReady`] file with its HTTP port, phase timings and how many building summaries
+//!   it reused from the store or computed, and serves until its stdin closes; then it shuts
+//!   down cleanly. The scenario runs it twice on the same store: the first start computes and
+//!   stores every building summary, the second (the restart) reuses them.
 //! - [`ChildMode::LoadOnly`]: the reference. Opens the store and loads every document with
 //!   automerge, nothing else, and writes a [`LoadReport`].
 
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -69,12 +72,18 @@ pub struct OfficeReady {
     pub http_port: u16,
     /// `Replica::open` (file checks and `PRAGMA quick_check`).
     pub open_ms: f64,
-    /// `RunningNode::start`, which loads every stored document into memory.
+    /// `RunningNode::start`.
     pub node_start_ms: f64,
-    /// `OfficeState::new`: the first aggregation over every building.
+    /// `OfficeState::new`: the first aggregation over every building (stored summaries reused
+    /// where their documents did not change).
     pub aggregate_ms: f64,
     /// From the child's entry to the HTTP listener serving.
     pub total_ms: f64,
+    /// Building summaries the first aggregation took from the store (documents unchanged
+    /// since a previous start stored them).
+    pub summaries_reused: u64,
+    /// Building summaries the first aggregation computed from documents (and stored).
+    pub summaries_computed: u64,
 }
 
 /// What the load-only child reports.
@@ -180,6 +189,9 @@ fn run_office(dir: &Path, report: &Path, started: Instant) -> anyhow::Result<()>
         })
         .await?;
         let aggregate_ms = since(aggregate_started);
+        let counters = state.counters();
+        let summaries_reused = counters.summaries_reused.load(Ordering::Relaxed);
+        let summaries_computed = counters.summaries_computed.load(Ordering::Relaxed);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let http_port = listener.local_addr()?.port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -194,6 +206,8 @@ fn run_office(dir: &Path, report: &Path, started: Instant) -> anyhow::Result<()>
                 node_start_ms,
                 aggregate_ms,
                 total_ms: since(started),
+                summaries_reused,
+                summaries_computed,
             },
         )?;
         // Serve until the parent closes our stdin.

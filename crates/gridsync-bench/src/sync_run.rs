@@ -150,9 +150,12 @@ async fn wait_for_documents(
     let mut last = Instant::now();
     let at_heads = |path: &DocPath| {
         let replica = office.shared.lock_replica();
-        let doc = replica.loaded_docs().get(path);
-        doc.is_some_and(|d| expected.get(path).is_some_and(|h| d.get_heads() == *h))
+        let heads = replica.known_heads(path);
+        heads.is_some_and(|d| expected.get(path).is_some_and(|h| d == *h))
     };
+    // The office announces a change once it is in memory; it is durable when the store
+    // writer settles the ticket it came with. The sync counts as done once both hold.
+    let mut last_ticket = 0;
     while done.len() < expected.len() {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, feed.recv()).await {
@@ -166,6 +169,7 @@ async fn wait_for_documents(
                     continue;
                 }
                 last = Instant::now();
+                last_ticket = last_ticket.max(change.durable_after.unwrap_or(0));
                 if !done.contains(&change.path) && at_heads(&change.path) {
                     done.insert(change.path);
                 }
@@ -183,6 +187,20 @@ async fn wait_for_documents(
         }
         progress.count("documents at the office", done.len() as u64, total);
     }
+    let ticket = match last_ticket {
+        0 => office
+            .shared
+            .lock_replica()
+            .last_write_ticket()
+            .unwrap_or(0),
+        seen => seen,
+    };
+    let mut settled = office.shared.durability.settled();
+    settled
+        .wait_for(|at| *at >= ticket)
+        .await
+        .map_err(|_| anyhow::anyhow!("the office's store writer stopped"))?;
+    last = last.max(Instant::now());
     loop {
         match tokio::time::timeout(QUIET, feed.recv()).await {
             Err(_) | Ok(Err(RecvError::Closed)) => return Ok(last),

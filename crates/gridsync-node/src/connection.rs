@@ -160,7 +160,8 @@ async fn drive_session(
                         link.close("revoked by the street office");
                         return ConnectionEnd::Revoked;
                     }
-                    // Do not echo a change back to the peer it came from.
+                    // Do not echo a change back to the peer it came from. Forwarded at once,
+                    // even while it is being made durable here (see `store_writer`).
                     if change.from.as_ref() != Some(&peer_id) {
                         let mut replica = shared.lock_replica();
                         session.local_change(unix_ms(), &change.path, &mut *replica);
@@ -196,12 +197,12 @@ async fn drive_session(
 
 /// Sends what the session queued and carries out its events.
 ///
-/// Bytes go out before the received documents are stored, so the reply to a sender does not
-/// wait for the fsync. That is safe: the sender still holds what it sent, and should this
-/// node lose an append to a crash, the sender's next message names a change this node lacks
-/// and automerge answers with a sync reset, after which the sender sends it again. Other
-/// peers learn of a received change only once it is durable here: sessions forward it on the
-/// change feed, which `handle_event` notifies after the append.
+/// Bytes go out before the received documents are stored, and received changes are staged
+/// with the store writer and announced to the other sessions at once, so neither the reply
+/// to the sender nor the next hop waits for an fsync. That is safe: the sender still holds
+/// what it sent, and should this node lose a staged change to a crash, the next message
+/// from whoever holds it names a change this node lacks, automerge answers with a sync
+/// reset, and the change comes again. Sync states are staged after the changes they follow.
 ///
 /// A failed send still lets the events be carried out: the received changes are already in
 /// the in-memory replica and must reach the store (and their sync states the pending batch)
@@ -257,10 +258,12 @@ fn handle_event(
         } => {
             let persisted = {
                 let mut replica = shared.lock_replica();
-                replica.persist_from(&path, &before_heads, Some(&from))
+                replica
+                    .persist_from(&path, &before_heads, Some(&from))
+                    .map(|()| replica.last_write_ticket())
             };
             match persisted {
-                Ok(()) => {
+                Ok(ticket) => {
                     shared.peers.update(peer_id, |s| s.documents_received += 1);
                     debug!(%path, "stored changes from peer");
                     if is_revocations_doc(shared, &path) {
@@ -270,6 +273,7 @@ fn handle_event(
                     let _ = shared.changes.send(DocChange {
                         path,
                         from: Some(from),
+                        durable_after: ticket,
                     });
                 }
                 Err(e) => warn!(%path, error = %e, "cannot store changes from peer"),
@@ -300,12 +304,28 @@ fn handle_event(
     }
 }
 
-/// A change made on this node (not received from a peer), to be pushed to every peer.
+/// A change made on this node (not received from a peer), to be pushed to every peer;
+/// already durable.
 pub fn announce_local_change(shared: &NodeShared, path: DocPath) {
+    announce_change(shared, path, None, None);
+}
+
+/// A changed document, to be pushed to every peer but `from`; durable once the store
+/// writer settles `durable_after`.
+pub fn announce_change(
+    shared: &NodeShared,
+    path: DocPath,
+    from: Option<NodeId>,
+    durable_after: Option<crate::store_writer::WriteTicket>,
+) {
     if is_revocations_doc(shared, &path) {
         shared.refresh_revocations();
     }
-    let _ = shared.changes.send(DocChange { path, from: None });
+    let _ = shared.changes.send(DocChange {
+        path,
+        from,
+        durable_after,
+    });
 }
 
 fn is_revocations_doc(shared: &NodeShared, path: &DocPath) -> bool {
@@ -356,17 +376,18 @@ struct SyncStateWriter<'a> {
 }
 
 impl SyncStateWriter<'_> {
-    /// Writes every pending state in one transaction (one fsync), holding the replica lock
-    /// only for that synchronous write. A failure is logged and the states dropped: they
+    /// Stages every pending state with the store writer (committed with the next group,
+    /// after the documents they describe). A failure is logged and the states dropped: they
     /// are a cache, and the session keeps the live ones in memory.
     fn write_now(&mut self) {
         let states = self.pending.take();
         if states.is_empty() {
             return;
         }
+        let count = states.len();
         let mut replica = self.shared.lock_replica();
-        if let Err(e) = replica.store_mut().put_sync_states(&self.peer_id, &states) {
-            warn!(error = %e, documents = states.len(), "cannot persist sync states");
+        if let Err(e) = replica.store_sync_states(&self.peer_id, states) {
+            warn!(error = %e, documents = count, "cannot persist sync states");
         }
     }
 }

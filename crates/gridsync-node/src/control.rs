@@ -118,24 +118,10 @@ async fn serve_one(shared: Arc<NodeShared>, stream: UnixStream) -> std::io::Resu
             status: NodeStatus::collect(&shared),
         },
         Ok(ControlRequest::Write { write }) => {
-            // Store writes fsync; keep them off the async worker threads' fast path.
-            let shared2 = shared.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let started = std::time::Instant::now();
-                let mut replica = shared2.lock_replica();
-                let result = write.apply(&mut replica, crate::node::unix_ms());
-                drop(replica);
-                if result.is_ok() {
-                    shared2.write_timings.record(started.elapsed());
-                }
-                result
-            })
-            .await;
-            match result {
-                Ok(Ok(receipt)) => {
-                    crate::connection::announce_local_change(&shared, receipt.document.clone());
-                    ControlResponse::Written { receipt }
-                }
+            // Acknowledged once durable: wait for the store writer off the async workers.
+            let writer = shared.clone();
+            match tokio::task::spawn_blocking(move || writer.write(write)).await {
+                Ok(Ok(receipt)) => ControlResponse::Written { receipt },
                 Ok(Err(e)) => ControlResponse::Error {
                     message: e.to_string(),
                 },

@@ -1,5 +1,6 @@
 //! The sync engine's view of a replica: [`gridsync_proto::DocumentSet`] implemented over the
-//! documents a [`Replica`] holds in memory and the sync states in its store.
+//! documents a [`Replica`] holds (listed from its heads index, loaded on demand) and the sync
+//! states in its store.
 
 use automerge::{ActorId, Automerge, ChangeHash};
 use gridsync_proto::{AuthorStanding, DocPath, DocumentSet, NodeId, SyncPriority};
@@ -8,15 +9,21 @@ use crate::replica::Replica;
 
 impl DocumentSet for Replica {
     fn paths(&self) -> Vec<DocPath> {
-        self.loaded_docs().keys().cloned().collect()
+        self.held_paths()
     }
 
     fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>> {
-        self.loaded_docs().get(path).map(|d| d.get_heads())
+        self.known_heads(path)
     }
 
-    fn doc(&self, path: &DocPath) -> Option<&Automerge> {
-        self.loaded_docs().get(path)
+    fn doc(&mut self, path: &DocPath) -> Option<&Automerge> {
+        match Replica::doc(self, path) {
+            Ok(doc) => doc,
+            Err(error) => {
+                tracing::warn!(%path, %error, "cannot load a document for a sync session");
+                None
+            }
+        }
     }
 
     fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge {

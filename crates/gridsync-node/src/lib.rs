@@ -31,6 +31,7 @@ pub mod peers;
 pub mod replica;
 pub mod revocations;
 pub mod status;
+pub mod store_writer;
 
 pub use config::NodeConfig;
 pub use replica::{Replica, ReplicaError};

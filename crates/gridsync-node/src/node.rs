@@ -22,16 +22,27 @@ use crate::ops::{FieldWrite, WriteError, WriteReceipt};
 use crate::peers::{FoundBy, PeerTable};
 use crate::replica::{Replica, ReplicaError};
 use crate::status::NodeStatus;
+use crate::store_writer::{DurabilityWaiter, StoreWriter, WriteTicket};
 
 /// How many document-change notices may queue per connection before it falls back to
 /// re-offering everything.
 const CHANGE_FEED_CAPACITY: usize = 16_384;
 
+/// Most documents a running node keeps loaded; the rest stay in the store with their heads
+/// indexed. An office's 20,000 buildings take about 45 KiB each in memory when loaded.
+pub const CACHED_DOCUMENTS: usize = 4_096;
+
 /// A document changed: by a local write (`from` is None) or by a peer's message.
+///
+/// Announced as soon as the change is in memory, so that sessions forward it while it is
+/// being made durable here; it is durable once the store writer has settled `durable_after`
+/// (see [`NodeShared::durability`]).
 #[derive(Debug, Clone)]
 pub struct DocChange {
     pub path: DocPath,
     pub from: Option<NodeId>,
+    /// The store writer's ticket that makes this change durable (`None`: already durable).
+    pub durable_after: Option<WriteTicket>,
 }
 
 /// State shared by every task of a running node.
@@ -56,6 +67,8 @@ pub struct NodeShared {
     pub started_ms: u64,
     /// How long acknowledged local writes took (apply + durable append), for /metrics.
     pub write_timings: WriteTimings,
+    /// Tells when staged writes are durable (see [`DocChange::durable_after`]).
+    pub durability: DurabilityWaiter,
 }
 
 /// Running totals of local write latency: count, sum and maximum, in microseconds.
@@ -98,6 +111,24 @@ impl NodeShared {
         }
     }
 
+    /// Applies a field write, announces it to the sessions (which forward it while it is
+    /// being made durable) and returns once it is durable: what `gridsync visit add` and
+    /// the other field commands do on a running node. Blocks; call it off the async workers.
+    pub fn write(&self, write: FieldWrite) -> Result<WriteReceipt, WriteError> {
+        let started = std::time::Instant::now();
+        let (receipt, ticket) = {
+            let mut replica = self.lock_replica();
+            let receipt = write.apply(&mut replica, unix_ms())?;
+            (receipt, replica.last_write_ticket())
+        };
+        crate::connection::announce_change(self, receipt.document.clone(), None, ticket);
+        if let Some(ticket) = ticket {
+            self.durability.wait(ticket).map_err(ReplicaError::from)?;
+        }
+        self.write_timings.record(started.elapsed());
+        Ok(receipt)
+    }
+
     pub fn lock_replica(&self) -> MutexGuard<'_, Replica> {
         // A panic while holding the lock would be a bug; the replica's state is still
         // consistent (writes are atomic), so keep serving rather than cascade.
@@ -130,6 +161,8 @@ pub struct RunningNode {
     endpoint: Arc<NetEndpoint>,
     tasks: JoinSet<()>,
     shutdown_tx: watch::Sender<bool>,
+    /// Commits what the replica stages; its thread ends when the replica is dropped.
+    _writer: StoreWriter,
 }
 
 impl RunningNode {
@@ -146,7 +179,13 @@ impl RunningNode {
             config,
             control_socket,
         } = parts;
-        replica.load_all()?;
+        // Documents load on demand (sessions list them from the heads index), and writes are
+        // committed by the store writer instead of under the replica lock.
+        let (writer, writer_handle) =
+            StoreWriter::start(replica.store()).map_err(ReplicaError::from)?;
+        let durability = writer_handle.waiter();
+        replica.use_store_writer(writer_handle);
+        replica.set_cache_limit(Some(CACHED_DOCUMENTS));
         replica.set_limits(config.max_documents, config.max_store_bytes);
         replica.set_trust_root(credentials.ca_cert_der.clone());
         // Before any sync, so that whoever relays this device's changes can vouch for them.
@@ -175,6 +214,7 @@ impl RunningNode {
             shutdown: shutdown_rx,
             started_ms: unix_ms(),
             write_timings: WriteTimings::default(),
+            durability,
         });
         shared.refresh_revocations();
         let endpoint = Arc::new(endpoint);
@@ -207,19 +247,14 @@ impl RunningNode {
             endpoint,
             tasks,
             shutdown_tx,
+            _writer: writer,
         })
     }
 
-    /// Applies a field write on this node and pushes it to connected peers.
+    /// Applies a field write on this node, pushes it to connected peers and returns once it
+    /// is durable (see [`NodeShared::write`]).
     pub fn write(&self, write: FieldWrite) -> Result<WriteReceipt, WriteError> {
-        let started = std::time::Instant::now();
-        let receipt = {
-            let mut replica = self.shared.lock_replica();
-            write.apply(&mut replica, unix_ms())?
-        };
-        self.shared.write_timings.record(started.elapsed());
-        crate::connection::announce_local_change(&self.shared, receipt.document.clone());
-        Ok(receipt)
+        self.shared.write(write)
     }
 
     pub fn status(&self) -> NodeStatus {
@@ -243,6 +278,12 @@ impl RunningNode {
         tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle())
             .await
             .ok();
+        // Everything staged (received changes, sync states) is committed before stopping.
+        let last = self.shared.lock_replica().last_write_ticket();
+        if let Some(ticket) = last {
+            let durability = self.shared.durability.clone();
+            let _ = tokio::task::spawn_blocking(move || durability.wait(ticket)).await;
+        }
         crate::control::remove_socket(&self.shared);
         info!("node stopped");
     }

@@ -8,7 +8,7 @@
 //! The CLI uses a `Replica` directly when no node is running; a running node owns one and
 //! serves CLI writes through its control socket, so the in-memory documents never go stale.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +17,8 @@ use gridsync_model::StreetPlan;
 use gridsync_proto::{AuthorStanding, DocPath, NodeId, Scopes, SyncPriority};
 
 use crate::directory::DeviceDirectory;
-use gridsync_store::{Store, StoreError};
+use crate::store_writer::{StoreWriterHandle, WriteTicket};
+use gridsync_store::{DocumentAppend, Store, StoreError, SyncStateWrite, WriteBatch};
 
 /// Plans read in this process, by the plan document's heads (equal heads, equal plan): the
 /// replicas of one process (a simulation's thousand devices) parse a plan once.
@@ -66,6 +67,8 @@ pub enum ReplicaError {
     Merge(String, String),
     #[error("cannot apply the plan: {0}")]
     PlanApply(#[from] gridsync_model::plan::PlanApplyError),
+    #[error(transparent)]
+    NotDurable(#[from] crate::store_writer::NotDurable),
 }
 
 /// The local replica of one node: store plus loaded documents.
@@ -73,8 +76,24 @@ pub struct Replica {
     /// Where the store lives; kept for error messages.
     dir: PathBuf,
     store: Store,
-    /// Documents loaded so far. Loaded lazily: a volunteer's CLI call touches one building.
+    /// Documents loaded so far. Loaded lazily: a volunteer's CLI call touches one building,
+    /// and an office of 20,000 buildings keeps only those in use (see `cache_limit`).
     docs: BTreeMap<DocPath, Automerge>,
+    /// The heads of every document held, loaded or not, so that listing what this node holds
+    /// (the sync inventory, status) never loads a document. Read from the store at open and
+    /// kept current by every write.
+    known_heads: BTreeMap<DocPath, Vec<ChangeHash>>,
+    /// Most documents kept loaded; `None` keeps every loaded document (the CLI, simulations).
+    cache_limit: Option<usize>,
+    /// When each loaded document was last used (a counter), to unload the least recent.
+    last_use: HashMap<DocPath, u64>,
+    use_clock: u64,
+    /// The running node's store writer: writes are staged to it rather than committed under
+    /// the replica lock. `None`: every write commits before returning (the CLI, simulations).
+    writer: Option<StoreWriterHandle>,
+    /// The last ticket staged per document; a document is unloaded only once it is settled
+    /// (durable), since reloading reads the store.
+    staged: HashMap<DocPath, WriteTicket>,
     node_id: NodeId,
     street: String,
     /// The automerge actor every local change is written under (derived from the node id,
@@ -142,6 +161,7 @@ impl Replica {
         let street = String::from_utf8(street)
             .map_err(|_| ReplicaError::BadStreet(dir.display().to_string()))?;
         let mut replica = Self::from_parts(dir, store, node_id, street);
+        replica.read_known_heads()?;
         match crate::credentials::load_invite(&replica.store) {
             Ok(Some(invite)) => {
                 let credentials = invite
@@ -171,16 +191,11 @@ impl Replica {
     /// May changes to `path` be stored under the caps? `new_document`: not held yet.
     pub fn may_store(&self, path: &DocPath, new_document: bool) -> bool {
         let _ = path;
-        // Counted only when it matters: a new document under a document cap. A CLI replica
-        // loads lazily, so the store's count is the truth there.
         let docs_ok = !new_document
-            || self.limits.max_documents.is_none_or(|max| {
-                let held = self
-                    .docs
-                    .len()
-                    .max(self.store.doc_paths().map(|p| p.len()).unwrap_or(0));
-                held < max
-            });
+            || self
+                .limits
+                .max_documents
+                .is_none_or(|max| self.held_count() < max);
         let bytes_ok = self
             .limits
             .max_store_bytes
@@ -190,10 +205,12 @@ impl Replica {
 
     /// Logs once when the store passes 90% of a cap.
     fn check_nearing_caps(&mut self) {
-        if self.limits.warned {
+        // Runs after every append: without caps (most devices) there is nothing to count.
+        let no_caps = self.limits.max_documents.is_none() && self.limits.max_store_bytes.is_none();
+        if self.limits.warned || no_caps {
             return;
         }
-        let docs = self.docs.len();
+        let docs = self.held_count();
         let near_docs = self
             .limits
             .max_documents
@@ -225,6 +242,12 @@ impl Replica {
             dir: dir.to_owned(),
             store,
             docs: BTreeMap::new(),
+            known_heads: BTreeMap::new(),
+            cache_limit: None,
+            last_use: HashMap::new(),
+            use_clock: 0,
+            writer: None,
+            staged: HashMap::new(),
             node_id,
             street,
             actor,
@@ -316,11 +339,225 @@ impl Replica {
 
     /// Every document path held, in the store or in memory, sorted.
     pub fn doc_paths(&self) -> Result<Vec<DocPath>, ReplicaError> {
-        let mut paths = self.store.doc_paths()?;
-        paths.extend(self.docs.keys().cloned());
+        Ok(self.held_paths())
+    }
+
+    /// Every document path held, sorted; reads no document.
+    pub fn held_paths(&self) -> Vec<DocPath> {
+        let mut paths: Vec<DocPath> = self.known_heads.keys().cloned().collect();
+        paths.extend(
+            self.docs
+                .keys()
+                .filter(|p| !self.known_heads.contains_key(*p))
+                .cloned(),
+        );
         paths.sort();
-        paths.dedup();
-        Ok(paths)
+        paths
+    }
+
+    fn held_count(&self) -> usize {
+        self.known_heads.len()
+            + self
+                .docs
+                .keys()
+                .filter(|p| !self.known_heads.contains_key(*p))
+                .count()
+    }
+
+    /// The heads of a held document without loading it.
+    pub fn known_heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>> {
+        match self.docs.get(path) {
+            Some(doc) => Some(doc.get_heads()),
+            None => self.known_heads.get(path).cloned(),
+        }
+    }
+
+    /// Reads every document's heads from the store; documents whose heads the store does
+    /// not know (written by an older gridsync) are loaded once and their heads recorded.
+    fn read_known_heads(&mut self) -> Result<(), ReplicaError> {
+        let mut unknown = Vec::new();
+        for (path, heads) in self.store.doc_heads()? {
+            match heads {
+                Some(heads) => {
+                    self.known_heads.insert(path, heads);
+                }
+                None => unknown.push(path),
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            documents = unknown.len(),
+            "recording the heads of documents stored without them (once)"
+        );
+        let mut found = Vec::with_capacity(unknown.len());
+        for path in unknown {
+            if let Some(doc) = self.store.load_doc(&path)? {
+                found.push((path, doc.get_heads()));
+            }
+        }
+        self.store.record_heads(&found)?;
+        self.known_heads.extend(found);
+        Ok(())
+    }
+
+    /// Keeps at most `limit` documents loaded (the least recently used are unloaded once
+    /// their writes are durable); `None` keeps every loaded document.
+    pub fn set_cache_limit(&mut self, limit: Option<usize>) {
+        self.cache_limit = limit;
+    }
+
+    /// Hands writes to the node's store writer from now on (see [`crate::store_writer`]).
+    pub fn use_store_writer(&mut self, writer: StoreWriterHandle) {
+        self.writer = Some(writer);
+    }
+
+    /// The ticket of the last write staged with the store writer (`None` without a writer
+    /// or before any write): wait on it to know the write is durable.
+    pub fn last_write_ticket(&self) -> Option<WriteTicket> {
+        self.writer
+            .as_ref()
+            .map(|w| w.last_ticket())
+            .filter(|t| *t > 0)
+    }
+
+    /// A waiter for the store writer's tickets, usable without the replica lock.
+    pub fn durability_waiter(&self) -> Option<crate::store_writer::DurabilityWaiter> {
+        self.writer.as_ref().map(|w| w.waiter())
+    }
+
+    /// Stores sync states for `peer`: staged with the store writer (after every document
+    /// change staged before, so never ahead of the documents they describe), or committed
+    /// now without one.
+    pub fn store_sync_states(
+        &mut self,
+        peer: &NodeId,
+        states: Vec<(DocPath, Vec<u8>)>,
+    ) -> Result<(), ReplicaError> {
+        match &mut self.writer {
+            Some(writer) => {
+                let sync_states = states
+                    .into_iter()
+                    .map(|(path, state)| SyncStateWrite {
+                        peer: peer.clone(),
+                        path,
+                        state,
+                    })
+                    .collect();
+                writer.stage(WriteBatch {
+                    appends: Vec::new(),
+                    sync_states,
+                });
+                Ok(())
+            }
+            None => Ok(self.store.put_sync_states(peer, &states)?),
+        }
+    }
+
+    /// Makes `append` durable: staged with the store writer, or committed now. Keeps the
+    /// heads index current either way.
+    fn store_append(&mut self, append: DocumentAppend) -> Result<(), ReplicaError> {
+        let bytes = append.chunk.len();
+        let path = append.path.clone();
+        let heads = append.heads.clone();
+        let batch = WriteBatch {
+            appends: vec![append],
+            sync_states: Vec::new(),
+        };
+        match &mut self.writer {
+            Some(writer) => {
+                let ticket = writer.stage(batch);
+                self.staged.insert(path.clone(), ticket);
+            }
+            None => self.store.write_batch(&batch)?,
+        }
+        self.known_heads.insert(path, heads);
+        self.count_appended(bytes);
+        Ok(())
+    }
+
+    /// Drops from memory the documents whose staged writes failed to commit, so that memory
+    /// never holds what the disk does not; they reload from the durable state on next use.
+    fn recover_failed_writes(&mut self) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        for path in writer.take_failed_documents() {
+            self.forget_unsaved(&path);
+        }
+    }
+
+    /// Replaces the in-memory copy of `path` by what the store holds (best effort: if the
+    /// store cannot be read either, the document is left unloaded).
+    fn forget_unsaved(&mut self, path: &DocPath) {
+        self.docs.remove(path);
+        self.last_use.remove(path);
+        self.staged.remove(path);
+        match self.store.load_doc(path) {
+            Ok(Some(mut doc)) => {
+                doc.set_actor(self.actor.clone());
+                self.known_heads.insert(path.clone(), doc.get_heads());
+                self.docs.insert(path.clone(), doc);
+            }
+            Ok(None) => {
+                self.known_heads.remove(path);
+            }
+            Err(error) => {
+                tracing::warn!(%path, %error, "cannot reload a document after a failed write");
+            }
+        }
+    }
+
+    /// Unloads the least recently used documents past the cache limit, keeping `keep` and
+    /// any whose state is not durable yet: changes received into memory and not yet handed
+    /// to the store (their heads differ from the index), or staged and not yet committed.
+    fn evict_beyond_limit(&mut self, keep: &DocPath) {
+        let Some(limit) = self.cache_limit else {
+            return;
+        };
+        if self.docs.len() < limit {
+            return;
+        }
+        // Unload a tenth at once, so the scan is paid once per many loads.
+        let target = limit - limit / 10 - 1;
+        let mut candidates: Vec<(u64, DocPath)> = self
+            .docs
+            .keys()
+            .filter(|p| *p != keep)
+            .filter(|p| {
+                let stored = self.known_heads.get(*p).map(Vec::as_slice).unwrap_or(&[]);
+                self.docs
+                    .get(*p)
+                    .is_some_and(|doc| doc.get_heads() == stored)
+            })
+            .filter(|p| match (self.staged.get(*p), &self.writer) {
+                (Some(ticket), Some(writer)) => writer.is_settled(*ticket),
+                _ => true,
+            })
+            .map(|p| (self.last_use.get(p).copied().unwrap_or(0), p.clone()))
+            .collect();
+        candidates.sort_unstable();
+        let excess = self.docs.len().saturating_sub(target);
+        for (_, path) in candidates.into_iter().take(excess) {
+            self.docs.remove(&path);
+            self.last_use.remove(&path);
+            self.staged.remove(&path);
+        }
+    }
+
+    fn touch(&mut self, path: &DocPath) {
+        if self.cache_limit.is_some() {
+            self.use_clock += 1;
+            self.last_use.insert(path.clone(), self.use_clock);
+        }
+    }
+
+    /// The current heads of the document at `path`, `None` if it is not held. Loads no
+    /// document (the heads of unloaded documents are kept in an index).
+    pub fn heads(&mut self, path: &DocPath) -> Result<Option<Vec<ChangeHash>>, ReplicaError> {
+        self.recover_failed_writes();
+        Ok(self.known_heads(path))
     }
 
     /// The document at `path`, loading it from the store on first use.
@@ -337,19 +574,29 @@ impl Replica {
         Ok(self.docs.len())
     }
 
-    /// Loaded documents, for a node's sync sessions.
+    /// The documents loaded in memory: every held document after [`Replica::load_all`]
+    /// without a cache limit (the CLI, simulations); a running node loads on demand.
     pub fn loaded_docs(&self) -> &BTreeMap<DocPath, Automerge> {
         &self.docs
     }
 
     fn ensure_loaded(&mut self, path: &DocPath) -> Result<(), ReplicaError> {
+        self.recover_failed_writes();
         if !self.docs.contains_key(path)
             && let Some(mut doc) = self.store.load_doc(path)?
         {
             doc.set_actor(self.actor.clone());
-            self.docs.insert(path.clone(), doc);
+            self.insert_loaded(path, doc);
         }
+        self.touch(path);
         Ok(())
+    }
+
+    /// Adds a document to memory, first unloading others past the cache limit.
+    fn insert_loaded(&mut self, path: &DocPath, doc: Automerge) {
+        self.evict_beyond_limit(path);
+        self.docs.insert(path.clone(), doc);
+        self.touch(path);
     }
 
     /// Applies `op` to the document at `path` (created from its deterministic genesis when
@@ -397,7 +644,7 @@ impl Replica {
         self.ensure_loaded(path)?;
         if !self.may_store(path, !self.docs.contains_key(path)) {
             return Err(ReplicaError::StorageCap {
-                documents: self.docs.len(),
+                documents: self.held_count(),
                 max_documents: self.limits.max_documents,
                 bytes: self.limits.approx_bytes,
                 max_bytes: self.limits.max_store_bytes,
@@ -409,7 +656,7 @@ impl Replica {
             None => {
                 let mut doc = genesis();
                 doc.set_actor(actor);
-                self.docs.insert(path.clone(), doc);
+                self.insert_loaded(path, doc);
                 (Vec::new(), true)
             }
         };
@@ -425,15 +672,19 @@ impl Replica {
             }
         };
         let bytes = doc.save_after(&before);
-        if !bytes.is_empty()
-            && let Err(e) = self.store.append(path, &bytes)
-        {
-            self.docs.remove(path);
-            // Best effort: the store still holds the last durable state.
-            let _ = self.ensure_loaded(path);
-            return Err(e.into());
+        if !bytes.is_empty() {
+            let append = DocumentAppend {
+                path: path.clone(),
+                chunk: bytes,
+                heads: doc.get_heads(),
+                origins: Vec::new(),
+            };
+            if let Err(e) = self.store_append(append) {
+                // The store still holds the last durable state.
+                self.forget_unsaved(path);
+                return Err(e);
+            }
         }
-        self.count_appended(bytes.len());
         Ok(result)
     }
 
@@ -487,16 +738,20 @@ impl Replica {
                         .collect()
                 }
             };
-            if !bytes.is_empty()
-                && let Err(e) = self.store.append_with_origins(path, &bytes, &origins)
-            {
-                // Memory must not hold what the disk does not: drop the unsaved changes by
-                // reloading the durable state. The peer will offer them again.
-                self.docs.remove(path);
-                let _ = self.ensure_loaded(path);
-                return Err(e.into());
+            if !bytes.is_empty() {
+                let append = DocumentAppend {
+                    path: path.clone(),
+                    chunk: bytes,
+                    heads: doc.get_heads(),
+                    origins,
+                };
+                if let Err(e) = self.store_append(append) {
+                    // Memory must not hold what the disk does not: drop the unsaved changes
+                    // by reloading the durable state. The peer will offer them again.
+                    self.forget_unsaved(path);
+                    return Err(e);
+                }
             }
-            self.count_appended(bytes.len());
         }
         Ok(())
     }
@@ -504,10 +759,17 @@ impl Replica {
     /// Mutable access to a loaded document, creating an empty one if absent, for the sync
     /// engine (which receives a peer's history, genesis included).
     pub fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge {
-        let actor = self.actor.clone();
-        self.docs
-            .entry(path.clone())
-            .or_insert_with(|| Automerge::new().with_actor(actor))
+        if let Err(error) = self.ensure_loaded(path) {
+            // Receiving into an empty copy is still correct (automerge merges by hash); the
+            // stored changes join when the document is next loaded from the store.
+            tracing::warn!(%path, %error, "cannot load a stored document; receiving into an empty copy");
+        }
+        if !self.docs.contains_key(path) {
+            let empty = Automerge::new().with_actor(self.actor.clone());
+            self.insert_loaded(path, empty);
+        }
+        // Invariant: present, loaded or inserted just above.
+        self.docs.get_mut(path).expect("document present")
     }
 
     /// The street plan held by this replica (`None` before any plan was imported or
@@ -554,11 +816,7 @@ impl Replica {
     /// file or in-process) and stores what was new. Returns whether anything changed.
     pub fn merge_doc(&mut self, path: &DocPath, other: &Automerge) -> Result<bool, ReplicaError> {
         self.ensure_loaded(path)?;
-        let actor = self.actor.clone();
-        let doc = self
-            .docs
-            .entry(path.clone())
-            .or_insert_with(|| Automerge::new().with_actor(actor));
+        let doc = self.doc_mut_or_create(path);
         let before = doc.get_heads();
         let mut incoming = other.fork();
         doc.merge(&mut incoming)
@@ -617,6 +875,53 @@ mod tests {
         drop(replica);
         let mut reopened = Replica::open(dir.path()).unwrap();
         assert_eq!(reopened.load_all().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_bounded_cache_unloads_durable_documents_and_keeps_listing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = NodeId::parse("office").unwrap();
+        let mut replica = Replica::init(dir.path(), &node, "panhuo").unwrap();
+        replica.set_cache_limit(Some(4));
+        let paths: Vec<DocPath> = (0..12)
+            .map(|n| DocPath::parse(&format!("panhuo/grid-001/b-{n}")).unwrap())
+            .collect();
+        for path in &paths {
+            put(&mut replica, path.as_str()).unwrap();
+        }
+        assert!(
+            replica.loaded_docs().len() <= 4,
+            "{}",
+            replica.loaded_docs().len()
+        );
+        assert_eq!(replica.held_paths().len(), 12);
+        let first = &paths[0];
+        let listed = replica.known_heads(first).unwrap();
+        let loaded = replica.doc(first).unwrap().unwrap().get_heads();
+        assert_eq!(listed, loaded, "the index answers what loading finds");
+
+        // A change received into memory and not yet stored is never unloaded.
+        let received = &paths[1];
+        let before = replica.known_heads(received).unwrap();
+        {
+            let doc = replica.doc_mut_or_create(received);
+            let mut tx = doc.transaction();
+            tx.put(automerge::ROOT, "k", "from a peer").unwrap();
+            tx.commit();
+        }
+        for path in &paths[2..] {
+            replica.doc(path).unwrap();
+        }
+        assert!(replica.loaded_docs().contains_key(received));
+        replica.persist_since(received, &before).unwrap();
+        let heads = replica.known_heads(received).unwrap();
+        drop(replica);
+
+        // Reopened, the index is read back from the store without loading documents.
+        let reopened = Replica::open(dir.path()).unwrap();
+        assert!(reopened.loaded_docs().is_empty());
+        assert_eq!(reopened.known_heads(received), Some(heads));
+        assert_eq!(reopened.held_paths().len(), 12);
     }
 
     #[test]

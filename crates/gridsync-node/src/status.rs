@@ -22,8 +22,9 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DocumentStatus {
     pub path: String,
-    /// Number of changes in the document's history.
-    pub changes: usize,
+    /// Number of changes in the document's history; `None` when the running node does not
+    /// have the document loaded (counting would load it).
+    pub changes: Option<usize>,
     /// First 12 hex digits of the hash of the sorted heads.
     pub heads_digest: String,
 }
@@ -32,13 +33,18 @@ impl NodeStatus {
     pub fn collect(shared: &NodeShared) -> NodeStatus {
         let replica = shared.lock_replica();
         let documents = replica
-            .loaded_docs()
-            .iter()
-            .map(|(path, doc)| DocumentStatus {
-                path: path.to_string(),
-                changes: usize::try_from(automerge::ReadDoc::stats(doc).num_changes)
-                    .unwrap_or(usize::MAX),
-                heads_digest: heads_digest(&doc.get_heads()),
+            .held_paths()
+            .into_iter()
+            .map(|path| {
+                let loaded = replica.loaded_docs().get(&path);
+                DocumentStatus {
+                    changes: loaded.map(|doc| {
+                        usize::try_from(automerge::ReadDoc::stats(doc).num_changes)
+                            .unwrap_or(usize::MAX)
+                    }),
+                    heads_digest: heads_digest(&replica.known_heads(&path).unwrap_or_default()),
+                    path: path.to_string(),
+                }
             })
             .collect();
         let arrivals: std::collections::BTreeMap<String, gridsync_store::ArrivalCounts> =

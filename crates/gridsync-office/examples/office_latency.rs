@@ -447,15 +447,15 @@ fn export_in_process(node: &RunningNode) -> Result<(u64, Duration)> {
     let paths: Vec<DocPath> = node
         .shared
         .lock_replica()
-        .loaded_docs()
-        .keys()
+        .doc_paths()?
+        .into_iter()
         .filter(|p| is_building_path(STREET, p))
-        .cloned()
         .collect();
     let mut writer = csv::Writer::from_writer(std::io::sink());
     let mut rows = 0u64;
     for path in paths {
-        let doc = node.shared.lock_replica().loaded_docs().get(&path).cloned();
+        // Loaded from the store if it is not in memory.
+        let doc = node.shared.lock_replica().doc(&path)?.cloned();
         let Some(doc) = doc else { continue };
         for row in gridsync_model::export_rows(&doc, &path).filter_map(Result::ok) {
             writer.serialize(&row)?;
@@ -507,8 +507,8 @@ async fn run() -> Result<()> {
         let (has_plan, buildings) = {
             let mut replica = captain.shared.lock_replica();
             let buildings = replica
-                .loaded_docs()
-                .keys()
+                .doc_paths()?
+                .iter()
                 .filter(|p| is_building_path(STREET, p))
                 .count();
             (replica.street_plan()?.is_some(), buildings)

@@ -2,8 +2,10 @@
 //! [`Totals`] of every grid, community and the street, kept current one document at a time.
 //!
 //! Driving contract: [`Aggregator::rebuild`] once with the plan and every held document (and
-//! again whenever the plan or the round changes: both re-key or re-scope every building);
-//! then [`Aggregator::update_document`] for each building document that changed. An update
+//! again whenever the plan or the round changes: both re-key or re-scope every building), or,
+//! for a rebuild that reuses stored summaries, [`Aggregator::with_plan`] then
+//! [`Aggregator::install_rebuilt`] with every building's summary; then
+//! [`Aggregator::update_document`] for each building document that changed. An update
 //! recomputes that one building from its document, then re-sums only its grid from the grid's
 //! cached building summaries, its community from its grids, and the street from its
 //! communities, so the cost of an update does not grow with the number of records in the
@@ -146,14 +148,34 @@ impl Aggregator {
     ) {
         self.plan = plan;
         self.round = round;
+        let summaries: Vec<BuildingSummary> = docs
+            .into_iter()
+            .filter_map(|(path, doc)| self.summarize_path(path, doc))
+            .collect();
+        self.install_rebuilt(summaries);
+    }
+
+    /// An aggregation of `street` under `plan` for `round` that holds no building yet: the
+    /// start of a rebuild that makes its summaries itself (with
+    /// [`Aggregator::summarize_document`], or taken from the store) and hands them all to
+    /// [`Aggregator::install_rebuilt`].
+    pub fn with_plan(street: &str, plan: Arc<StreetPlan>, round: RoundWindow) -> Self {
+        let mut aggregator = Aggregator::new(street, round);
+        aggregator.plan = plan;
+        aggregator
+    }
+
+    /// Replaces every building with `summaries` (made under this aggregation's plan and
+    /// round; a later one of the same building wins), adds the planned buildings that have
+    /// none, and sums every roll-up once: the same figures as [`Aggregator::rebuild`] from
+    /// the documents the summaries were made of.
+    pub fn install_rebuilt(&mut self, summaries: impl IntoIterator<Item = BuildingSummary>) {
         self.buildings.clear();
         self.grids.clear();
         self.communities.clear();
         self.authors.clear();
-        for (path, doc) in docs {
-            if let Some(summary) = self.summarize_path(path, doc) {
-                self.buildings.insert(summary.building.clone(), summary);
-            }
+        for summary in summaries {
+            self.buildings.insert(summary.building.clone(), summary);
         }
         let missing: Vec<String> = self
             .plan
@@ -196,7 +218,8 @@ impl Aggregator {
     /// The summary of one building document under the current plan and round, without
     /// installing it (`None` for a document that is not a building of this street). Pure and
     /// `&self`, so that a rebuild can summarize many documents on several threads and install
-    /// them afterwards with [`Aggregator::replace_building`].
+    /// them afterwards with [`Aggregator::install_rebuilt`] (or one at a time with
+    /// [`Aggregator::replace_building`]).
     pub fn summarize_document<R: ReadDoc>(
         &self,
         path: &DocPath,

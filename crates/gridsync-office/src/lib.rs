@@ -13,6 +13,11 @@
 //! - `auth`: the office token, login sessions and the bind-address guard.
 //! - `state`: [`OfficeState`], the aggregator fed by the node's change feed, shared with the
 //!   HTTP handlers.
+//! - `stored`: building summaries kept in the store, keyed by what they were derived from
+//!   (document and plan heads, round), so that a restart reuses them instead of reading
+//!   every document.
+//! - `stored_plan`: the street plan as last read, kept in the store beside the summaries, so
+//!   that a restart does not load and parse the plan document.
 //! - `http`: [`serve`], the axum router: JSON API under `/api/v1`, streaming exports,
 //!   `/metrics`, server-sent events and the embedded dashboard.
 //!
@@ -33,6 +38,8 @@ pub mod aggregate;
 pub mod auth;
 pub mod http;
 pub mod state;
+pub mod stored;
+pub mod stored_plan;
 pub mod summary;
 
 #[cfg(test)]

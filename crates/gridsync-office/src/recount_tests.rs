@@ -534,17 +534,73 @@ fn summaries_made_on_several_threads_equal_a_sequential_rebuild() {
             .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
         random_write(&mut rng, doc, &street.plan, &building);
     }
-    let paths: Vec<DocPath> = street.docs.keys().cloned().collect();
-    assert!(paths.len() > 3, "several buildings written");
+    let docs: Vec<(DocPath, Automerge)> = street
+        .docs
+        .iter()
+        .map(|(path, doc)| (path.clone(), doc.clone()))
+        .collect();
+    assert!(docs.len() > 3, "several buildings written");
     for workers in [1, 2, 3] {
         let mut agg = Aggregator::new(STREET, round);
         let no_documents: [(&DocPath, &Automerge); 0] = [];
         agg.rebuild(street.plan.clone(), round, no_documents);
-        let summaries = crate::state::summarize_in_parallel(&agg, &street.docs, &paths, workers);
-        assert_eq!(summaries.len(), paths.len(), "{workers} workers");
-        for summary in summaries {
+        let summaries = crate::state::summarize_in_parallel(&agg, &docs, workers);
+        assert_eq!(summaries.len(), docs.len(), "{workers} workers");
+        for summary in summaries.into_iter().flatten() {
             agg.replace_building(summary);
         }
         assert_matches_recount(&agg, &street, round);
     }
+}
+
+#[test]
+fn stored_summaries_decode_to_exactly_what_was_encoded() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut street = Street::new(4, false);
+    let round = RoundWindow::starting_at(NOW - 24 * HOUR);
+    let ids: Vec<String> = street
+        .plan
+        .buildings()
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
+    for _ in 0..300 {
+        let building = ids[rng.random_range(0..ids.len())].clone();
+        let path = street.path_of(&building);
+        let doc = street
+            .docs
+            .entry(path)
+            .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
+        random_write(&mut rng, doc, &street.plan, &building);
+    }
+    let mut agg = Aggregator::new(STREET, round);
+    let no_documents: [(&DocPath, &Automerge); 0] = [];
+    agg.rebuild(street.plan.clone(), round, no_documents);
+    let mut seen = Totals::default();
+    for (path, doc) in &street.docs {
+        let summary = agg.summarize_document(path, doc).expect("a building");
+        seen.add(&summary.totals);
+        let bytes = crate::stored::encode(&summary);
+        let decoded = crate::stored::decode(path, &bytes).expect("decodes");
+        assert_eq!(decoded, summary, "{path}");
+        assert!(
+            !decoded.authors.is_empty(),
+            "the authors travel beside the summary"
+        );
+        // A summary is never taken for another document's.
+        let other = DocPath::parse("panhuo/grid-000/elsewhere").expect("valid path");
+        assert!(crate::stored::decode(&other, &bytes).is_err());
+        // A name outside the closed vocabularies is refused, not borrowed or defaulted.
+        let text = String::from_utf8(bytes).expect("JSON is UTF-8");
+        for (name, foreign) in [("\"lockdown\"", "\"quarantine\""), ("\"food\"", "\"cake\"")] {
+            if text.contains(name) {
+                let tampered = text.replace(name, foreign);
+                assert!(crate::stored::decode(path, tampered.as_bytes()).is_err());
+            }
+        }
+    }
+    // The street exercised every kind of field the encoding carries.
+    assert!(seen.special_needs_households > 0 && seen.open_needs_households > 0);
+    assert!(seen.deliveries.delivered + seen.deliveries.pending > 0);
+    assert!(seen.sweep.buildings_swept > 0 && seen.records.corrections > 0);
 }

@@ -21,9 +21,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ReadDoc;
 use gridsync_model::{
-    BuildingRecords, DeliveryStatus, StreetPlan, VisitOutcome, building_view_of_records,
+    BuildingRecords, DeliveryItem, DeliveryStatus, NeedKind, SpecialNeed, StreetPlan, VisitOutcome,
+    Zone, building_view_of_records,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::stored::{vocab_keys, vocab_list, vocab_name, vocab_option};
 
 /// Which visits count for the current round: those at or after `start_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,7 +54,7 @@ impl RoundWindow {
 }
 
 /// Delivery checklist items by derived status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryTotals {
     /// Requested or out for delivery.
     pub pending: u32,
@@ -66,7 +69,7 @@ pub struct DeliveryTotals {
 }
 
 /// Sweep coverage summed over buildings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepTotals {
     /// Units (stairwells) in the plan.
     pub units: u32,
@@ -81,7 +84,7 @@ pub struct SweepTotals {
 }
 
 /// Records held, as written (before corrections), by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordTotals {
     pub visits: u32,
     pub deliveries: u32,
@@ -99,7 +102,7 @@ impl RecordTotals {
 }
 
 /// Figures that add up from buildings to grids, communities and the street.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub buildings: u32,
     pub households: u32,
@@ -115,10 +118,12 @@ pub struct Totals {
     /// Households with at least one special-needs flag.
     pub special_needs_households: u32,
     /// Households per flag.
+    #[serde(deserialize_with = "vocab_keys::<_, SpecialNeed, _>")]
     pub special_needs: BTreeMap<&'static str, u32>,
     /// Households with at least one open need.
     pub open_needs_households: u32,
     /// Open needs per kind.
+    #[serde(deserialize_with = "vocab_keys::<_, NeedKind, _>")]
     pub open_needs: BTreeMap<&'static str, u32>,
     pub deliveries: DeliveryTotals,
     pub sweep: SweepTotals,
@@ -185,49 +190,62 @@ impl Totals {
     }
 }
 
+/// A name from one of the field model's closed vocabularies (an outcome, an item, a zone).
+///
+/// An alias rather than `&'static str` written out, because serde would otherwise borrow such
+/// a field from its input; stored summaries read the name through the vocabulary instead.
+pub type VocabStr = &'static str;
+
 /// The latest visit of a household, for the building detail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitLine {
     pub id: String,
-    pub outcome: &'static str,
+    #[serde(deserialize_with = "vocab_name::<_, VisitOutcome>")]
+    pub outcome: VocabStr,
     pub at_ms: i64,
     pub volunteer: String,
 }
 
 /// One checklist item of a household.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryLine {
-    pub item: &'static str,
-    pub status: &'static str,
+    #[serde(deserialize_with = "vocab_name::<_, DeliveryItem>")]
+    pub item: VocabStr,
+    #[serde(deserialize_with = "vocab_name::<_, DeliveryStatus>")]
+    pub status: VocabStr,
     pub decided_at_ms: i64,
     pub failed_attempts: u32,
     pub events: u32,
 }
 
 /// One household as the office sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HouseholdLine {
     pub id: String,
     pub unit: String,
     pub door: String,
     pub residents: u32,
-    pub zone: &'static str,
+    #[serde(deserialize_with = "vocab_name::<_, Zone>")]
+    pub zone: VocabStr,
     /// Visits in all rounds (after corrections).
     pub visits: u32,
     /// Outcome of the latest visit in the current round, if visited in it.
-    pub round_outcome: Option<&'static str>,
+    #[serde(deserialize_with = "vocab_option::<_, VisitOutcome>")]
+    pub round_outcome: Option<VocabStr>,
     /// Latest visit in any round.
     pub latest_visit: Option<VisitLine>,
     /// Some visit found the household resolved (contacted, moved out or vacant).
     pub ever_reached: bool,
+    #[serde(deserialize_with = "vocab_list::<_, SpecialNeed>")]
     pub flags: Vec<&'static str>,
     /// Open needs with their detail.
+    #[serde(deserialize_with = "vocab_keys::<_, NeedKind, _>")]
     pub open_needs: BTreeMap<&'static str, String>,
     pub deliveries: Vec<DeliveryLine>,
 }
 
 /// What one author (device or volunteer) contributed to one building.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorTally {
     /// Records written (as written, before corrections).
     pub records: u32,
@@ -243,7 +261,7 @@ impl AuthorTally {
 }
 
 /// A building's figures and household lines, computed from one document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildingSummary {
     pub building: String,
     pub grid: String,

@@ -1,11 +1,13 @@
 //! The office server on a real in-process node: figures against a recount of the raw records,
-//! credentials on every route, live events after a write, and streamed exports.
+//! credentials on every route, live events after a write, streamed exports, and restarts that
+//! reuse the stored building summaries.
 //!
 //! The HTTP client is a few lines over a TCP stream on purpose: the tests see the exact status
 //! lines, headers and chunked framing the server sends.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -16,7 +18,13 @@ use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList,
 use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
 use gridsync_node::{NodeConfig, Replica};
-use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
+use gridsync_office::aggregate::{CommunityRollup, GridRollup, is_building_path};
+use gridsync_office::stored::{SUMMARY_KIND, SummaryBasis};
+use gridsync_office::stored_plan::{PLAN_KIND, decode_plan, plan_key};
+use gridsync_office::summary::AuthorTally;
+use gridsync_office::{
+    Aggregator, BuildingSummary, OfficeOptions, OfficeState, OfficeToken, RoundWindow, Totals,
+};
 use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -101,11 +109,43 @@ fn start_node(
 struct Office {
     /// The street CA, to enroll more devices.
     ca: StreetCa,
+    /// The office's own credentials, to start it again on the same store.
+    credentials: NodeCredentials,
     node: Option<RunningNode>,
+    state: OfficeState,
     http: SocketAddr,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     dir: tempfile::TempDir,
+    round_start_ms: i64,
+}
+
+/// An office shut down with its store kept, to be changed while it is down and restarted.
+struct StoppedOffice {
+    ca: StreetCa,
+    credentials: NodeCredentials,
+    dir: tempfile::TempDir,
+    round_start_ms: i64,
+}
+
+impl StoppedOffice {
+    /// The office's data directory.
+    fn replica_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("office")
+    }
+
+    /// Starts the office again on its store, in the same way as the first time.
+    async fn restart(self) -> Result<Office> {
+        let replica = Replica::open(&self.replica_dir())?;
+        Office::serve(
+            self.ca,
+            self.credentials,
+            replica,
+            self.dir,
+            self.round_start_ms,
+        )
+        .await
+    }
 }
 
 impl Office {
@@ -117,7 +157,18 @@ impl Office {
             csv: plan_csv(grids),
         }
         .apply(&mut replica, unix_ms())?;
-        let node = start_node(credentials, replica, Vec::new())?;
+        Office::serve(ca, credentials, replica, dir, round_start_ms).await
+    }
+
+    /// Starts the node and the office on `replica` and serves HTTP on loopback.
+    async fn serve(
+        ca: StreetCa,
+        credentials: NodeCredentials,
+        replica: Replica,
+        dir: tempfile::TempDir,
+        round_start_ms: i64,
+    ) -> Result<Office> {
+        let node = start_node(credentials.clone(), replica, Vec::new())?;
         let options = OfficeOptions {
             token: OfficeToken::parse(TOKEN)?,
             utc_offset_minutes: 480,
@@ -127,16 +178,23 @@ impl Office {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let http = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(gridsync_office::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(gridsync_office::serve(
+            listener,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Ok(Office {
             ca,
+            credentials,
             node: Some(node),
+            state,
             http,
             server,
             stop: Some(stop),
             dir,
+            round_start_ms,
         })
     }
 
@@ -166,7 +224,12 @@ impl Office {
         bail!("aggregation never reached {records} records")
     }
 
-    async fn shutdown(mut self) -> Result<()> {
+    async fn shutdown(self) -> Result<()> {
+        self.stop().await.map(drop)
+    }
+
+    /// Shuts the server and the node down, keeping the store.
+    async fn stop(mut self) -> Result<StoppedOffice> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -176,7 +239,12 @@ impl Office {
         if let Some(node) = self.node.take() {
             node.shutdown().await;
         }
-        Ok(())
+        Ok(StoppedOffice {
+            ca: self.ca,
+            credentials: self.credentials,
+            dir: self.dir,
+            round_start_ms: self.round_start_ms,
+        })
     }
 }
 
@@ -310,6 +378,17 @@ struct Recount {
     deliveries: u64,
     sweeps: u64,
     units_covered: u64,
+}
+
+/// Every document the replica holds, loaded from the store where need be.
+fn held_documents(replica: &mut Replica) -> Result<BTreeMap<DocPath, Automerge>> {
+    let mut docs = BTreeMap::new();
+    for path in replica.doc_paths()? {
+        if let Some(doc) = replica.doc(&path)? {
+            docs.insert(path, doc.clone());
+        }
+    }
+    Ok(docs)
 }
 
 fn recount(
@@ -513,7 +592,7 @@ async fn api_figures_equal_a_recount_from_the_raw_records() -> Result<()> {
     let (docs, plan) = {
         let mut replica = office.node().shared.lock_replica();
         let plan = replica.street_plan()?.context("plan")?;
-        (replica.loaded_docs().clone(), plan)
+        (held_documents(&mut replica)?, plan)
     };
     let expected = recount(&docs, &plan, round_start, None);
     assert_eq!(from_api(&summary["totals"]), expected);
@@ -877,5 +956,182 @@ async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()
     }
     assert_eq!(households, 72);
     captain.shutdown().await;
+    office.shutdown().await
+}
+
+/// Everything the aggregation reports, for comparing two aggregations exactly.
+#[derive(Debug, PartialEq)]
+struct Figures {
+    buildings: BTreeMap<String, BuildingSummary>,
+    grids: BTreeMap<String, GridRollup>,
+    communities: BTreeMap<String, CommunityRollup>,
+    street: Totals,
+    authors: BTreeMap<String, AuthorTally>,
+}
+
+impl Figures {
+    fn of(aggregator: &Aggregator) -> Figures {
+        Figures {
+            buildings: aggregator.buildings().clone(),
+            grids: aggregator.grids().clone(),
+            communities: aggregator.communities().clone(),
+            street: aggregator.street_totals().clone(),
+            authors: aggregator.authors().clone(),
+        }
+    }
+}
+
+impl Office {
+    /// The live aggregation's figures.
+    fn figures(&self) -> Figures {
+        self.state.with_aggregator(Figures::of)
+    }
+
+    /// The figures of an aggregation built from scratch out of every document the node holds.
+    fn figures_from_scratch(&self) -> Result<Figures> {
+        let round = RoundWindow::starting_at(self.round_start_ms);
+        let (docs, plan) = {
+            let mut replica = self.node().shared.lock_replica();
+            let plan = replica.street_plan()?.context("plan")?;
+            (held_documents(&mut replica)?, plan)
+        };
+        let mut scratch = Aggregator::new(STREET, round);
+        scratch.rebuild(plan, round, docs.iter());
+        Ok(Figures::of(&scratch))
+    }
+
+    /// `(reused, computed)` building summaries of the office's rebuilds so far.
+    fn summary_sources(&self) -> (u64, u64) {
+        let c = self.state.counters();
+        (
+            c.summaries_reused.load(Ordering::Relaxed),
+            c.summaries_computed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits until every building document's stored summary is keyed by its current heads
+    /// (the live updates store theirs once per burst, after the figures are published).
+    async fn stored_summaries_current(&self) -> Result<usize> {
+        let basis = |replica: &mut Replica| -> Result<SummaryBasis> {
+            let plan_path = gridsync_model::plan_path(STREET)?;
+            Ok(SummaryBasis::new(
+                replica.heads(&plan_path)?.unwrap_or_default(),
+                RoundWindow::starting_at(self.round_start_ms),
+            ))
+        };
+        for _ in 0..200 {
+            let (buildings, current) = {
+                let mut replica = self.node().shared.lock_replica();
+                let basis = basis(&mut replica)?;
+                let paths: Vec<DocPath> = replica
+                    .doc_paths()?
+                    .into_iter()
+                    .filter(|p| is_building_path(STREET, p))
+                    .collect();
+                let mut current = 0;
+                for path in &paths {
+                    let heads = replica.heads(path)?.unwrap_or_default();
+                    let stored = replica.store().derived_entry(SUMMARY_KIND, path)?;
+                    if stored.is_some_and(|e| e.source_key == basis.source_key(path, &heads)) {
+                        current += 1;
+                    }
+                }
+                (paths.len(), current)
+            };
+            if current == buildings {
+                return Ok(buildings);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("stored summaries never caught up with the building documents")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_office_reuses_stored_summaries_and_recomputes_what_changed() -> Result<()> {
+    let grids = 2;
+    let round_start = unix_ms() as i64 - 300_000;
+    let office = Office::start(grids, round_start).await?;
+    let written = write_street(&office, grids, round_start).await?;
+    office.settle(written).await?;
+    // Live updates stored a summary for every building they folded in.
+    let documents = office.stored_summaries_current().await?;
+    assert!(documents >= 3, "{documents} building documents");
+    let before = office.figures();
+    assert_eq!(before, office.figures_from_scratch()?);
+
+    // A restart with nothing changed summarizes no building from its document.
+    let office = office.stop().await?.restart().await?;
+    {
+        // The plan it aggregated with came from the store's copy, keyed by the plan's heads.
+        let mut replica = office.node().shared.lock_replica();
+        let plan_path = gridsync_model::plan_path(STREET)?;
+        let heads = replica.heads(&plan_path)?.context("a plan")?;
+        let stored = replica
+            .store()
+            .derived_entry(PLAN_KIND, &plan_path)?
+            .context("a stored plan")?;
+        assert_eq!(stored.source_key, plan_key(&heads));
+        assert_eq!(
+            decode_plan(&stored.value)?,
+            *replica.street_plan()?.context("a plan")?
+        );
+    }
+    assert_eq!(office.summary_sources(), (documents as u64, 0));
+    assert_eq!(office.figures(), before);
+    assert_eq!(office.figures(), office.figures_from_scratch()?);
+    let metrics = String::from_utf8(get_authed(office.http, "/metrics").await?.body)?;
+    assert!(
+        metrics.contains(&format!(
+            "gridsync_office_summaries_reused_total {documents}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gridsync_office_summaries_computed_total 0"));
+
+    // While the office is down, one building gets a visit and another's stored summary is
+    // damaged.
+    let stopped = office.stop().await?;
+    let (changed, damaged) = {
+        let mut replica = Replica::open(&stopped.replica_dir())?;
+        let receipt = FieldWrite::Visit {
+            household: "h-00-00".into(),
+            outcome: "contacted".into(),
+            people: 2,
+            flags: vec![],
+            needs: vec!["water".into()],
+            note: None,
+            volunteer: Some("vol-late".into()),
+            at_ms: Some(round_start + 1),
+        }
+        .apply(&mut replica, unix_ms())?;
+        let changed = receipt.document;
+        let entries = replica.store().derived(SUMMARY_KIND)?;
+        let mut victim = entries
+            .into_iter()
+            .find(|e| e.path != changed)
+            .context("another stored summary")?;
+        victim.value = b"{\"building\": 12, truncated".to_vec();
+        replica
+            .store_mut()
+            .put_derived(SUMMARY_KIND, std::slice::from_ref(&victim))?;
+        (changed, victim.path)
+    };
+    let office = stopped.restart().await?;
+    assert_eq!(office.summary_sources(), (documents as u64 - 2, 2));
+    let after = office.figures();
+    assert_eq!(after, office.figures_from_scratch()?);
+    let building = changed.segments().nth(2).context("building id")?;
+    assert_eq!(
+        after.buildings[building].totals.records.visits,
+        before.buildings[building].totals.records.visits + 1
+    );
+    assert!(after.authors.contains_key("vol-late"));
+    let damaged = damaged.segments().nth(2).context("building id")?;
+    assert_eq!(after.buildings[damaged], before.buildings[damaged]);
+    // Both were stored again: the next start reuses everything.
+    office.stored_summaries_current().await?;
+    let office = office.stop().await?.restart().await?;
+    assert_eq!(office.summary_sources(), (documents as u64, 0));
     office.shutdown().await
 }

@@ -53,7 +53,11 @@ impl LiveNodes {
         nodes
             .into_iter()
             .map(|(host, shared)| {
-                let replica = shared.lock_replica();
+                let mut replica = shared.lock_replica();
+                // A running node loads documents on demand; the check compares all of them.
+                if let Err(error) = replica.load_all() {
+                    tracing::warn!(%error, "cannot load every document for the check");
+                }
                 let snapshot =
                     ReplicaSnapshot::of(shared.identity.scopes.clone(), replica.loaded_docs());
                 (host, snapshot)

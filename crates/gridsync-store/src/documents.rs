@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{Automerge, ReadDoc};
+use automerge::{Automerge, ChangeHash, ReadDoc};
 use gridsync_proto::DocPath;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -54,13 +54,16 @@ impl CompactionPolicy {
     }
 }
 
+/// A document's path and its heads as recorded (`None`: not known, see [`Store::doc_heads`]).
+pub type StoredHeads = (DocPath, Option<Vec<ChangeHash>>);
+
 /// Sizes of one document row after an append.
 #[derive(Debug, Clone, Copy)]
-struct DocumentSizes {
-    id: i64,
-    chunk_count: u64,
-    chunk_bytes: u64,
-    snapshot_bytes: u64,
+pub(crate) struct DocumentSizes {
+    pub(crate) id: i64,
+    pub(crate) chunk_count: u64,
+    pub(crate) chunk_bytes: u64,
+    pub(crate) snapshot_bytes: u64,
 }
 
 impl Store {
@@ -81,6 +84,42 @@ impl Store {
             paths.push(DocPath::parse(&raw).map_err(|_| StoreError::BadStoredPath(raw))?);
         }
         Ok(paths)
+    }
+
+    /// Every document with its heads as last recorded, sorted by path; `None` where they
+    /// are not known (a document written before the store kept heads, or by an append that
+    /// did not give them). Lets a node list what it holds without loading any document.
+    pub fn doc_heads(&self) -> Result<Vec<StoredHeads>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT path, heads FROM documents ORDER BY path")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<Vec<u8>>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (raw, heads) = row?;
+            let path = DocPath::parse(&raw).map_err(|_| StoreError::BadStoredPath(raw))?;
+            out.push((path, heads.as_deref().and_then(decode_heads)));
+        }
+        Ok(out)
+    }
+
+    /// Records the heads of documents whose heads were unknown (computed by loading them),
+    /// in one transaction. A document whose row is gone is skipped.
+    pub fn record_heads(&mut self, items: &[(DocPath, Vec<ChangeHash>)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut statement =
+                tx.prepare_cached("UPDATE documents SET heads = ?2 WHERE path = ?1")?;
+            for (path, heads) in items {
+                statement.execute((path.as_str(), encode_heads(heads)))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// True when the store holds the document.
@@ -120,7 +159,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let sizes = insert_chunk(&tx, path, chunk)?;
+        let sizes = insert_chunk(&tx, path, chunk, None)?;
         crate::provenance::insert_origins(&tx, origins)?;
         if self
             .policy
@@ -141,7 +180,7 @@ impl Store {
         let mut touched: BTreeMap<&DocPath, DocumentSizes> = BTreeMap::new();
         for (path, chunk) in items {
             if !chunk.is_empty() {
-                touched.insert(path, insert_chunk(&tx, path, chunk)?);
+                touched.insert(path, insert_chunk(&tx, path, chunk, None)?);
             }
         }
         for (path, sizes) in touched {
@@ -164,7 +203,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let snapshot = match read_document(&tx, path)? {
+        let (snapshot, heads) = match read_document(&tx, path)? {
             Some(mut stored)
                 if stored
                     .get_heads()
@@ -178,9 +217,9 @@ impl Store {
                         path: path.clone(),
                         source: Box::new(source),
                     })?;
-                merged.save()
+                (merged.save(), merged.get_heads())
             }
-            _ => doc.save(),
+            _ => (doc.save(), doc.get_heads()),
         };
         tx.prepare_cached(
             "INSERT INTO documents (path) VALUES (?1) ON CONFLICT (path) DO NOTHING",
@@ -190,27 +229,35 @@ impl Store {
             .prepare_cached("SELECT id FROM documents WHERE path = ?1")?
             .query_row([path.as_str()], |row| row.get(0))?;
         replace_with_snapshot(&tx, id, &snapshot)?;
+        tx.prepare_cached("UPDATE documents SET heads = ?2 WHERE id = ?1")?
+            .execute((id, encode_heads(&heads)))?;
         tx.commit()?;
         Ok(())
     }
 }
 
 /// Stores one chunk and returns the document's new sizes.
-fn insert_chunk(
+///
+/// `heads` are the document's heads once the chunk is in, when the caller knows them; `None`
+/// marks them unknown (the next reader that loads the document computes them).
+pub(crate) fn insert_chunk(
     conn: &Connection,
     path: &DocPath,
     chunk: &[u8],
+    heads: Option<&[ChangeHash]>,
 ) -> Result<DocumentSizes, StoreError> {
     let chunk_len = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+    let heads = heads.map(encode_heads);
     let (id, chunk_count, chunk_bytes, snapshot_bytes) = conn
         .prepare_cached(
-            "INSERT INTO documents (path, chunk_count, chunk_bytes) VALUES (?1, 1, ?2)
+            "INSERT INTO documents (path, chunk_count, chunk_bytes, heads) VALUES (?1, 1, ?2, ?3)
              ON CONFLICT (path) DO UPDATE SET
                  chunk_count = chunk_count + 1,
-                 chunk_bytes = chunk_bytes + excluded.chunk_bytes
+                 chunk_bytes = chunk_bytes + excluded.chunk_bytes,
+                 heads = excluded.heads
              RETURNING id, chunk_count, chunk_bytes, snapshot_bytes",
         )?
-        .query_row((path.as_str(), chunk_len), |row| {
+        .query_row((path.as_str(), chunk_len, heads), |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, i64>(1)?,
@@ -229,9 +276,28 @@ fn insert_chunk(
     })
 }
 
+/// Heads as stored: the 32-byte hashes, sorted, back to back.
+fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
+    let mut sorted = heads.to_vec();
+    sorted.sort_unstable();
+    sorted.iter().flat_map(|h| h.0).collect()
+}
+
+/// Stored heads back to hashes; `None` for bytes that are not whole hashes (read as unknown,
+/// so a damaged value costs one document load, never a wrong answer).
+fn decode_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    bytes
+        .chunks_exact(32)
+        .map(|chunk| <[u8; 32]>::try_from(chunk).ok().map(ChangeHash))
+        .collect()
+}
+
 /// Compacts a document from what is stored, inside the caller's transaction. A document
 /// whose chunks do not load is left as it is (its data stays stored; `load_doc` reports it).
-fn compact_stored(conn: &Connection, path: &DocPath, id: i64) -> Result<(), StoreError> {
+pub(crate) fn compact_stored(conn: &Connection, path: &DocPath, id: i64) -> Result<(), StoreError> {
     match read_document(conn, path) {
         Ok(Some(doc)) => replace_with_snapshot(conn, id, &doc.save()),
         Ok(None) => Ok(()),

@@ -17,7 +17,7 @@ use crate::StoreError;
 pub const APPLICATION_ID: i32 = 0x4753_594E;
 
 /// The store format this build writes. Older formats are migrated on open, newer ones refused.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
 
 /// The application name kept in the `format` table beside the version.
 pub(crate) const APPLICATION_NAME: &str = "gridsync-store";
@@ -75,9 +75,22 @@ CREATE TABLE provenance (
 CREATE INDEX provenance_by_via ON provenance(via);
 ";
 
+/// Format 2 over format 1: each document's heads kept beside it (so a node knows what it
+/// holds without loading every document), and a table of values derived from documents
+/// (the office's building summaries), each keyed by what it was derived from.
+const SCHEMA_V2_ADDITIONS: &str = "
+ALTER TABLE documents ADD COLUMN heads BLOB;
+CREATE TABLE derived (
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    source_key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (kind, path)
+);
+";
+
 /// Migrations from an older format version to the next one: `(from_version, sql)`.
-/// Format 1 is the first, so there are none yet; a format 2 adds `(1, "ALTER TABLE ...")`.
-const MIGRATIONS: &[(i64, &str)] = &[];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V2_ADDITIONS)];
 
 /// What the header says about a file that passed inspection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +212,7 @@ pub(crate) fn initialize(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", FORMAT_VERSION)?;
     tx.execute_batch(SCHEMA_V1)?;
+    tx.execute_batch(SCHEMA_V2_ADDITIONS)?;
     tx.execute(
         "INSERT INTO format (id, application, version) VALUES (1, ?1, ?2)",
         (APPLICATION_NAME, FORMAT_VERSION),

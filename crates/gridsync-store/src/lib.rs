@@ -24,6 +24,7 @@
 //! `store` (opening, creating, statistics), `documents` (append, load, compaction),
 //! `sync_states` and `meta` (small keyed blobs), `error` (the typed [`StoreError`]).
 
+mod derived;
 mod documents;
 mod error;
 mod format;
@@ -31,9 +32,12 @@ mod meta;
 mod provenance;
 mod store;
 mod sync_states;
+mod write_batch;
 
-pub use documents::CompactionPolicy;
+pub use derived::DerivedEntry;
+pub use documents::{CompactionPolicy, StoredHeads};
 pub use error::StoreError;
 pub use format::{APPLICATION_ID, FORMAT_VERSION};
 pub use provenance::{ArrivalCounts, ChangeOrigin};
 pub use store::{DB_FILE_NAME, Store, StoreStats};
+pub use write_batch::{DocumentAppend, SyncStateWrite, WriteBatch};

@@ -158,6 +158,26 @@ impl Store {
         })
     }
 
+    /// A second connection to this (already opened, checked and migrated) store, for a
+    /// thread that commits writes while this connection keeps serving reads. WAL mode lets
+    /// the two work at once; SQLite serializes their writes (each waits up to the busy
+    /// timeout for the other's).
+    pub fn open_another_connection(&self) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.db_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format::classify(&self.db_path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Store {
+            conn,
+            db_path: self.db_path.clone(),
+            policy: self.policy,
+        })
+    }
+
     /// Opens the store in `dir`, creating it if there is none.
     pub fn open_or_create(dir: &Path) -> Result<Store, StoreError> {
         if dir.join(DB_FILE_NAME).exists() {

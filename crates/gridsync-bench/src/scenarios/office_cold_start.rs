@@ -2,14 +2,20 @@
 //! and 1,000,000 visits (50 a building, one change each, from three volunteers per building)
 //! plus a street plan of 180,000 households; the office started on it in a fresh process.
 //!
+//! The office is started twice, each time in a fresh process on the same store. The generated
+//! store holds no building summary yet (a real office would have stored them as the visits
+//! arrived), so the first start summarizes every building from its document and stores the
+//! summaries; the restart finds them keyed by unchanged heads and reads no building document
+//! to aggregate. The restart is the cold start that the target bounds.
+//!
 //! Figures, all measured on the same store:
-//! - start to serving the API: from spawning the office process (started as `gridsync run
-//!   --http` starts it, see [`crate::node_office`]) until `GET /api/v1/summary` answers 200
-//!   with every visit counted. Reference: a process that only opens the store and loads every
-//!   document with automerge.
-//! - resident memory (VmRSS) of the office process once it serves, after a few API requests,
-//!   and its peak (VmHWM) during the start. Reference: the load-only process's.
-//! - the store's size on disk.
+//! - restart (and first start) to serving the API: from spawning the office process (started
+//!   as `gridsync run --http` starts it, see [`crate::node_office`]) until `GET
+//!   /api/v1/summary` answers 200 with every visit counted. Reference: a process that only
+//!   opens the store and loads every document with automerge.
+//! - resident memory (VmRSS) of the restarted office process once it serves, after a few API
+//!   requests, and its peak (VmHWM) during the start. Reference: the load-only process's.
+//! - the store's size on disk, with the summaries stored (reference: before).
 //!
 //! The generator builds documents on every core (each through the field model, as devices
 //! would have written them) and stores them with `Store::append_batch`, 1,000 a transaction.
@@ -91,51 +97,92 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
         mib(load.resident_bytes)
     ));
 
-    progress.step("starting the office in a fresh process");
-    let office = run_office(scale, &dir, street.root(), &token, visits)?;
-    progress.step(&format!(
-        "office served the API after {:.1}s, resident {:.0} MiB (peak {:.0} MiB)",
-        office.serving_after.as_secs_f64(),
-        mib(office.resident_bytes),
-        mib(office.peak_bytes)
-    ));
+    progress.step("first start: the office computes and stores every building summary");
+    let first = run_office(scale, &dir, street.root(), &token, visits, "first")?;
+    report_start(progress, "first start", &first);
+    let store_with_summaries = Store::open(&dir)?.stats()?.file_bytes;
+
+    progress.step("restart: a fresh office process on the same store");
+    let office = run_office(scale, &dir, street.root(), &token, visits, "restart")?;
+    report_start(progress, "restart", &office);
+    if office.ready.summaries_computed != 0 {
+        bail!(
+            "the restarted office summarized {} buildings again from their documents",
+            office.ready.summaries_computed
+        );
+    }
 
     let reference = "store + automerge load only, fresh process";
-    let ready = &office.ready;
-    let phases = format!(
-        "office start phases: open store {:.0} ms, node start (loads every document) {:.0} ms, first aggregation {:.0} ms, HTTP serving {:.0} ms after the process's entry",
-        ready.open_ms, ready.node_start_ms, ready.aggregate_ms, ready.total_ms
-    );
     Ok(ScenarioReport {
         number: 6,
         title: "Office memory and cold start".into(),
         setup: format!(
-            "{} building documents, {visits} visits ({} a building, one change each), a plan of {} households; office in a fresh process, warm page cache",
+            "{} building documents, {visits} visits ({} a building, one change each), a plan of {} households; the office started twice in a fresh process on the same store, warm page cache: a first start on the generated store (no building summary stored yet: every building summarized and its summary stored) and a restart, which is the cold start compared with the 10 s target; memory is the restarted process's",
             sizes.buildings,
             sizes.visits_per_building,
             layout.buildings * layout.households_per_building()
         ),
         figures: vec![
             Figure::new(
-                "start to serving the API",
+                "restart to serving the API",
                 office.serving_after.as_secs_f64(),
                 "s",
             )
             .with_reference(reference, load.load_ms / 1e3)
             .with_target(TargetKind::AtMost, MAX_START_SECONDS),
+            Figure::new(
+                "first start to serving the API (summaries computed and stored)",
+                first.serving_after.as_secs_f64(),
+                "s",
+            )
+            .with_reference(reference, load.load_ms / 1e3),
             Figure::new("resident memory serving", mib(office.resident_bytes), "MiB")
                 .with_reference(reference, mib(load.resident_bytes))
                 .with_target(TargetKind::AtMost, MAX_RESIDENT_MIB),
             Figure::new("peak resident memory", mib(office.peak_bytes), "MiB")
                 .with_reference(reference, mib(load.peak_bytes))
                 .with_target(TargetKind::AtMost, MAX_RESIDENT_MIB),
-            Figure::new("store on disk", mib(store_bytes), "MiB"),
+            Figure::new("store on disk", mib(store_with_summaries), "MiB")
+                .with_reference("before building summaries were stored", mib(store_bytes)),
         ],
         notes: vec![
-            "the office holds every document in memory (RunningNode::start loads them all) and builds its first aggregation by reading every record of every building: the reference is the floor of the first, the aggregation adds the rest".into(),
-            phases,
+            "the reference loads every document; the office's first aggregation reads no building document whose stored summary matches its heads, and no plan document when the stored plan matches the plan's heads (the restart), so its start grows with the number of buildings, not with the records they hold".into(),
+            phases("first start", &first),
+            phases("restart", &office),
+            format!(
+                "first start: resident {:.0} MiB, peak {:.0} MiB",
+                mib(first.resident_bytes),
+                mib(first.peak_bytes)
+            ),
         ],
     })
+}
+
+/// A progress line on one start of the office.
+fn report_start(progress: &Progress, which: &str, run: &OfficeRun) {
+    progress.step(&format!(
+        "{which}: office served the API after {:.1}s (aggregation {:.1}s: {} summaries reused, {} computed), resident {:.0} MiB (peak {:.0} MiB)",
+        run.serving_after.as_secs_f64(),
+        run.ready.aggregate_ms / 1e3,
+        run.ready.summaries_reused,
+        run.ready.summaries_computed,
+        mib(run.resident_bytes),
+        mib(run.peak_bytes)
+    ));
+}
+
+/// The phases of one start, for the report's notes.
+fn phases(which: &str, run: &OfficeRun) -> String {
+    let ready = &run.ready;
+    format!(
+        "{which} phases: open store {:.0} ms, node start {:.0} ms, first aggregation {:.0} ms ({} building summaries reused from the store, {} computed from documents), HTTP serving {:.0} ms after the process's entry",
+        ready.open_ms,
+        ready.node_start_ms,
+        ready.aggregate_ms,
+        ready.summaries_reused,
+        ready.summaries_computed,
+        ready.total_ms
+    )
 }
 
 /// Creates the office's store: identity (an invite, as `gridsync office init` stores it),
@@ -306,8 +353,9 @@ fn run_office(
     scratch: &Path,
     token: &str,
     visits: usize,
+    which: &str,
 ) -> anyhow::Result<OfficeRun> {
-    let report = scratch.join("office-ready.json");
+    let report = scratch.join(format!("office-ready-{which}.json"));
     let spawned = Instant::now();
     let mut child = spawn_child(scale, ChildMode::Office, dir, &report)?;
     let result = (|| {

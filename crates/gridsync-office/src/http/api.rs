@@ -300,11 +300,7 @@ fn matching_rows(
     kind: Option<RecordKind>,
     household: Option<&str>,
 ) -> Vec<ExportRow> {
-    let doc = {
-        let replica = state.office.node().lock_replica();
-        replica.loaded_docs().get(path).cloned()
-    };
-    let Some(doc) = doc else {
+    let Some(doc) = super::export::copy_document(state, path) else {
         return Vec::new();
     };
     export_rows(&doc, path)

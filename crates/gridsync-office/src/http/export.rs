@@ -104,12 +104,16 @@ fn stream(state: AppState, format: Format) -> Response {
 fn building_paths(state: &AppState) -> Vec<DocPath> {
     let replica = state.office.node().lock_replica();
     let street = replica.street().to_owned();
-    replica
-        .loaded_docs()
-        .keys()
-        .filter(|p| is_building_path(&street, p))
-        .cloned()
-        .collect()
+    match replica.doc_paths() {
+        Ok(paths) => paths
+            .into_iter()
+            .filter(|p| is_building_path(&street, p))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the documents to export");
+            Vec::new()
+        }
+    }
 }
 
 /// Calls `each` for every well-formed record of every building document, one document at a
@@ -120,21 +124,31 @@ fn for_each_row(
 ) -> std::io::Result<u64> {
     let mut rows = 0u64;
     for path in building_paths(state) {
-        // Copy one document out and let go of the lock before writing anything.
-        let doc = state
-            .office
-            .node()
-            .lock_replica()
-            .loaded_docs()
-            .get(&path)
-            .cloned();
-        let Some(doc) = doc else { continue };
+        // Copy one document out (loading it if need be) and let go of the lock before
+        // writing anything.
+        let Some(doc) = copy_document(state, &path) else {
+            continue;
+        };
         for row in gridsync_model::export_rows(&doc, &path).filter_map(Result::ok) {
             rows += 1;
             each(&row)?;
         }
     }
     Ok(rows)
+}
+
+/// A copy of the document at `path`, loaded from the store if it is not in memory; `None`
+/// when it is gone or cannot be loaded (logged: one unreadable document does not stop an
+/// export or a records page).
+pub(crate) fn copy_document(state: &AppState, path: &DocPath) -> Option<automerge::Automerge> {
+    let mut replica = state.office.node().lock_replica();
+    match replica.doc(path) {
+        Ok(doc) => doc.cloned(),
+        Err(e) => {
+            tracing::warn!(%path, error = %e, "cannot load a building document");
+            None
+        }
+    }
 }
 
 fn write_all(state: &AppState, format: Format, mut sink: ChunkSink) -> std::io::Result<()> {

@@ -258,6 +258,18 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         c.rebuilds.load(Ordering::Relaxed),
     );
     t.one(
+        "gridsync_office_summaries_reused_total",
+        "counter",
+        "Building summaries rebuilds took from the store, their documents unchanged.",
+        c.summaries_reused.load(Ordering::Relaxed),
+    );
+    t.one(
+        "gridsync_office_summaries_computed_total",
+        "counter",
+        "Building summaries rebuilds computed from documents.",
+        c.summaries_computed.load(Ordering::Relaxed),
+    );
+    t.one(
         "gridsync_office_unauthorized_total",
         "counter",
         "Requests refused for want of office credentials.",

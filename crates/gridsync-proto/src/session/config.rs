@@ -116,8 +116,9 @@ pub trait DocumentSet {
     fn paths(&self) -> Vec<DocPath>;
     /// A document's current heads, `None` if it is not held.
     fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>>;
-    /// A document, `None` if it is not held.
-    fn doc(&self, path: &DocPath) -> Option<&Automerge>;
+    /// A document, `None` if it is not held. Takes `&mut self` so that a node can load
+    /// documents on demand rather than keep every one in memory.
+    fn doc(&mut self, path: &DocPath) -> Option<&Automerge>;
     /// A document, created empty if absent (the node seeds genesis itself).
     fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge;
     /// The persisted `sync::State` bytes for this peer and document, if any.

@@ -117,7 +117,7 @@ impl DocumentSet for MemoryDocs {
     fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>> {
         self.docs.get(path).map(|d| d.get_heads())
     }
-    fn doc(&self, path: &DocPath) -> Option<&Automerge> {
+    fn doc(&mut self, path: &DocPath) -> Option<&Automerge> {
         self.docs.get(path)
     }
     fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge {

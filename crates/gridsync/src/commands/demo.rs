@@ -427,11 +427,13 @@ fn count_at_office(office: &Device, acknowledged: &BTreeMap<String, DocPath>) ->
 
 fn visit_ids(device: &Device) -> Result<BTreeSet<String>> {
     let node = device.running.as_ref().context("office stopped")?;
-    let replica = node.shared.lock_replica();
+    let mut replica = node.shared.lock_replica();
     let mut ids = BTreeSet::new();
-    for doc in replica.loaded_docs().values() {
-        for visit in gridsync_model::read::iter_visits(doc).flatten() {
-            ids.insert(visit.id.to_string());
+    for path in replica.held_paths() {
+        if let Some(doc) = replica.doc(&path)? {
+            for visit in gridsync_model::read::iter_visits(doc).flatten() {
+                ids.insert(visit.id.to_string());
+            }
         }
     }
     Ok(ids)
@@ -447,13 +449,7 @@ fn divergent_documents(devices: &[Device]) -> Vec<String> {
     let mut heads: BTreeMap<DocPath, BTreeSet<String>> = BTreeMap::new();
     let mut missing = Vec::new();
     let office_docs: Vec<DocPath> = match devices[0].running.as_ref() {
-        Some(n) => n
-            .shared
-            .lock_replica()
-            .loaded_docs()
-            .keys()
-            .cloned()
-            .collect(),
+        Some(n) => n.shared.lock_replica().held_paths(),
         None => return vec!["office stopped".into()],
     };
     for d in devices {
@@ -463,12 +459,12 @@ fn divergent_documents(devices: &[Device]) -> Vec<String> {
         };
         let replica = node.shared.lock_replica();
         for path in &office_docs {
-            match replica.loaded_docs().get(path) {
-                Some(doc) => {
+            match replica.known_heads(path) {
+                Some(doc_heads) => {
                     heads
                         .entry(path.clone())
                         .or_default()
-                        .insert(gridsync_node::status::heads_digest(&doc.get_heads()));
+                        .insert(gridsync_node::status::heads_digest(&doc_heads));
                 }
                 None if d.credentials.identity.scopes.may_hold(path) => {
                     missing.push(format!("{path} on {}", d.name))

@@ -183,7 +183,7 @@ pub fn status(data: &Path, out: Output) -> Result<()> {
                     .iter()
                     .map(|(path, doc)| gridsync_node::status::DocumentStatus {
                         path: path.to_string(),
-                        changes: doc.get_changes_meta(&[]).len(),
+                        changes: Some(doc.get_changes_meta(&[]).len()),
                         heads_digest: gridsync_node::status::heads_digest(&doc.get_heads()),
                     })
                     .collect(),
@@ -229,7 +229,8 @@ fn print_status(status: &NodeStatus, running: bool, out: Output) -> Result<()> {
         }
         text.push_str(&format!("documents ({}):\n", status.documents.len()));
         for d in &status.documents {
-            text.push_str(&format!("  {:<40} {:>6} changes  heads {}\n", d.path, d.changes, d.heads_digest));
+            let changes = d.changes.map_or_else(|| "-".to_owned(), |n| n.to_string());
+            text.push_str(&format!("  {:<40} {:>6} changes  heads {}\n", d.path, changes, d.heads_digest));
         }
         text
     })
