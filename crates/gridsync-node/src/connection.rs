@@ -255,11 +255,12 @@ fn handle_event(
             path,
             before_heads,
             from,
+            received_whole,
         } => {
             let persisted = {
                 let mut replica = shared.lock_replica();
                 replica
-                    .persist_from(&path, &before_heads, Some(&from))
+                    .persist_received(&path, &before_heads, Some(&from), received_whole)
                     .map(|()| replica.last_write_ticket())
             };
             match persisted {

@@ -712,15 +712,28 @@ impl Replica {
         before: &[ChangeHash],
         via: Option<&NodeId>,
     ) -> Result<(), ReplicaError> {
+        self.persist_received(path, before, via, None)
+    }
+
+    /// [`Replica::persist_from`] for a document that may have arrived whole: while the
+    /// document is still at the received heads, the received bytes (the peer's save) are
+    /// stored as they are instead of saving the document again.
+    pub fn persist_received(
+        &mut self,
+        path: &DocPath,
+        before: &[ChangeHash],
+        via: Option<&NodeId>,
+        received_whole: Option<gridsync_proto::ReceivedWhole>,
+    ) -> Result<(), ReplicaError> {
         if let Some(doc) = self.docs.get(path) {
             // A document new here is stored as one compressed save: `save_after(&[])` would
             // encode its changes one by one, about four times the bytes (and the time) for a
             // building received whole in an initial sync. The store reads a save followed by
             // change chunks as one document.
-            let bytes = if before.is_empty() {
-                doc.save()
-            } else {
-                doc.save_after(before)
+            let bytes = match received_whole {
+                Some(whole) if before.is_empty() && whole.heads == doc.get_heads() => whole.bytes,
+                _ if before.is_empty() => doc.save(),
+                _ => doc.save_after(before),
             };
             let origins: Vec<gridsync_store::ChangeOrigin> = match via {
                 None => Vec::new(),

@@ -58,18 +58,40 @@ impl PeerAccess {
     }
 }
 
+/// A sync message whose changes all passed inspection.
+#[derive(Debug)]
+pub struct Inspected {
+    /// The message rebuilt from exactly the chunks that were inspected.
+    pub message: Message,
+    /// When the message's changes are one whole saved document (what automerge sends a
+    /// peer that holds nothing of it): that document as inspection loaded it, and its bytes.
+    /// A receiver holding nothing of the document can take it as it is instead of loading
+    /// the same bytes a second time, and store the bytes as they came instead of saving the
+    /// document again.
+    pub whole_document: Option<WholeDocument>,
+}
+
+/// A whole document received in one chunk, already loaded (see [`Inspected`]).
+#[derive(Debug)]
+pub struct WholeDocument {
+    pub doc: Automerge,
+    pub bytes: Vec<u8>,
+}
+
 /// Checks every change in `message`, sent by the peer whose actor id is `sender` with
 /// `sender_access` to the document: the sender's own changes need `Write`; anyone else's
-/// need `author_standing` to answer [`AuthorStanding::MayWrite`]. Returns the message rebuilt
-/// from exactly the chunks that were inspected.
+/// need `author_standing` to answer [`AuthorStanding::MayWrite`].
 pub fn inspect_changes(
     message: Message,
     sender: &ActorId,
     sender_access: PeerAccess,
     mut author_standing: impl FnMut(&ActorId, &ChangeHash) -> AuthorStanding,
-) -> Result<Message, RefusalReason> {
+) -> Result<Inspected, RefusalReason> {
     if message.changes.is_empty() {
-        return Ok(message);
+        return Ok(Inspected {
+            message,
+            whole_document: None,
+        });
     }
     let mut check = |actor: &ActorId, hash: &ChangeHash| -> Result<(), RefusalReason> {
         if actor == sender {
@@ -86,14 +108,23 @@ pub fn inspect_changes(
         }
     };
     let mut chunks = Vec::with_capacity(message.changes.len());
+    let mut whole_document = None;
+    let single_chunk = message.changes.len() == 1;
     for chunk in message.changes.iter() {
         // A v2 message concatenates several storage chunks in one; every part is inspected.
         let parts = storage_chunks(chunk).ok_or(RefusalReason::Malformed)?;
+        let single_part = parts.len() == 1;
         for part in parts {
             if part.kind == DOCUMENT_CHUNK {
                 let doc = Automerge::load(part.bytes).map_err(|_| RefusalReason::Malformed)?;
                 for meta in doc.get_changes_meta(&[]) {
                     check(meta.actor.as_ref(), &meta.hash)?;
+                }
+                if single_chunk && single_part {
+                    whole_document = Some(WholeDocument {
+                        doc,
+                        bytes: part.bytes.to_vec(),
+                    });
                 }
             } else {
                 let change = Change::try_from(part.bytes).map_err(|_| RefusalReason::Malformed)?;
@@ -102,9 +133,12 @@ pub fn inspect_changes(
         }
         chunks.push(chunk.to_vec());
     }
-    Ok(Message {
-        changes: ChunkList::from(chunks),
-        ..message
+    Ok(Inspected {
+        message: Message {
+            changes: ChunkList::from(chunks),
+            ..message
+        },
+        whole_document,
     })
 }
 
@@ -232,7 +266,7 @@ mod tests {
     }
 
     fn carried(message: Message, carrier: &ActorId) -> Result<Message, RefusalReason> {
-        inspect_changes(message, carrier, PeerAccess::Carry, directory)
+        inspect_changes(message, carrier, PeerAccess::Carry, directory).map(|i| i.message)
     }
 
     #[test]
@@ -257,6 +291,32 @@ mod tests {
         let relayed = first_message(&doc_by("vol-7", "k"));
         let rebuilt = carried(relayed, &relay).expect("relayed change accepted");
         assert!(!rebuilt.changes.is_empty());
+    }
+
+    #[test]
+    fn a_whole_document_comes_back_loaded_with_its_bytes() {
+        let relay = ActorId::from("relay-1".as_bytes());
+        let original = doc_by("vol-7", "k");
+        let inspected = inspect_changes(
+            first_message(&original),
+            &relay,
+            PeerAccess::Carry,
+            directory,
+        )
+        .expect("accepted");
+        let whole = inspected.whole_document.expect("one whole document");
+        assert_eq!(whole.doc.get_heads(), original.get_heads());
+        let reloaded = Automerge::load(&whole.bytes).expect("the bytes are a save");
+        assert_eq!(reloaded.get_heads(), original.get_heads());
+        // Incremental changes are not a whole document.
+        let incremental = inspect_changes(
+            incremental_message("vol-8"),
+            &relay,
+            PeerAccess::Carry,
+            directory,
+        )
+        .expect("accepted");
+        assert!(incremental.whole_document.is_none());
     }
 
     /// A message carrying several new changes by different authors, as automerge's v2
@@ -292,7 +352,9 @@ mod tests {
     #[test]
     fn every_change_of_a_concatenated_chunk_is_checked() {
         let writer = ActorId::from("cap-1".as_bytes());
-        let check = |message| inspect_changes(message, &writer, PeerAccess::Write, directory);
+        let check = |message| {
+            inspect_changes(message, &writer, PeerAccess::Write, directory).map(|i| i.message)
+        };
         let fine = several_changes_message(&["vol-7", "vol-8", "cap-1"]);
         assert_eq!(fine.changes.len(), 1, "one chunk holding three changes");
         assert!(check(fine).is_ok());
@@ -318,7 +380,9 @@ mod tests {
     #[test]
     fn relayed_changes_need_an_author_who_may_write() {
         let writer = ActorId::from("cap-1".as_bytes());
-        let check = |message| inspect_changes(message, &writer, PeerAccess::Write, directory);
+        let check = |message| {
+            inspect_changes(message, &writer, PeerAccess::Write, directory).map(|i| i.message)
+        };
         // The writer's own changes need no directory entry.
         assert!(check(first_message(&doc_by("cap-1", "k"))).is_ok());
         // Relayed: by a permitted author, by one who may not write, by an unknown one.

@@ -59,6 +59,7 @@ pub use frame::{Frame, FrameDecoder, FrameError, RefusalReason};
 pub use identity::{Access, NodeId, Role, ScopeGrant, Scopes};
 pub use path::{DocPath, PathError};
 pub use session::{
-    AuthorStanding, CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig,
-    SessionError, SessionEvent, SessionStats, SyncPriority, SyncSession, URGENT_CHANGE,
+    AuthorStanding, CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, ReceivedWhole,
+    SessionConfig, SessionError, SessionEvent, SessionStats, SyncPriority, SyncSession,
+    URGENT_CHANGE,
 };

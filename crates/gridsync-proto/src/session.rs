@@ -25,7 +25,7 @@ pub use config::{
     AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig, SyncPriority,
     URGENT_CHANGE,
 };
-pub use events::{CloseReason, SessionError, SessionEvent, SessionStats};
+pub use events::{CloseReason, ReceivedWhole, SessionError, SessionEvent, SessionStats};
 use start_queue::{NOTHING_TO_SEND, StartKey, StartQueue};
 
 /// Where the inventory stands.
@@ -740,6 +740,7 @@ impl SyncSession {
             self.refuse(path, RefusalReason::Malformed);
             return Ok(());
         }
+        let mut whole_document = None;
         match PeerAccess::of(&self.peer.scopes, &path) {
             PeerAccess::ReadOnly => {
                 if !message.changes.is_empty() {
@@ -752,7 +753,10 @@ impl SyncSession {
                     docs.author_standing(author, hash, &path)
                 });
                 match checked {
-                    Ok(checked) => message = checked,
+                    Ok(checked) => {
+                        message = checked.message;
+                        whole_document = checked.whole_document;
+                    }
                     Err(reason) => {
                         if reason == RefusalReason::UnknownAuthor {
                             self.awaiting_authors.insert(path.clone());
@@ -791,9 +795,32 @@ impl SyncSession {
             self.refuse(path, RefusalReason::CapacityExceeded);
             return Ok(());
         }
+        let mut received_whole = None;
         let result = if message.changes.is_empty() && before.is_none() {
             // Nothing to store yet: answer from an empty document without creating one.
             Automerge::new().receive_sync_message(&mut tracked.state, message)
+        } else if let Some(whole) = whole_document.filter(|_| before.is_none())
+            && !tracked.state.read_only
+        {
+            // A document new here, sent whole, already loaded by the inspection: take it as
+            // it is rather than load the same bytes again, then let automerge update the
+            // sync state from the rest of the message. Seeing no changes and its own heads
+            // equal to the peer's, automerge would conclude it had sent those heads itself;
+            // it has not, so that one field is kept as it was (applying the changes instead
+            // would not have touched it).
+            let heads = whole.doc.get_heads();
+            docs.adopt(&path, whole.doc);
+            received_whole = Some(ReceivedWhole {
+                bytes: whole.bytes,
+                heads,
+            });
+            let last_sent_heads = tracked.state.last_sent_heads.clone();
+            message.changes = automerge::sync::ChunkList::empty();
+            let result = docs
+                .doc_mut_or_create(&path)
+                .receive_sync_message(&mut tracked.state, message);
+            tracked.state.last_sent_heads = last_sent_heads;
+            result
         } else {
             docs.doc_mut_or_create(&path)
                 .receive_sync_message(&mut tracked.state, message)
@@ -810,6 +837,7 @@ impl SyncSession {
                 path: path.clone(),
                 before_heads: before.unwrap_or_default(),
                 from: self.peer.node_id.clone(),
+                received_whole,
             });
         }
         let encoded = tracked.state.encode();

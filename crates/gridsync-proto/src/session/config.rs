@@ -121,6 +121,13 @@ pub trait DocumentSet {
     fn doc(&mut self, path: &DocPath) -> Option<&Automerge>;
     /// A document, created empty if absent (the node seeds genesis itself).
     fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge;
+    /// Takes `doc` as the document at `path`, which this node did not hold: a document a
+    /// peer sent whole, already loaded to inspect it. The node's own actor is kept.
+    fn adopt(&mut self, path: &DocPath, doc: Automerge) {
+        let slot = self.doc_mut_or_create(path);
+        let actor = slot.get_actor().clone();
+        *slot = doc.with_actor(actor);
+    }
     /// The persisted `sync::State` bytes for this peer and document, if any.
     fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>>;
     /// May changes for `path` be stored here? `new_document` is true when this node does

@@ -17,6 +17,10 @@ pub enum SessionEvent {
         path: DocPath,
         before_heads: Vec<ChangeHash>,
         from: NodeId,
+        /// When the document was new here and arrived whole: its bytes as received (a valid
+        /// save of the document at `heads`), which the node may store as they are rather
+        /// than encode the document again.
+        received_whole: Option<ReceivedWhole>,
     },
     /// Persist this sync state for (peer, path); it makes the next reconnect cheap. Emitted
     /// after a received message whenever the persistent part of the state (the heads both
@@ -34,6 +38,15 @@ pub enum SessionEvent {
     UpToDate,
     /// The session ended.
     Closed { reason: CloseReason },
+}
+
+/// A document received whole, as saved by the peer (see [`SessionEvent::DocumentChanged`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedWhole {
+    /// The saved document, exactly as received.
+    pub bytes: Vec<u8>,
+    /// Its heads: the bytes are the document only while its heads are still these.
+    pub heads: Vec<ChangeHash>,
 }
 
 /// How a session ended.

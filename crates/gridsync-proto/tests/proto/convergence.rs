@@ -87,6 +87,25 @@ fn overlapping_scopes_converge_and_nothing_else_is_sent() {
         e,
         SessionEvent::DocumentChanged { path, from, .. } if path.as_str() == "s/g2/only-b" && from.as_str() == "cap-b"
     )));
+    // A document new to the receiver arrives whole: it is taken as inspected, and the bytes
+    // handed for storage are the document at the heads it now has.
+    let whole = pair
+        .a
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SessionEvent::DocumentChanged {
+                path,
+                received_whole: Some(whole),
+                ..
+            } if path.as_str() == "s/g2/only-b" => Some(whole.clone()),
+            _ => None,
+        })
+        .expect("the new document arrived whole");
+    let stored = automerge::Automerge::load(&whole.bytes).expect("the bytes are a saved document");
+    let held = pair.a.docs.heads_of("s/g2/only-b");
+    assert_eq!(stored.get_heads(), held);
+    assert_eq!(whole.heads, held);
 }
 
 #[test]

@@ -102,6 +102,14 @@ impl MemoryDocs {
         tx.commit();
     }
 
+    /// The heads of a held document (empty when not held).
+    pub fn heads_of(&self, p: &str) -> Vec<ChangeHash> {
+        self.docs
+            .get(&path(p))
+            .map(|d| d.get_heads())
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, p: &str, key: &str) -> Option<String> {
         use automerge::ReadDoc;
         let doc = self.docs.get(&path(p))?;

@@ -125,8 +125,9 @@ impl StreetSim {
                     path,
                     before_heads,
                     from,
+                    received_whole,
                 } => {
-                    replica.persist_from(&path, &before_heads, Some(&from))?;
+                    replica.persist_received(&path, &before_heads, Some(&from), received_whole)?;
                     self.counters.documents_received += 1;
                     side.up_to_date = false;
                     changed.push(path);
