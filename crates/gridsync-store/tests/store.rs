@@ -1,5 +1,5 @@
 //! Integration tests of gridsync-store: round trips, compaction, refusal of bad files,
-//! a full disk, and SIGKILL crashes of a writing process.
+//! a full disk, SIGKILL crashes of a writing process, and migration from older formats.
 
 #[path = "store/backup.rs"]
 mod backup;
@@ -9,6 +9,8 @@ mod corrupt;
 mod crash;
 #[path = "store/full_disk.rs"]
 mod full_disk;
+#[path = "store/migration.rs"]
+mod migration;
 #[path = "store/round_trip.rs"]
 mod round_trip;
 #[path = "store/support.rs"]
