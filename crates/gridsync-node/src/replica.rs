@@ -769,6 +769,28 @@ impl Replica {
         Ok(())
     }
 
+    /// Installs a whole document this replica does not hold yet, handed out with the
+    /// device (a street plan at enrollment): `saved` must be `doc.save()`'s bytes, which are
+    /// stored as they are. Nothing is loaded or saved again.
+    pub fn install_document(
+        &mut self,
+        path: &DocPath,
+        doc: Automerge,
+        saved: Vec<u8>,
+    ) -> Result<(), ReplicaError> {
+        let append = DocumentAppend {
+            path: path.clone(),
+            chunk: saved,
+            heads: doc.get_heads(),
+            origins: Vec::new(),
+        };
+        self.store_append(append)?;
+        let mut doc = doc;
+        doc.set_actor(self.actor.clone());
+        self.insert_loaded(path, doc);
+        Ok(())
+    }
+
     /// Mutable access to a loaded document, creating an empty one if absent, for the sync
     /// engine (which receives a peer's history, genesis included).
     pub fn doc_mut_or_create(&mut self, path: &DocPath) -> &mut Automerge {

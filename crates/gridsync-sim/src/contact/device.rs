@@ -97,11 +97,7 @@ pub struct Acknowledged {
 
 /// Installs a street-wide document in a replica: stored durably, and held in memory as a
 /// clone of the same document (rather than re-parsed from the bytes).
-pub fn install(
-    replica: &mut Replica,
-    spec: &DeviceSpec,
-    seed: &StreetDocSeed,
-) -> Result<(), ContactError> {
+pub fn install(replica: &mut Replica, seed: &StreetDocSeed) -> Result<(), ContactError> {
     let held_heads = replica.doc(&seed.path)?.map(Automerge::get_heads);
     if let Some(heads) = held_heads
         && heads
@@ -116,18 +112,16 @@ pub fn install(
     // (loading skips the changes stored twice) and hold a clone of it. The saved bytes are
     // already a whole compressed document: the store's compaction would load and save it
     // again on each of a thousand devices for nothing, so it is held off for this append.
-    let store = replica.store_mut();
-    store.set_compaction_policy(CompactionPolicy {
+    replica.store_mut().set_compaction_policy(CompactionPolicy {
         max_chunks: u64::MAX,
         snapshot_factor: u64::MAX,
         min_chunk_bytes: u64::MAX,
     });
-    let appended = store.append(&seed.path, &seed.saved);
-    store.set_compaction_policy(CompactionPolicy::default());
-    appended.map_err(|e| ContactError::Replica(Box::new(e.into())))?;
-    let doc = replica.doc_mut_or_create(&seed.path);
-    *doc = seed.doc.clone();
-    doc.set_actor(gridsync_model::actor_for(&spec.node_id));
+    let installed = replica.install_document(&seed.path, seed.doc.clone(), seed.saved.clone());
+    replica
+        .store_mut()
+        .set_compaction_policy(CompactionPolicy::default());
+    installed?;
     Ok(())
 }
 
@@ -150,7 +144,7 @@ impl Device {
         replica.set_trust_root(enrolled.ca_cert_der.clone());
         replica.publish_device_certificate(&enrolled.cert_der, now_ms)?;
         if let Some(plan) = plan {
-            install(&mut replica, &spec, plan)?;
+            install(&mut replica, plan)?;
         }
         let identity = LocalIdentity {
             node_id: spec.node_id.clone(),

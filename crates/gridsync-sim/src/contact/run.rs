@@ -241,7 +241,7 @@ impl StreetSim {
             }
             let seed = StreetDocSeed::new(path, directory);
             for device in &mut devices {
-                install(&mut device.replica, &device.spec, &seed)?;
+                install(&mut device.replica, &seed)?;
             }
         }
         let link_rng = StdRng::seed_from_u64(config.schedule.seed ^ 0x6c69_6e6b);
