@@ -959,6 +959,106 @@ mod tests {
         assert_eq!(reopened.held_paths().len(), 12);
     }
 
+    /// A 1 MiB tmpfs mounted on `dir` for the test's life (needs root, as in CI).
+    struct SmallDisk(std::path::PathBuf);
+
+    impl SmallDisk {
+        fn mount(dir: &Path) -> Result<SmallDisk, String> {
+            let output = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+                .arg(dir)
+                .output()
+                .map_err(|e| format!("cannot run mount: {e}"))?;
+            if output.status.success() {
+                Ok(SmallDisk(dir.to_owned()))
+            } else {
+                Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+            }
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_staged_writes_and_memory_falls_back_to_what_is_durable() {
+        let outer = tempfile::tempdir().unwrap();
+        let _disk = match SmallDisk::mount(outer.path()) {
+            Ok(disk) => disk,
+            Err(why) => {
+                eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why})");
+                return;
+            }
+        };
+        let ballast = outer.path().join("ballast");
+        std::fs::write(&ballast, vec![0u8; 256 * 1024]).unwrap();
+        let dir = outer.path().join("node");
+        let node = NodeId::parse("vol-1").unwrap();
+        let mut replica = Replica::init(&dir, &node, "panhuo").unwrap();
+        let (writer, handle) = crate::store_writer::StoreWriter::start(replica.store()).unwrap();
+        let durability = handle.waiter();
+        replica.use_store_writer(handle);
+
+        // Random text, so that neither SQLite nor automerge's deflate shrinks it much.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = |len: usize| -> String {
+            (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    char::from(b'a' + (seed % 26) as u8)
+                })
+                .collect()
+        };
+        let mut durable_paths = Vec::new();
+        let mut failed = None;
+        for n in 0..500 {
+            let path = DocPath::parse(&format!("panhuo/grid-001/b-{n}")).unwrap();
+            let value = noise(4000);
+            replica
+                .write_with_genesis(&path, Automerge::new, |doc| {
+                    let mut tx = doc.transaction();
+                    tx.put(automerge::ROOT, "note", value.as_str())?;
+                    tx.commit();
+                    Ok::<_, automerge::AutomergeError>(())
+                })
+                .unwrap();
+            let ticket = replica.last_write_ticket().unwrap();
+            match durability.wait(ticket) {
+                Ok(()) => durable_paths.push(path),
+                Err(error) => {
+                    failed = Some((path, error));
+                    break;
+                }
+            }
+        }
+        let (failed_path, error) = failed.expect("a 1 MiB disk fills up");
+        assert!(!durable_paths.is_empty());
+        assert!(error.to_string().contains("full"), "{error}");
+
+        // The failed document is dropped from memory at the next use: it was never durable,
+        // so it is no longer held at all; what was durable is all there.
+        assert_eq!(replica.heads(&failed_path).unwrap(), None);
+        assert!(replica.doc(&failed_path).unwrap().is_none());
+        for path in &durable_paths {
+            assert!(replica.doc(path).unwrap().is_some(), "{path} lost");
+        }
+
+        // Space comes back: the same node writes durably again.
+        std::fs::remove_file(&ballast).unwrap();
+        put(&mut replica, failed_path.as_str()).unwrap();
+        let ticket = replica.last_write_ticket().unwrap();
+        durability.wait(ticket).unwrap();
+        drop(replica);
+        writer.finish();
+        let reopened = Replica::open(&dir).unwrap();
+        assert_eq!(reopened.held_paths().len(), durable_paths.len() + 1);
+    }
+
     #[test]
     fn a_device_past_its_byte_cap_refuses_changes() {
         let dir = tempfile::tempdir().unwrap();
