@@ -446,12 +446,32 @@ impl Replica {
                     })
                     .collect();
                 writer.stage(WriteBatch {
-                    appends: Vec::new(),
                     sync_states,
+                    ..WriteBatch::default()
                 });
                 Ok(())
             }
             None => Ok(self.store.put_sync_states(peer, &states)?),
+        }
+    }
+
+    /// Stores values derived from documents (the office's building summaries): staged with
+    /// the store writer, so that no fsync happens under the replica lock on a running node,
+    /// or committed now without one.
+    pub fn store_derived(
+        &mut self,
+        kind: &str,
+        entries: Vec<gridsync_store::DerivedEntry>,
+    ) -> Result<(), ReplicaError> {
+        match &mut self.writer {
+            Some(writer) => {
+                writer.stage(WriteBatch {
+                    derived: entries.into_iter().map(|e| (kind.to_owned(), e)).collect(),
+                    ..WriteBatch::default()
+                });
+                Ok(())
+            }
+            None => Ok(self.store.put_derived(kind, &entries)?),
         }
     }
 
@@ -463,7 +483,7 @@ impl Replica {
         let heads = append.heads.clone();
         let batch = WriteBatch {
             appends: vec![append],
-            sync_states: Vec::new(),
+            ..WriteBatch::default()
         };
         match &mut self.writer {
             Some(writer) => {

@@ -290,6 +290,7 @@ mod tests {
                 origins: Vec::new(),
             }],
             sync_states: Vec::new(),
+            derived: Vec::new(),
         }
     }
 

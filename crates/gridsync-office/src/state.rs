@@ -303,7 +303,7 @@ fn current_plan(replica: &mut Replica, street: &str) -> (Arc<StreetPlan>, Option
         source_key: key.to_vec(),
         value: encode_plan(&plan),
     };
-    if let Err(e) = replica.store_mut().put_derived(PLAN_KIND, &[entry]) {
+    if let Err(e) = replica.store_derived(PLAN_KIND, vec![entry]) {
         warn!(error = %e, "cannot store the street plan");
     }
     (plan, Some(heads))
@@ -434,8 +434,9 @@ fn rebuild_chunk(
     }
 }
 
-/// Stores new summaries in one transaction. A failure costs a recomputation at the next
-/// start, nothing else, so it is logged and otherwise ignored.
+/// Stores new summaries: staged with the node's store writer (committed with whatever else
+/// it commits next, no fsync under the replica lock). A failure costs a recomputation at the
+/// next start, nothing else, so it is logged and otherwise ignored.
 fn store_summaries(inner: &OfficeInner, entries: &[DerivedEntry]) {
     if entries.is_empty() {
         return;
@@ -443,8 +444,7 @@ fn store_summaries(inner: &OfficeInner, entries: &[DerivedEntry]) {
     let stored = inner
         .shared
         .lock_replica()
-        .store_mut()
-        .put_derived(SUMMARY_KIND, entries);
+        .store_derived(SUMMARY_KIND, entries.to_vec());
     if let Err(e) = stored {
         warn!(error = %e, summaries = entries.len(), "cannot store building summaries");
     }

@@ -16,6 +16,23 @@ use rusqlite::{OptionalExtension, TransactionBehavior};
 
 use crate::{Store, StoreError};
 
+/// Writes (or replaces) `entries` of `kind` inside the caller's transaction.
+pub(crate) fn insert_derived(
+    conn: &rusqlite::Connection,
+    kind: &str,
+    entries: &[DerivedEntry],
+) -> Result<(), StoreError> {
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO derived (kind, path, source_key, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kind, path) DO UPDATE
+         SET source_key = excluded.source_key, value = excluded.value",
+    )?;
+    for entry in entries {
+        statement.execute((kind, entry.path.as_str(), &entry.source_key, &entry.value))?;
+    }
+    Ok(())
+}
+
 /// One stored derived value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DerivedEntry {
@@ -37,16 +54,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut statement = tx.prepare_cached(
-                "INSERT INTO derived (kind, path, source_key, value) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (kind, path) DO UPDATE
-                 SET source_key = excluded.source_key, value = excluded.value",
-            )?;
-            for entry in entries {
-                statement.execute((kind, entry.path.as_str(), &entry.source_key, &entry.value))?;
-            }
-        }
+        insert_derived(&tx, kind, entries)?;
         tx.commit()?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use gridsync_proto::{DocPath, NodeId};
 use rusqlite::TransactionBehavior;
 
 use crate::documents::{DocumentSizes, compact_stored, insert_chunk};
-use crate::{ChangeOrigin, Store, StoreError};
+use crate::{ChangeOrigin, DerivedEntry, Store, StoreError};
 
 /// New bytes of one document and what the store keeps beside them.
 #[derive(Debug, Clone)]
@@ -37,17 +37,21 @@ pub struct SyncStateWrite {
 pub struct WriteBatch {
     pub appends: Vec<DocumentAppend>,
     pub sync_states: Vec<SyncStateWrite>,
+    /// Values derived from documents (see [`Store::put_derived`]), by kind; later entries
+    /// for the same kind and path replace earlier ones.
+    pub derived: Vec<(String, DerivedEntry)>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.sync_states.is_empty()
+        self.appends.is_empty() && self.sync_states.is_empty() && self.derived.is_empty()
     }
 
     /// Moves everything of `other` after what this batch holds.
     pub fn extend(&mut self, other: WriteBatch) {
         self.appends.extend(other.appends);
         self.sync_states.extend(other.sync_states);
+        self.derived.extend(other.derived);
     }
 }
 
@@ -78,6 +82,9 @@ impl Store {
             for write in &batch.sync_states {
                 statement.execute((write.peer.as_str(), write.path.as_str(), &write.state))?;
             }
+        }
+        for (kind, entry) in &batch.derived {
+            crate::derived::insert_derived(&tx, kind, std::slice::from_ref(entry))?;
         }
         for (path, sizes) in touched {
             if self
@@ -151,6 +158,14 @@ mod tests {
                 path: a.clone(),
                 state: vec![7, 7],
             }],
+            derived: vec![(
+                "test.kind".into(),
+                DerivedEntry {
+                    path: a.clone(),
+                    source_key: vec![1],
+                    value: vec![2],
+                },
+            )],
         };
         store.write_batch(&batch).unwrap();
         drop(store);
@@ -169,6 +184,14 @@ mod tests {
             vec![(a.clone(), Some(expected_a)), (b, Some(expected_b))]
         );
         assert_eq!(store.sync_state(&peer, &a).unwrap(), Some(vec![7, 7]));
+        assert_eq!(
+            store.derived("test.kind").unwrap(),
+            vec![DerivedEntry {
+                path: a.clone(),
+                source_key: vec![1],
+                value: vec![2],
+            }]
+        );
     }
 
     #[test]
@@ -187,6 +210,7 @@ mod tests {
                     origins: Vec::new(),
                 }],
                 sync_states: Vec::new(),
+                derived: Vec::new(),
             })
             .unwrap();
         let chunk = edit(&mut doc, "2");

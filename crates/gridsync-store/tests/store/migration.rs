@@ -58,6 +58,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_documents() {
                 origins: Vec::new(),
             }],
             sync_states: Vec::new(),
+            derived: Vec::new(),
         })
         .expect("write after migration");
     assert_eq!(
