@@ -305,12 +305,6 @@ fn handle_event(
     }
 }
 
-/// A change made on this node (not received from a peer), to be pushed to every peer;
-/// already durable.
-pub fn announce_local_change(shared: &NodeShared, path: DocPath) {
-    announce_change(shared, path, None, None);
-}
-
 /// A changed document, to be pushed to every peer but `from`; durable once the store
 /// writer settles `durable_after`.
 pub fn announce_change(

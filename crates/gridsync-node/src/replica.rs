@@ -422,11 +422,6 @@ impl Replica {
             .filter(|t| *t > 0)
     }
 
-    /// A waiter for the store writer's tickets, usable without the replica lock.
-    pub fn durability_waiter(&self) -> Option<crate::store_writer::DurabilityWaiter> {
-        self.writer.as_ref().map(|w| w.waiter())
-    }
-
     /// Stores sync states for `peer`: staged with the store writer (after every document
     /// change staged before, so never ahead of the documents they describe), or committed
     /// now without one.

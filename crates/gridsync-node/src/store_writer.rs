@@ -76,7 +76,6 @@ pub struct StoreWriterHandle {
 /// The writer thread, owned by the node; [`StoreWriter::finish`] waits for everything staged.
 #[derive(Debug)]
 pub struct StoreWriter {
-    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -105,20 +104,14 @@ impl StoreWriter {
         let handle = StoreWriterHandle {
             jobs,
             next_ticket: 0,
-            shared: shared.clone(),
+            shared,
         };
         Ok((
             StoreWriter {
-                shared,
                 thread: Some(thread),
             },
             handle,
         ))
-    }
-
-    /// A receiver of the settled ticket (see [`StoreWriterHandle::stage`]).
-    pub fn settled(&self) -> watch::Receiver<WriteTicket> {
-        self.shared.settled_watch.subscribe()
     }
 
     /// Waits until the writer thread has committed everything staged and ended; it ends

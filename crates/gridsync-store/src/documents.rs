@@ -140,19 +140,9 @@ impl Store {
     /// Appends incremental automerge bytes (from `save_incremental` or `save_after`) to a
     /// document, creating it if new. Durable when it returns `Ok`. An empty chunk is
     /// ignored. The bytes are not parsed here; a chunk automerge cannot load is reported
-    /// by [`Store::load_doc`] as [`StoreError::CorruptDocument`].
+    /// by [`Store::load_doc`] as [`StoreError::CorruptDocument`]. The document's heads are
+    /// recorded as unknown; [`Store::write_batch`] records them, with provenance.
     pub fn append(&mut self, path: &DocPath, chunk: &[u8]) -> Result<(), StoreError> {
-        self.append_with_origins(path, chunk, &[])
-    }
-
-    /// [`Store::append`] that also records where the changes came from, in the same
-    /// transaction (so a change received from a peer costs one fsync, not two).
-    pub fn append_with_origins(
-        &mut self,
-        path: &DocPath,
-        chunk: &[u8],
-        origins: &[crate::ChangeOrigin],
-    ) -> Result<(), StoreError> {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -160,7 +150,6 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sizes = insert_chunk(&tx, path, chunk, None)?;
-        crate::provenance::insert_origins(&tx, origins)?;
         if self
             .policy
             .is_due(sizes.chunk_count, sizes.chunk_bytes, sizes.snapshot_bytes)

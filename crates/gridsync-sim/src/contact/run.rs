@@ -401,7 +401,7 @@ impl StreetSim {
         for change in acked.changes {
             self.acked_changes.push((path.clone(), change));
         }
-        // As `announce_local_change`: every session of the device hears of it.
+        // As the node's `announce_change`: every session of the device hears of it.
         let Device {
             sessions, replica, ..
         } = device;
