@@ -451,26 +451,31 @@ fn incremental_figures_equal_a_recount_from_raw_records() {
     }
 }
 
-#[test]
-fn plan_change_rekeys_buildings_into_their_new_grid_and_community() {
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut street = Street::new(4, false);
-    let round = RoundWindow::starting_at(0);
-    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
+/// `writes` random records by `vol-1` into random buildings of `street`.
+fn write_randomly(street: &mut Street, rng: &mut StdRng, writes: usize) {
     let ids: Vec<String> = street
         .plan
         .buildings()
         .map(|(id, _)| id.to_owned())
         .collect();
-    for _ in 0..200 {
+    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
+    for _ in 0..writes {
         let building = ids[rng.random_range(0..ids.len())].clone();
         let path = street.path_of(&building);
         let doc = street
             .docs
             .entry(path)
             .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
-        random_write(&mut rng, doc, &street.plan, &building);
+        random_write(rng, doc, &street.plan, &building);
     }
+}
+
+#[test]
+fn plan_change_rekeys_buildings_into_their_new_grid_and_community() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut street = Street::new(4, false);
+    let round = RoundWindow::starting_at(0);
+    write_randomly(&mut street, &mut rng, 200);
     let mut agg = Aggregator::new(STREET, round);
     agg.rebuild(street.plan.clone(), round, street.docs.iter());
     assert_matches_recount(&agg, &street, round);
@@ -519,21 +524,7 @@ fn summaries_made_on_several_threads_equal_a_sequential_rebuild() {
     let mut rng = StdRng::seed_from_u64(7);
     let mut street = Street::new(4, false);
     let round = RoundWindow::starting_at(NOW - 24 * HOUR);
-    let ids: Vec<String> = street
-        .plan
-        .buildings()
-        .map(|(id, _)| id.to_owned())
-        .collect();
-    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
-    for _ in 0..300 {
-        let building = ids[rng.random_range(0..ids.len())].clone();
-        let path = street.path_of(&building);
-        let doc = street
-            .docs
-            .entry(path)
-            .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
-        random_write(&mut rng, doc, &street.plan, &building);
-    }
+    write_randomly(&mut street, &mut rng, 300);
     let docs: Vec<(DocPath, Automerge)> = street
         .docs
         .iter()
@@ -558,21 +549,7 @@ fn stored_summaries_decode_to_exactly_what_was_encoded() {
     let mut rng = StdRng::seed_from_u64(11);
     let mut street = Street::new(4, false);
     let round = RoundWindow::starting_at(NOW - 24 * HOUR);
-    let ids: Vec<String> = street
-        .plan
-        .buildings()
-        .map(|(id, _)| id.to_owned())
-        .collect();
-    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
-    for _ in 0..300 {
-        let building = ids[rng.random_range(0..ids.len())].clone();
-        let path = street.path_of(&building);
-        let doc = street
-            .docs
-            .entry(path)
-            .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
-        random_write(&mut rng, doc, &street.plan, &building);
-    }
+    write_randomly(&mut street, &mut rng, 300);
     let mut agg = Aggregator::new(STREET, round);
     let no_documents: [(&DocPath, &Automerge); 0] = [];
     agg.rebuild(street.plan.clone(), round, no_documents);

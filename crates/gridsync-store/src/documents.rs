@@ -60,10 +60,10 @@ pub type StoredHeads = (DocPath, Option<Vec<ChangeHash>>);
 /// Sizes of one document row after an append.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DocumentSizes {
-    pub(crate) id: i64,
-    pub(crate) chunk_count: u64,
-    pub(crate) chunk_bytes: u64,
-    pub(crate) snapshot_bytes: u64,
+    id: i64,
+    chunk_count: u64,
+    chunk_bytes: u64,
+    snapshot_bytes: u64,
 }
 
 impl Store {
@@ -150,12 +150,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sizes = insert_chunk(&tx, path, chunk, None)?;
-        if self
-            .policy
-            .is_due(sizes.chunk_count, sizes.chunk_bytes, sizes.snapshot_bytes)
-        {
-            compact_stored(&tx, path, sizes.id)?;
-        }
+        compact_if_due(&tx, &self.policy, path, sizes)?;
         tx.commit()?;
         Ok(())
     }
@@ -173,12 +168,7 @@ impl Store {
             }
         }
         for (path, sizes) in touched {
-            if self
-                .policy
-                .is_due(sizes.chunk_count, sizes.chunk_bytes, sizes.snapshot_bytes)
-            {
-                compact_stored(&tx, path, sizes.id)?;
-            }
+            compact_if_due(&tx, &self.policy, path, sizes)?;
         }
         tx.commit()?;
         Ok(())
@@ -284,9 +274,23 @@ fn decode_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
         .collect()
 }
 
+/// Compacts the document at `path` inside the caller's transaction when its sizes after an
+/// append call for it under `policy`.
+pub(crate) fn compact_if_due(
+    conn: &Connection,
+    policy: &CompactionPolicy,
+    path: &DocPath,
+    sizes: DocumentSizes,
+) -> Result<(), StoreError> {
+    if policy.is_due(sizes.chunk_count, sizes.chunk_bytes, sizes.snapshot_bytes) {
+        compact_stored(conn, path, sizes.id)?;
+    }
+    Ok(())
+}
+
 /// Compacts a document from what is stored, inside the caller's transaction. A document
 /// whose chunks do not load is left as it is (its data stays stored; `load_doc` reports it).
-pub(crate) fn compact_stored(conn: &Connection, path: &DocPath, id: i64) -> Result<(), StoreError> {
+fn compact_stored(conn: &Connection, path: &DocPath, id: i64) -> Result<(), StoreError> {
     match read_document(conn, path) {
         Ok(Some(doc)) => replace_with_snapshot(conn, id, &doc.save()),
         Ok(None) => Ok(()),

@@ -25,16 +25,25 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut statement = tx.prepare_cached(
-                "INSERT INTO sync_states (peer, path, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (peer, path) DO UPDATE SET state = excluded.state",
-            )?;
-            for (path, state) in states {
-                statement.execute((peer.as_str(), path.as_str(), state))?;
-            }
+        for (path, state) in states {
+            insert_sync_state(&tx, peer, path, state)?;
         }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Writes (or replaces) one sync state inside the caller's transaction.
+pub(crate) fn insert_sync_state(
+    conn: &rusqlite::Connection,
+    peer: &NodeId,
+    path: &DocPath,
+    state: &[u8],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sync_states (peer, path, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT (peer, path) DO UPDATE SET state = excluded.state",
+    )?
+    .execute((peer.as_str(), path.as_str(), state))?;
+    Ok(())
 }

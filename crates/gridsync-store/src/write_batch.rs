@@ -8,7 +8,7 @@ use automerge::ChangeHash;
 use gridsync_proto::{DocPath, NodeId};
 use rusqlite::TransactionBehavior;
 
-use crate::documents::{DocumentSizes, compact_stored, insert_chunk};
+use crate::documents::{DocumentSizes, compact_if_due, insert_chunk};
 use crate::{ChangeOrigin, DerivedEntry, Store, StoreError};
 
 /// New bytes of one document and what the store keeps beside them.
@@ -74,25 +74,14 @@ impl Store {
             }
             crate::provenance::insert_origins(&tx, &append.origins)?;
         }
-        {
-            let mut statement = tx.prepare_cached(
-                "INSERT INTO sync_states (peer, path, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (peer, path) DO UPDATE SET state = excluded.state",
-            )?;
-            for write in &batch.sync_states {
-                statement.execute((write.peer.as_str(), write.path.as_str(), &write.state))?;
-            }
+        for write in &batch.sync_states {
+            crate::sync_states::insert_sync_state(&tx, &write.peer, &write.path, &write.state)?;
         }
         for (kind, entry) in &batch.derived {
             crate::derived::insert_derived(&tx, kind, std::slice::from_ref(entry))?;
         }
         for (path, sizes) in touched {
-            if self
-                .policy
-                .is_due(sizes.chunk_count, sizes.chunk_bytes, sizes.snapshot_bytes)
-            {
-                compact_stored(&tx, path, sizes.id)?;
-            }
+            compact_if_due(&tx, &self.policy, path, sizes)?;
         }
         tx.commit()?;
         Ok(())
