@@ -85,10 +85,10 @@ pub fn actor_for(node: &NodeId) -> ActorId {
     ActorId::from(node.as_str().as_bytes())
 }
 
-/// The device that wrote under `actor`, if the actor is a node id (the genesis actor is not).
+/// The device that wrote under `actor` (a legacy or an incarnation actor, see
+/// [`NodeId::from_actor`]); `None` for the genesis actor.
 pub fn node_for_actor(actor: &ActorId) -> Option<NodeId> {
-    let text = std::str::from_utf8(actor.to_bytes()).ok()?;
-    NodeId::parse(text).ok()
+    NodeId::from_actor(actor)
 }
 
 /// Path of a street's plan document: `{street}/plan`.

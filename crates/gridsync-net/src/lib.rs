@@ -34,6 +34,7 @@
 //! behind the `turmoil` feature `turmoil_socket` (quinn over turmoil's simulated UDP).
 
 pub mod ca;
+pub mod change_signing;
 pub mod discovery;
 pub mod endpoint;
 pub mod identity;
@@ -44,6 +45,9 @@ pub mod tls;
 #[cfg(feature = "turmoil")]
 pub mod turmoil_socket;
 
+pub use change_signing::{
+    CHANGE_SIGNATURE_LEN, ChangeSigner, SigningError, certificate_public_key, verify_change_signature,
+};
 pub use ca::{DeviceCertError, IssuedIdentity, StreetCa, StreetCaPem, verify_device_certificate};
 pub use discovery::{DiscoveredPeer, Discovery, DiscoveryError};
 pub use endpoint::{NetEndpoint, NetError, NodeCredentials};

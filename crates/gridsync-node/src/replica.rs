@@ -693,6 +693,7 @@ impl Replica {
                 chunk: bytes,
                 heads: doc.get_heads(),
                 origins: Vec::new(),
+                signed_heads: Vec::new(),
             };
             if let Err(e) = self.store_append(append) {
                 // The store still holds the last durable state.
@@ -772,6 +773,7 @@ impl Replica {
                     chunk: bytes,
                     heads: doc.get_heads(),
                     origins,
+                    signed_heads: Vec::new(),
                 };
                 if let Err(e) = self.store_append(append) {
                     // Memory must not hold what the disk does not: drop the unsaved changes
@@ -798,6 +800,7 @@ impl Replica {
             chunk: saved,
             heads: doc.get_heads(),
             origins: Vec::new(),
+            signed_heads: Vec::new(),
         };
         self.store_append(append)?;
         let mut doc = doc;

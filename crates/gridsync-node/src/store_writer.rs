@@ -281,6 +281,7 @@ mod tests {
                 chunk: doc.save_after(&before),
                 heads: doc.get_heads(),
                 origins: Vec::new(),
+                signed_heads: Vec::new(),
             }],
             sync_states: Vec::new(),
             derived: Vec::new(),

@@ -25,9 +25,13 @@ use automerge::sync::{ChunkList, Message};
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 
 use crate::frame::RefusalReason;
-use crate::identity::Scopes;
+use crate::identity::{NodeId, Scopes};
 use crate::path::DocPath;
-use crate::session::AuthorStanding;
+use crate::session::{AuthorStanding, SignatureCheck};
+use crate::signature::{
+    ChangeFacts, ChangeSignature, SIGNATURE_LEN, SignedHead, covered_changes, is_genesis_actor,
+    signed_bytes,
+};
 
 /// Whether both nodes may hold `path`.
 pub fn is_shared(local: &Scopes, peer: &Scopes, path: &DocPath) -> bool {
@@ -69,6 +73,9 @@ pub struct Inspected {
     /// the same bytes a second time, and store the bytes as they came instead of saving the
     /// document again.
     pub whole_document: Option<WholeDocument>,
+    /// The verified signatures on each author's newest change in the message, for the node
+    /// to store and hand onward.
+    pub signed_heads: Vec<SignedHead>,
 }
 
 /// A whole document received in one chunk, already loaded (see [`Inspected`]).
@@ -78,35 +85,63 @@ pub struct WholeDocument {
     pub bytes: Vec<u8>,
 }
 
-/// Checks every change in `message`, sent by the peer whose actor id is `sender` with
-/// `sender_access` to the document: the sender's own changes need `Write`; anyone else's
-/// need `author_standing` to answer [`AuthorStanding::MayWrite`].
+/// What inspection asks the node about one document's received changes.
+pub trait ChangeJudge {
+    /// May the device behind `author` write the document? (Its write grant, or, for the
+    /// all-zero genesis actor, whether `change` is one of the deterministic genesis changes.)
+    fn author_standing(&mut self, author: &ActorId, change: &ChangeHash) -> AuthorStanding;
+    /// Is `signature` the signature of the device behind `author` over `signed`
+    /// ([`signed_bytes`] of the document and the change)?
+    fn verify_signature(
+        &mut self,
+        author: &ActorId,
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> SignatureCheck;
+    /// Whether the receiver holds the change already (it was checked when it arrived; a
+    /// message may carry it again, as a whole saved document does).
+    fn holds(&mut self, change: &ChangeHash) -> bool {
+        let _ = change;
+        false
+    }
+    /// Whether the document has rules on what a change may contain (then every change is
+    /// handed to [`ChangeJudge::check_content`] before its signature is checked).
+    fn has_content_rules(&self) -> bool {
+        false
+    }
+    /// Checks one change's operations against the document's rules.
+    fn check_content(&mut self, change: &Change) -> Result<(), RefusalReason> {
+        let _ = change;
+        Ok(())
+    }
+}
+
+/// Checks every change in `message` for the document at `path`, sent by the peer `sender`
+/// with `sender_access` to it, before anything is applied:
+///
+/// 1. every change parses, and, where the document has content rules, obeys them;
+/// 2. every change except the genesis changes is vouched for by a signature of its author
+///    among `signatures` (the signed change or one of its descendants by the same actor,
+///    see [`covered_changes`]), and every signature used verifies;
+/// 3. the sender's own changes need `Write` (a carrier authors none); anyone else's need
+///    their author's write grant.
 pub fn inspect_changes(
+    path: &DocPath,
     message: Message,
-    sender: &ActorId,
+    signatures: &[ChangeSignature],
+    sender: &NodeId,
     sender_access: PeerAccess,
-    mut author_standing: impl FnMut(&ActorId, &ChangeHash) -> AuthorStanding,
+    judge: &mut dyn ChangeJudge,
 ) -> Result<Inspected, RefusalReason> {
     if message.changes.is_empty() {
         return Ok(Inspected {
             message,
             whole_document: None,
+            signed_heads: Vec::new(),
         });
     }
-    let mut check = |actor: &ActorId, hash: &ChangeHash| -> Result<(), RefusalReason> {
-        if actor == sender {
-            return match sender_access {
-                PeerAccess::Write => Ok(()),
-                PeerAccess::Carry => Err(RefusalReason::CarrierAuthored),
-                PeerAccess::ReadOnly => Err(RefusalReason::NotWritable),
-            };
-        }
-        match author_standing(actor, hash) {
-            AuthorStanding::MayWrite => Ok(()),
-            AuthorStanding::MayNotWrite => Err(RefusalReason::UnauthorizedAuthor),
-            AuthorStanding::Unknown => Err(RefusalReason::UnknownAuthor),
-        }
-    };
+    let content_rules = judge.has_content_rules();
+    let mut facts: Vec<ChangeFacts> = Vec::new();
     let mut chunks = Vec::with_capacity(message.changes.len());
     let mut whole_document = None;
     let single_chunk = message.changes.len() == 1;
@@ -117,9 +152,17 @@ pub fn inspect_changes(
         for part in parts {
             if part.kind == DOCUMENT_CHUNK {
                 let doc = Automerge::load(part.bytes).map_err(|_| RefusalReason::Malformed)?;
-                for meta in doc.get_changes_meta(&[]) {
-                    check(meta.actor.as_ref(), &meta.hash)?;
+                if content_rules {
+                    for change in doc.get_changes(&[]) {
+                        judge.check_content(&change)?;
+                    }
                 }
+                facts.extend(doc.get_changes_meta(&[]).into_iter().map(|meta| ChangeFacts {
+                    hash: meta.hash,
+                    actor: meta.actor.into_owned(),
+                    seq: meta.seq,
+                    deps: meta.deps,
+                }));
                 if single_chunk && single_part {
                     whole_document = Some(WholeDocument {
                         doc,
@@ -128,10 +171,22 @@ pub fn inspect_changes(
                 }
             } else {
                 let change = Change::try_from(part.bytes).map_err(|_| RefusalReason::Malformed)?;
-                check(change.actor_id(), &change.hash())?;
+                if content_rules {
+                    judge.check_content(&change)?;
+                }
+                facts.push(ChangeFacts {
+                    hash: change.hash(),
+                    actor: change.actor_id().clone(),
+                    seq: change.seq(),
+                    deps: change.deps().to_vec(),
+                });
             }
         }
         chunks.push(chunk.to_vec());
+    }
+    let signed_heads = check_signatures(path, &facts, signatures, judge)?;
+    for change in &facts {
+        check_author(change, sender, sender_access, judge)?;
     }
     Ok(Inspected {
         message: Message {
@@ -139,7 +194,105 @@ pub fn inspect_changes(
             ..message
         },
         whole_document,
+        signed_heads,
     })
+}
+
+/// Requires every non-genesis change to be vouched for by a verified signature of its
+/// author; returns the signatures used, as the heads to store.
+fn check_signatures(
+    path: &DocPath,
+    changes: &[ChangeFacts],
+    signatures: &[ChangeSignature],
+    judge: &mut dyn ChangeJudge,
+) -> Result<Vec<SignedHead>, RefusalReason> {
+    let covered = covered_changes(changes, signatures);
+    let mut verdicts: Vec<Option<SignatureCheck>> = vec![None; signatures.len()];
+    let mut signed_heads = Vec::new();
+    for (change, covering) in changes.iter().zip(&covered) {
+        if is_genesis_actor(&change.actor) {
+            // Genesis changes are unsigned; the author check admits them by hash alone.
+            continue;
+        }
+        if covering.is_none() && judge.holds(&change.hash) {
+            continue;
+        }
+        let Some(s) = *covering else {
+            return Err(RefusalReason::BadSignature);
+        };
+        let verdict = match verdicts[s] {
+            Some(verdict) => verdict,
+            None => {
+                let signature = &signatures[s];
+                let verdict = judge.verify_signature(
+                    &change.actor,
+                    &signed_bytes(path, &signature.hash),
+                    &signature.signature,
+                );
+                verdicts[s] = Some(verdict);
+                if verdict == SignatureCheck::Valid
+                    && let Some(head) = changes.iter().find(|c| c.hash == signature.hash)
+                {
+                    signed_heads.push(SignedHead {
+                        actor: head.actor.clone(),
+                        seq: head.seq,
+                        signature: *signature,
+                    });
+                }
+                verdict
+            }
+        };
+        match verdict {
+            SignatureCheck::Valid => {}
+            SignatureCheck::Invalid => return Err(RefusalReason::BadSignature),
+            SignatureCheck::UnknownAuthor => return Err(RefusalReason::UnknownAuthor),
+        }
+    }
+    Ok(signed_heads)
+}
+
+/// The author rule for one change: the sender's own changes by the sender's access, anyone
+/// else's by the author's own grants.
+fn check_author(
+    change: &ChangeFacts,
+    sender: &NodeId,
+    sender_access: PeerAccess,
+    judge: &mut dyn ChangeJudge,
+) -> Result<(), RefusalReason> {
+    if NodeId::from_actor(&change.actor).as_ref() == Some(sender) {
+        return match sender_access {
+            PeerAccess::Write => Ok(()),
+            PeerAccess::Carry => Err(RefusalReason::CarrierAuthored),
+            PeerAccess::ReadOnly => Err(RefusalReason::NotWritable),
+        };
+    }
+    match judge.author_standing(&change.actor, &change.hash) {
+        AuthorStanding::MayWrite => Ok(()),
+        AuthorStanding::MayNotWrite => Err(RefusalReason::UnauthorizedAuthor),
+        AuthorStanding::Unknown => Err(RefusalReason::UnknownAuthor),
+    }
+}
+
+/// The facts of an outgoing message's changes: which actors' newest changes it carries,
+/// so the sender can attach their signatures. `None` when the message is one whole saved
+/// document (it then carries every author's newest change) or does not parse.
+pub fn outgoing_change_facts(message: &Message) -> Option<Vec<ChangeFacts>> {
+    let mut facts = Vec::new();
+    for chunk in message.changes.iter() {
+        for part in storage_chunks(chunk)? {
+            if part.kind == DOCUMENT_CHUNK {
+                return None;
+            }
+            let change = Change::try_from(part.bytes).ok()?;
+            facts.push(ChangeFacts {
+                hash: change.hash(),
+                actor: change.actor_id().clone(),
+                seq: change.seq(),
+                deps: Vec::new(),
+            });
+        }
+    }
+    Some(facts)
 }
 
 /// Magic bytes opening every automerge storage chunk.
@@ -196,6 +349,84 @@ mod tests {
     use automerge::sync::{State, SyncDoc};
     use automerge::transaction::Transactable;
     use automerge::{ROOT, ReadDoc as _};
+    use sha2::{Digest as _, Sha256};
+
+    fn test_path() -> DocPath {
+        DocPath::parse("s/g1/b1").expect("valid test path")
+    }
+
+    /// The unit tests' stand-in for a device signature: a digest keyed by the author's name.
+    fn fake_signature(author: &ActorId, signed: &[u8]) -> [u8; SIGNATURE_LEN] {
+        let mut out = [0u8; SIGNATURE_LEN];
+        out[..32].copy_from_slice(&Sha256::digest([author.to_bytes(), signed].concat()));
+        out[32..].copy_from_slice(&Sha256::digest([signed, author.to_bytes()].concat()));
+        out
+    }
+
+    /// Every author's signature on its newest change in `doc`.
+    fn signatures_of(doc: &Automerge) -> Vec<ChangeSignature> {
+        let facts: Vec<ChangeFacts> = doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| ChangeFacts {
+                hash: meta.hash,
+                actor: meta.actor.into_owned(),
+                seq: meta.seq,
+                deps: meta.deps,
+            })
+            .collect();
+        crate::signature::newest_per_actor(&facts)
+            .into_iter()
+            .map(|hash| {
+                let actor = &facts.iter().find(|f| f.hash == hash).expect("listed").actor;
+                ChangeSignature {
+                    hash,
+                    signature: fake_signature(actor, &signed_bytes(&test_path(), &hash)),
+                }
+            })
+            .collect()
+    }
+
+    /// A directory in which only `vol-7` and `vol-8` may write, with the fake signatures.
+    struct Directory;
+
+    impl ChangeJudge for Directory {
+        fn author_standing(&mut self, actor: &ActorId, _: &ChangeHash) -> AuthorStanding {
+            match NodeId::from_actor(actor).as_ref().map(NodeId::as_str) {
+                Some("vol-7" | "vol-8") => AuthorStanding::MayWrite,
+                Some("vol-9") => AuthorStanding::MayNotWrite,
+                _ => AuthorStanding::Unknown,
+            }
+        }
+        fn verify_signature(
+            &mut self,
+            author: &ActorId,
+            signed: &[u8],
+            signature: &[u8; SIGNATURE_LEN],
+        ) -> SignatureCheck {
+            if fake_signature(author, signed) == *signature {
+                SignatureCheck::Valid
+            } else {
+                SignatureCheck::Invalid
+            }
+        }
+    }
+
+    fn inspect(
+        (message, signatures): (Message, Vec<ChangeSignature>),
+        sender: &str,
+        access: PeerAccess,
+    ) -> Result<Inspected, RefusalReason> {
+        let sender = NodeId::parse(sender).expect("valid test node id");
+        inspect_changes(
+            &test_path(),
+            message,
+            &signatures,
+            &sender,
+            access,
+            &mut Directory,
+        )
+    }
 
     fn doc_by(actor: &str, key: &str) -> Automerge {
         let mut doc = Automerge::new().with_actor(ActorId::from(actor.as_bytes()));
@@ -205,7 +436,7 @@ mod tests {
         doc
     }
 
-    fn first_message(doc: &Automerge) -> Message {
+    fn first_message(doc: &Automerge) -> (Message, Vec<ChangeSignature>) {
         // Answer an empty peer so the message carries the changes.
         let empty = Automerge::new();
         let (mut ours, mut theirs) = (State::new(), State::new());
@@ -221,12 +452,12 @@ mod tests {
             .receive_sync_message(&mut theirs, reply.clone())
             .expect("applies");
         assert!(check.get(ROOT, "k").ok().flatten().is_some());
-        reply
+        (reply, signatures_of(&doc))
     }
 
     /// A message carrying only the newest change, as automerge sends to a peer that has the
     /// rest (individual change chunks rather than a whole document).
-    fn incremental_message(author: &str) -> Message {
+    fn incremental_message(author: &str) -> (Message, Vec<ChangeSignature>) {
         let mut doc = Automerge::new().with_actor(ActorId::from("vol-7".as_bytes()));
         for i in 0..6 {
             let mut tx = doc.transaction();
@@ -253,75 +484,56 @@ mod tests {
             .expect("new change to send");
         assert_eq!(message.changes.len(), 1);
         assert!(Change::try_from(message.changes.iter().next().expect("one chunk")).is_ok());
-        message
+        (message, signatures_of(&doc))
     }
 
-    /// A directory in which only `vol-7` and `vol-8` may write.
-    fn directory(actor: &ActorId, _: &ChangeHash) -> AuthorStanding {
-        match std::str::from_utf8(actor.to_bytes()) {
-            Ok("vol-7" | "vol-8") => AuthorStanding::MayWrite,
-            Ok("vol-9") => AuthorStanding::MayNotWrite,
-            _ => AuthorStanding::Unknown,
-        }
-    }
-
-    fn carried(message: Message, carrier: &ActorId) -> Result<Message, RefusalReason> {
-        inspect_changes(message, carrier, PeerAccess::Carry, directory).map(|i| i.message)
+    fn carried(
+        message: (Message, Vec<ChangeSignature>),
+        carrier: &str,
+    ) -> Result<Message, RefusalReason> {
+        inspect(message, carrier, PeerAccess::Carry).map(|i| i.message)
     }
 
     #[test]
     fn incremental_changes_are_checked_one_by_one() {
-        let relay = ActorId::from("relay-1".as_bytes());
         assert_eq!(
-            carried(incremental_message("relay-1"), &relay).err(),
+            carried(incremental_message("relay-1"), "relay-1").err(),
             Some(RefusalReason::CarrierAuthored)
         );
-        let rebuilt = carried(incremental_message("vol-8"), &relay).expect("relayed");
+        let rebuilt = carried(incremental_message("vol-8"), "relay-1").expect("relayed");
         assert_eq!(rebuilt.changes.len(), 1);
     }
 
     #[test]
     fn carrier_cannot_author_but_may_relay() {
-        let relay = ActorId::from("relay-1".as_bytes());
         let own = first_message(&doc_by("relay-1", "k"));
         assert_eq!(
-            carried(own, &relay).err(),
+            carried(own, "relay-1").err(),
             Some(RefusalReason::CarrierAuthored)
         );
         let relayed = first_message(&doc_by("vol-7", "k"));
-        let rebuilt = carried(relayed, &relay).expect("relayed change accepted");
+        let rebuilt = carried(relayed, "relay-1").expect("relayed change accepted");
         assert!(!rebuilt.changes.is_empty());
     }
 
     #[test]
     fn a_whole_document_comes_back_loaded_with_its_bytes() {
-        let relay = ActorId::from("relay-1".as_bytes());
         let original = doc_by("vol-7", "k");
-        let inspected = inspect_changes(
-            first_message(&original),
-            &relay,
-            PeerAccess::Carry,
-            directory,
-        )
-        .expect("accepted");
+        let inspected =
+            inspect(first_message(&original), "relay-1", PeerAccess::Carry).expect("accepted");
         let whole = inspected.whole_document.expect("one whole document");
         assert_eq!(whole.doc.get_heads(), original.get_heads());
         let reloaded = Automerge::load(&whole.bytes).expect("the bytes are a save");
         assert_eq!(reloaded.get_heads(), original.get_heads());
         // Incremental changes are not a whole document.
-        let incremental = inspect_changes(
-            incremental_message("vol-8"),
-            &relay,
-            PeerAccess::Carry,
-            directory,
-        )
-        .expect("accepted");
+        let incremental =
+            inspect(incremental_message("vol-8"), "relay-1", PeerAccess::Carry).expect("accepted");
         assert!(incremental.whole_document.is_none());
     }
 
     /// A message carrying several new changes by different authors, as automerge's v2
     /// messages concatenate them into one chunk.
-    fn several_changes_message(authors: &[&str]) -> Message {
+    fn several_changes_message(authors: &[&str]) -> (Message, Vec<ChangeSignature>) {
         let mut doc = Automerge::new().with_actor(ActorId::from("vol-7".as_bytes()));
         for i in 0..8 {
             let mut tx = doc.transaction();
@@ -345,18 +557,17 @@ mod tests {
                 .expect("put on root");
             tx.commit();
         }
-        doc.generate_sync_message(&mut ours)
-            .expect("new changes to send")
+        let message = doc
+            .generate_sync_message(&mut ours)
+            .expect("new changes to send");
+        (message, signatures_of(&doc))
     }
 
     #[test]
     fn every_change_of_a_concatenated_chunk_is_checked() {
-        let writer = ActorId::from("cap-1".as_bytes());
-        let check = |message| {
-            inspect_changes(message, &writer, PeerAccess::Write, directory).map(|i| i.message)
-        };
+        let check = |message| inspect(message, "cap-1", PeerAccess::Write).map(|i| i.message);
         let fine = several_changes_message(&["vol-7", "vol-8", "cap-1"]);
-        assert_eq!(fine.changes.len(), 1, "one chunk holding three changes");
+        assert_eq!(fine.0.changes.len(), 1, "one chunk holding three changes");
         assert!(check(fine).is_ok());
         assert_eq!(
             check(several_changes_message(&["vol-7", "vol-9", "vol-8"])).err(),
@@ -379,10 +590,7 @@ mod tests {
 
     #[test]
     fn relayed_changes_need_an_author_who_may_write() {
-        let writer = ActorId::from("cap-1".as_bytes());
-        let check = |message| {
-            inspect_changes(message, &writer, PeerAccess::Write, directory).map(|i| i.message)
-        };
+        let check = |message| inspect(message, "cap-1", PeerAccess::Write).map(|i| i.message);
         // The writer's own changes need no directory entry.
         assert!(check(first_message(&doc_by("cap-1", "k"))).is_ok());
         // Relayed: by a permitted author, by one who may not write, by an unknown one.
@@ -396,10 +604,68 @@ mod tests {
             Some(RefusalReason::UnknownAuthor)
         );
         // The same holds when a carrier relays them.
-        let relay = ActorId::from("relay-1".as_bytes());
         assert_eq!(
-            carried(first_message(&doc_by("vol-9", "k")), &relay).err(),
+            carried(first_message(&doc_by("vol-9", "k")), "relay-1").err(),
             Some(RefusalReason::UnauthorizedAuthor)
         );
+    }
+
+    #[test]
+    fn a_change_without_its_authors_signature_is_refused() {
+        // No signature at all, whoever sends it.
+        let (message, _) = incremental_message("vol-8");
+        assert_eq!(
+            inspect((message, vec![]), "cap-1", PeerAccess::Write).err(),
+            Some(RefusalReason::BadSignature)
+        );
+        // A carrier signing a change it made under another device's actor with its own key.
+        let (message, signatures) = incremental_message("vol-8");
+        let forged: Vec<ChangeSignature> = signatures
+            .into_iter()
+            .map(|s| ChangeSignature {
+                signature: fake_signature(
+                    &ActorId::from("relay-1".as_bytes()),
+                    &signed_bytes(&test_path(), &s.hash),
+                ),
+                ..s
+            })
+            .collect();
+        assert_eq!(
+            carried((message, forged), "relay-1").err(),
+            Some(RefusalReason::BadSignature)
+        );
+        // A signature made for another document does not carry over (replay).
+        let (message, signatures) = incremental_message("vol-8");
+        let other = DocPath::parse("s/g1/b2").expect("valid test path");
+        let replayed: Vec<ChangeSignature> = signatures
+            .into_iter()
+            .map(|s| ChangeSignature {
+                signature: fake_signature(
+                    &ActorId::from("vol-8".as_bytes()),
+                    &signed_bytes(&other, &s.hash),
+                ),
+                ..s
+            })
+            .collect();
+        assert_eq!(
+            carried((message, replayed), "relay-1").err(),
+            Some(RefusalReason::BadSignature)
+        );
+    }
+
+    #[test]
+    fn one_signature_per_author_vouches_for_a_whole_document() {
+        let mut doc = doc_by("vol-7", "k");
+        for i in 0..20 {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, format!("more-{i}"), i).expect("put on root");
+            tx.commit();
+        }
+        let (message, signatures) = first_message(&doc);
+        assert_eq!(signatures.len(), 1, "one author, one signature");
+        let inspected = inspect((message, signatures), "relay-1", PeerAccess::Carry)
+            .expect("one signature covers all 21 changes");
+        assert_eq!(inspected.signed_heads.len(), 1);
+        assert_eq!(inspected.signed_heads[0].seq, 21);
     }
 }

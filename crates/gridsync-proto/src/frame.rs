@@ -13,9 +13,12 @@
 
 use crate::identity::{Access, NodeId, Role, ScopeGrant, Scopes};
 use crate::path::{DocPath, PathError};
+use crate::signature::{ChangeSignature, MAX_SIGNATURES_PER_MESSAGE, SIGNATURE_LEN};
 
-/// The protocol version this crate speaks; carried in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this crate speaks; carried in [`Hello`]. Version 2 added change
+/// signatures to document sync frames; a peer speaking another version is refused on both
+/// sides with [`GoodbyeReason::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest frame accepted or produced (type byte plus payload), in bytes.
 pub const MAX_FRAME_LEN: usize = 32 * 1024 * 1024;
 /// Most scope grants a hello may carry.
@@ -56,8 +59,13 @@ pub enum Frame {
     Hello(Hello),
     /// One turn of the inventory's range reconciliation (possibly empty: "nothing more").
     Inventory(Vec<RangePart>),
-    /// An automerge sync message for one document.
-    DocSync { path: DocPath, message: Vec<u8> },
+    /// An automerge sync message for one document, with the signatures that vouch for its
+    /// changes (one per author: see [`crate::signature`]).
+    DocSync {
+        path: DocPath,
+        message: Vec<u8>,
+        signatures: Vec<ChangeSignature>,
+    },
     /// The receiver did not apply a document sync message.
     Refused {
         path: DocPath,
@@ -157,6 +165,13 @@ pub enum RefusalReason {
     /// A relayed change's author is not in the receiver's device directory yet; the changes
     /// are offered again on a later sync, once the directory has caught up.
     UnknownAuthor,
+    /// A change carries no signature by its author (none of the message's signatures
+    /// vouches for it), or a signature is not its author's.
+    BadSignature,
+    /// A change breaks the rules of its document: the device directory and the revocation
+    /// list are add-only, and a directory entry may only be added by the device it names
+    /// (or the office).
+    BadContent,
 }
 
 impl std::fmt::Display for RefusalReason {
@@ -169,6 +184,8 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::CapacityExceeded => "receiver is at its storage cap",
             RefusalReason::UnauthorizedAuthor => "a relayed change's author may not write it",
             RefusalReason::UnknownAuthor => "a relayed change's author is not in the directory",
+            RefusalReason::BadSignature => "a change is not signed by its author",
+            RefusalReason::BadContent => "a change breaks its document's rules",
         })
     }
 }
@@ -183,6 +200,8 @@ impl RefusalReason {
             RefusalReason::CapacityExceeded => 5,
             RefusalReason::UnauthorizedAuthor => 6,
             RefusalReason::UnknownAuthor => 7,
+            RefusalReason::BadSignature => 8,
+            RefusalReason::BadContent => 9,
         }
     }
     fn from_code(code: u8) -> Result<Self, FrameError> {
@@ -194,6 +213,8 @@ impl RefusalReason {
             5 => RefusalReason::CapacityExceeded,
             6 => RefusalReason::UnauthorizedAuthor,
             7 => RefusalReason::UnknownAuthor,
+            8 => RefusalReason::BadSignature,
+            9 => RefusalReason::BadContent,
             other => return Err(FrameError::UnknownCode("refusal reason", other)),
         })
     }
@@ -314,11 +335,27 @@ pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, FrameError> {
                 }
             }
         }
-        Frame::DocSync { path, message } => {
+        Frame::DocSync {
+            path,
+            message,
+            signatures,
+        } => {
             out.push(TYPE_DOC_SYNC);
             put_short_str(&mut out, path.as_str());
             out.extend_from_slice(&(message.len() as u32).to_be_bytes());
             out.extend_from_slice(message);
+            if signatures.len() > MAX_SIGNATURES_PER_MESSAGE {
+                return Err(FrameError::TooMany {
+                    what: "signature",
+                    count: signatures.len(),
+                    max: MAX_SIGNATURES_PER_MESSAGE,
+                });
+            }
+            put_count_u16(&mut out, signatures.len());
+            for signed in signatures {
+                out.extend_from_slice(&signed.hash.0);
+                out.extend_from_slice(&signed.signature);
+            }
         }
         Frame::Refused { path, reason } => {
             out.push(TYPE_REFUSED);
@@ -406,7 +443,23 @@ pub fn decode_frame_body(body: &[u8]) -> Result<Frame, FrameError> {
             let path = DocPath::parse(r.short_str()?)?;
             let len = r.u32()? as usize;
             let message = r.take(len)?.to_vec();
-            Frame::DocSync { path, message }
+            let count = r.count_u16(
+                "signature",
+                MAX_SIGNATURES_PER_MESSAGE,
+                32 + SIGNATURE_LEN,
+            )?;
+            let mut signatures = Vec::with_capacity(count);
+            for _ in 0..count {
+                let hash = automerge::ChangeHash(r.digest()?);
+                let mut signature = [0u8; SIGNATURE_LEN];
+                signature.copy_from_slice(r.take(SIGNATURE_LEN)?);
+                signatures.push(ChangeSignature { hash, signature });
+            }
+            Frame::DocSync {
+                path,
+                message,
+                signatures,
+            }
         }
         TYPE_REFUSED => {
             let path = DocPath::parse(r.short_str()?)?;
@@ -684,6 +737,15 @@ mod tests {
             Frame::DocSync {
                 path: path("a/b"),
                 message: vec![0x42, 1, 2, 3],
+                signatures: vec![],
+            },
+            Frame::DocSync {
+                path: path("a/b"),
+                message: vec![0x42],
+                signatures: vec![crate::signature::ChangeSignature {
+                    hash: automerge::ChangeHash([7; 32]),
+                    signature: [9; SIGNATURE_LEN],
+                }],
             },
             Frame::Refused {
                 path: path("a/b"),

@@ -25,12 +25,43 @@ impl NodeId {
         &self.0
     }
 
-    /// The automerge actor id this node authors changes under: the node id's bytes. The sync
-    /// engine uses it to tell a carrier's own changes from the ones it relays.
+    /// The legacy actor id: the node id's bytes alone. Stores written before incarnation
+    /// actors (store format 3) hold changes under it, and tests use it as a plain actor; it
+    /// maps back to this node like every incarnation actor does.
     pub fn actor_id(&self) -> automerge::ActorId {
         automerge::ActorId::from(self.0.as_bytes())
     }
+
+    /// The actor id of one incarnation of this node: the node id's bytes, a zero byte, then
+    /// the incarnation's eight bytes. Every store incarnation (creation, restore, a node's
+    /// start) writes under a fresh one, so two incarnations can never sign two different
+    /// changes with one (actor, seq) — which automerge would refuse for good.
+    pub fn incarnation_actor(&self, incarnation: [u8; INCARNATION_LEN]) -> automerge::ActorId {
+        let mut bytes = Vec::with_capacity(self.0.len() + 1 + INCARNATION_LEN);
+        bytes.extend_from_slice(self.0.as_bytes());
+        bytes.push(ACTOR_SEPARATOR);
+        bytes.extend_from_slice(&incarnation);
+        automerge::ActorId::from(bytes)
+    }
+
+    /// The node behind an actor id: a legacy actor (the node id's bytes) or an incarnation
+    /// actor ([`NodeId::incarnation_actor`]). `None` for anything else, such as the all-zero
+    /// actor of the deterministic genesis changes.
+    pub fn from_actor(actor: &automerge::ActorId) -> Option<NodeId> {
+        let bytes = actor.to_bytes();
+        let name = match bytes.iter().position(|b| *b == ACTOR_SEPARATOR) {
+            Some(at) if bytes.len() == at + 1 + INCARNATION_LEN => &bytes[..at],
+            Some(_) => return None,
+            None => bytes,
+        };
+        NodeId::parse(std::str::from_utf8(name).ok()?).ok()
+    }
 }
+
+/// Separates the node id from the incarnation in an actor id; no node id contains it.
+const ACTOR_SEPARATOR: u8 = 0;
+/// Bytes of an incarnation suffix: random, so no two incarnations of a node share one.
+pub const INCARNATION_LEN: usize = 8;
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -218,5 +249,21 @@ mod tests {
         assert!(scopes.may_read(&DocPath::parse("panhuo/plan").expect("valid test input")));
         assert!("bogus:panhuo".parse::<ScopeGrant>().is_err());
         assert!("write:Pan".parse::<ScopeGrant>().is_err());
+    }
+
+    #[test]
+    fn actors_map_back_to_their_node() {
+        let node = NodeId::parse("vol-0042").expect("valid test input");
+        assert_eq!(NodeId::from_actor(&node.actor_id()), Some(node.clone()));
+        let a = node.incarnation_actor([1; INCARNATION_LEN]);
+        let b = node.incarnation_actor([2; INCARNATION_LEN]);
+        assert_ne!(a, b);
+        assert_eq!(NodeId::from_actor(&a), Some(node.clone()));
+        // The genesis actor, a truncated suffix and a non-node prefix map to nobody.
+        assert_eq!(NodeId::from_actor(&automerge::ActorId::from([0u8; 16])), None);
+        let mut short = a.to_bytes().to_vec();
+        short.pop();
+        assert_eq!(NodeId::from_actor(&automerge::ActorId::from(short)), None);
+        assert_eq!(NodeId::from_actor(&automerge::ActorId::from(b"Bad Id".as_slice())), None);
     }
 }

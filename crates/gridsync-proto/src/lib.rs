@@ -54,12 +54,14 @@ pub mod identity;
 pub mod inventory;
 pub mod path;
 pub mod session;
+pub mod signature;
 
 pub use frame::{Frame, FrameDecoder, FrameError, RefusalReason};
 pub use identity::{Access, NodeId, Role, ScopeGrant, Scopes};
 pub use path::{DocPath, PathError};
 pub use session::{
     AuthorStanding, CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, ReceivedWhole,
-    SessionConfig, SessionError, SessionEvent, SessionStats, SyncPriority, SyncSession,
-    URGENT_CHANGE,
+    SessionConfig, SessionError, SessionEvent, SessionStats, SignatureCheck, SyncPriority,
+    SyncSession, URGENT_CHANGE,
 };
+pub use signature::{ChangeSignature, SIGNATURE_LEN, SignedHead};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{ActorId, Automerge, ReadDoc as _};
 
-use crate::authorize::{PeerAccess, inspect_changes, is_shared};
+use crate::authorize::{ChangeJudge, PeerAccess, inspect_changes, is_shared, outgoing_change_facts};
 use crate::frame::{
     Frame, FrameDecoder, GoodbyeReason, Hello, PROTOCOL_VERSION, RangeSummary, RefusalReason,
     encode_frame,
@@ -22,9 +22,10 @@ mod events;
 mod start_queue;
 
 pub use config::{
-    AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig, SyncPriority,
-    URGENT_CHANGE,
+    AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig,
+    SignatureCheck, SyncPriority, URGENT_CHANGE,
 };
+use crate::signature::{ChangeSignature, SIGNATURE_LEN, newest_per_actor};
 pub use events::{CloseReason, ReceivedWhole, SessionError, SessionEvent, SessionStats};
 use start_queue::{NOTHING_TO_SEND, StartKey, StartQueue};
 
@@ -92,7 +93,6 @@ struct TrackedDoc {
 pub struct SyncSession {
     config: SessionConfig,
     peer: PeerIdentity,
-    peer_actor: ActorId,
     decoder: FrameDecoder,
     /// Encoded frames waiting for `poll_transmit`, with their total size.
     outgoing: VecDeque<Vec<u8>>,
@@ -129,19 +129,68 @@ pub struct SyncSession {
     span: tracing::Span,
 }
 
+/// The stored signatures an outgoing message must carry: those on each author's newest
+/// change in it. A whole saved document carries every author's newest change, so all of
+/// the document's stored signatures go with it.
+fn signatures_for(message: &Message, stored: Vec<ChangeSignature>) -> Vec<ChangeSignature> {
+    let Some(facts) = outgoing_change_facts(message) else {
+        return stored;
+    };
+    let newest = newest_per_actor(&facts);
+    stored
+        .into_iter()
+        .filter(|s| newest.contains(&s.hash))
+        .collect()
+}
+
+/// The node's answers about one document's received changes, for [`inspect_changes`].
+struct DocumentJudge<'a> {
+    docs: &'a mut dyn DocumentSet,
+    path: &'a DocPath,
+}
+
+impl ChangeJudge for DocumentJudge<'_> {
+    fn author_standing(
+        &mut self,
+        author: &ActorId,
+        change: &automerge::ChangeHash,
+    ) -> AuthorStanding {
+        self.docs.author_standing(author, change, self.path)
+    }
+    fn verify_signature(
+        &mut self,
+        author: &ActorId,
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> SignatureCheck {
+        self.docs
+            .verify_signature(author, self.path, signed, signature)
+    }
+    fn holds(&mut self, change: &automerge::ChangeHash) -> bool {
+        // A graph lookup: no missing dependency means the change is in the document.
+        self.docs
+            .doc(self.path)
+            .is_some_and(|doc| doc.get_missing_deps(&[*change]).is_empty())
+    }
+    fn has_content_rules(&self) -> bool {
+        self.docs.has_content_rules(self.path)
+    }
+    fn check_content(&mut self, change: &automerge::Change) -> Result<(), RefusalReason> {
+        self.docs.check_content(self.path, change)
+    }
+}
+
 /// Largest batch returned by one `poll_transmit`.
 const TRANSMIT_BATCH: usize = 64 * 1024;
 
 impl SyncSession {
     /// Starts a session and queues the hello.
     pub fn new(config: SessionConfig, peer: PeerIdentity, now: u64) -> Self {
-        let peer_actor = peer.node_id.actor_id();
         let max_frame_len = config.limits.max_frame_len;
         let span = tracing::info_span!("sync_session", peer = %peer.node_id, role = %peer.role);
         let mut session = SyncSession {
             config,
             peer,
-            peer_actor,
             decoder: FrameDecoder::new(max_frame_len),
             outgoing: VecDeque::new(),
             outgoing_bytes: 0,
@@ -420,7 +469,11 @@ impl SyncSession {
         match frame {
             Frame::Hello(_) => Err(SessionError::ProtocolViolation("second hello")),
             Frame::Inventory(parts) => self.handle_inventory(parts, docs),
-            Frame::DocSync { path, message } => self.handle_doc_sync(path, &message, docs),
+            Frame::DocSync {
+                path,
+                message,
+                signatures,
+            } => self.handle_doc_sync(path, &message, &signatures, docs),
             Frame::Refused { path, reason } => {
                 // The peer keeps the session; nothing for the node to do but note it.
                 tracing::info!(%path, %reason, "peer refused our sync message");
@@ -719,6 +772,7 @@ impl SyncSession {
         &mut self,
         path: DocPath,
         bytes: &[u8],
+        signatures: &[ChangeSignature],
         docs: &mut dyn DocumentSet,
     ) -> Result<(), SessionError> {
         let _span = tracing::debug_span!("doc_sync", peer = %self.peer.node_id, %path).entered();
@@ -741,6 +795,7 @@ impl SyncSession {
             return Ok(());
         }
         let mut whole_document = None;
+        let mut signed_heads = Vec::new();
         match PeerAccess::of(&self.peer.scopes, &path) {
             PeerAccess::ReadOnly => {
                 if !message.changes.is_empty() {
@@ -749,13 +804,20 @@ impl SyncSession {
                 }
             }
             access => {
-                let checked = inspect_changes(message, &self.peer_actor, access, |author, hash| {
-                    docs.author_standing(author, hash, &path)
-                });
+                let mut judge = DocumentJudge { docs, path: &path };
+                let checked = inspect_changes(
+                    &path,
+                    message,
+                    signatures,
+                    &self.peer.node_id,
+                    access,
+                    &mut judge,
+                );
                 match checked {
                     Ok(checked) => {
                         message = checked.message;
                         whole_document = checked.whole_document;
+                        signed_heads = checked.signed_heads;
                     }
                     Err(reason) => {
                         if reason == RefusalReason::UnknownAuthor {
@@ -838,6 +900,7 @@ impl SyncSession {
                 before_heads: before.unwrap_or_default(),
                 from: self.peer.node_id.clone(),
                 received_whole,
+                signed_heads,
             });
         }
         let encoded = tracked.state.encode();
@@ -900,9 +963,15 @@ impl SyncSession {
             let doc = docs.doc(&path).unwrap_or(&empty);
             match doc.generate_sync_message(&mut tracked.state) {
                 Some(message) => {
+                    let signatures = if message.changes.is_empty() {
+                        Vec::new()
+                    } else {
+                        signatures_for(&message, docs.signatures(&path))
+                    };
                     let frame = Frame::DocSync {
                         path: path.clone(),
                         message: message.encode(),
+                        signatures,
                     };
                     if !self.queue(&frame) {
                         self.in_flight.remove(&path);

@@ -17,7 +17,7 @@ use crate::StoreError;
 pub const APPLICATION_ID: i32 = 0x4753_594E;
 
 /// The store format this build writes. Older formats are migrated on open, newer ones refused.
-pub const FORMAT_VERSION: i64 = 2;
+pub const FORMAT_VERSION: i64 = 3;
 
 /// The application name kept in the `format` table beside the version.
 pub(crate) const APPLICATION_NAME: &str = "gridsync-store";
@@ -89,8 +89,21 @@ CREATE TABLE derived (
 );
 ";
 
+/// Format 3 over format 2: change signatures, one per document and actor (the signature on
+/// the actor's newest change held), kept to hand onward with the changes they vouch for.
+const SCHEMA_V3_ADDITIONS: &str = "
+CREATE TABLE change_signatures (
+    path TEXT NOT NULL,
+    actor BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (path, actor)
+);
+";
+
 /// Migrations from an older format version to the next one: `(from_version, sql)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V2_ADDITIONS)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V2_ADDITIONS), (2, SCHEMA_V3_ADDITIONS)];
 
 /// What the header says about a file that passed inspection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +226,7 @@ pub(crate) fn initialize(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.pragma_update(None, "user_version", FORMAT_VERSION)?;
     tx.execute_batch(SCHEMA_V1)?;
     tx.execute_batch(SCHEMA_V2_ADDITIONS)?;
+    tx.execute_batch(SCHEMA_V3_ADDITIONS)?;
     tx.execute(
         "INSERT INTO format (id, application, version) VALUES (1, ?1, ?2)",
         (APPLICATION_NAME, FORMAT_VERSION),

@@ -30,6 +30,7 @@ mod error;
 mod format;
 mod meta;
 mod provenance;
+mod signatures;
 mod store;
 mod sync_states;
 mod write_batch;

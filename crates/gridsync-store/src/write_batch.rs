@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use automerge::ChangeHash;
-use gridsync_proto::{DocPath, NodeId};
+use gridsync_proto::{DocPath, NodeId, SignedHead};
 use rusqlite::TransactionBehavior;
 
 use crate::documents::{DocumentSizes, compact_if_due, insert_chunk};
@@ -22,6 +22,9 @@ pub struct DocumentAppend {
     pub heads: Vec<ChangeHash>,
     /// Where the changes came from (empty for local writes).
     pub origins: Vec<ChangeOrigin>,
+    /// Signatures on the newest changes of their actors among these (see
+    /// [`Store::put_signatures`]): stored with the changes, never without them.
+    pub signed_heads: Vec<SignedHead>,
 }
 
 /// One peer's sync state for one document.
@@ -73,6 +76,7 @@ impl Store {
                 touched.insert(&append.path, sizes);
             }
             crate::provenance::insert_origins(&tx, &append.origins)?;
+            crate::signatures::insert_signatures(&tx, &append.path, &append.signed_heads)?;
         }
         for write in &batch.sync_states {
             crate::sync_states::insert_sync_state(&tx, &write.peer, &write.path, &write.state)?;
@@ -128,18 +132,21 @@ mod tests {
                     chunk: first,
                     heads: heads_after_first,
                     origins: Vec::new(),
+                    signed_heads: Vec::new(),
                 },
                 DocumentAppend {
                     path: b.clone(),
                     chunk: other,
                     heads: doc_b.get_heads(),
                     origins: Vec::new(),
+                    signed_heads: Vec::new(),
                 },
                 DocumentAppend {
                     path: a.clone(),
                     chunk: second,
                     heads: doc_a.get_heads(),
                     origins: Vec::new(),
+                    signed_heads: Vec::new(),
                 },
             ],
             sync_states: vec![SyncStateWrite {
@@ -197,6 +204,7 @@ mod tests {
                     chunk,
                     heads: doc.get_heads(),
                     origins: Vec::new(),
+                    signed_heads: Vec::new(),
                 }],
                 sync_states: Vec::new(),
                 derived: Vec::new(),

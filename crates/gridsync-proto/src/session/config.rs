@@ -1,8 +1,9 @@
 //! What the driver hands a session: identities, limits, and access to the node's documents.
 
-use automerge::{ActorId, Automerge, ChangeHash};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
 
-use crate::frame::MAX_FRAME_LEN;
+use crate::frame::{MAX_FRAME_LEN, RefusalReason};
+use crate::signature::{ChangeSignature, SIGNATURE_LEN};
 use crate::identity::{NodeId, Role, Scopes};
 use crate::path::DocPath;
 
@@ -109,6 +110,18 @@ pub enum AuthorStanding {
     Unknown,
 }
 
+/// Whether a change signature is its author's, as far as this node can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// Made by the key of the author's CA-issued certificate.
+    Valid,
+    /// Not made by the author's key (or not a signature at all): the changes are refused.
+    Invalid,
+    /// The author's certificate is not known here yet: refused for now, asked for again
+    /// once the device directory has caught up.
+    UnknownAuthor,
+}
+
 /// The node's documents, as the session sees them. Implemented by the node over its document
 /// cache and store; the session never keeps a document itself.
 pub trait DocumentSet {
@@ -156,4 +169,30 @@ pub trait DocumentSet {
         change: &ChangeHash,
         path: &DocPath,
     ) -> AuthorStanding;
+    /// Is `signature` the signature of the device behind `author` over `signed` (the
+    /// [`crate::signature::signed_bytes`] of a change in `path`)? Answered from the author's
+    /// CA-issued certificate; no default, so that no document set skips the check.
+    fn verify_signature(
+        &mut self,
+        author: &ActorId,
+        path: &DocPath,
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> SignatureCheck;
+    /// The stored signatures on the newest change of each author of `path`, which the
+    /// session attaches to outgoing messages carrying those changes. No default: a node
+    /// that hands out no signatures has its relayed changes refused everywhere.
+    fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature>;
+    /// Whether changes to `path` must obey content rules ([`DocumentSet::check_content`]):
+    /// the node's add-only street documents.
+    fn has_content_rules(&self, path: &DocPath) -> bool {
+        let _ = path;
+        false
+    }
+    /// Checks one received change to `path` against the document's rules, before its
+    /// signature is verified and before anything is applied.
+    fn check_content(&mut self, path: &DocPath, change: &Change) -> Result<(), RefusalReason> {
+        let _ = (path, change);
+        Ok(())
+    }
 }

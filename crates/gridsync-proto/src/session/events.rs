@@ -5,6 +5,7 @@ use automerge::ChangeHash;
 use crate::frame::{FrameError, GoodbyeReason, RefusalReason};
 use crate::identity::{NodeId, Role};
 use crate::path::DocPath;
+use crate::signature::SignedHead;
 
 /// Effects for the node to carry out, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,9 @@ pub enum SessionEvent {
         /// save of the document at `heads`), which the node may store as they are rather
         /// than encode the document again.
         received_whole: Option<ReceivedWhole>,
+        /// Verified signatures on each author's newest received change: store them beside
+        /// the changes (same transaction) and hand them onward with them.
+        signed_heads: Vec<SignedHead>,
     },
     /// Persist this sync state for (peer, path); it makes the next reconnect cheap. Emitted
     /// after a received message whenever the persistent part of the state (the heads both

@@ -47,6 +47,7 @@ fn write_without_write_scope_is_refused_and_the_session_continues() {
     let frame = encode_frame(&Frame::DocSync {
         path: path("s/g1/bldg-1"),
         message: message_with_everything(&forged),
+        signatures: vec![],
     })
     .expect("encodes");
     pair.inject(Side::A, &frame).expect("refusal is not fatal");
@@ -86,6 +87,7 @@ fn carrier_relays_others_changes_but_cannot_author() {
         tx.commit();
     }
     c.docs.insert(path("s/g1/bldg-1"), carried);
+    c.signed_by("vol-7", "s/g1/bldg-1");
     // And a change the relay authored itself.
     c.write("s/g1/bldg-2", "visit", "made up by the relay");
 

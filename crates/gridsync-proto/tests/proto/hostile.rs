@@ -64,6 +64,7 @@ fn out_of_scope_sync_is_refused_identically_whether_or_not_the_document_exists()
     let frame = encode_frame(&Frame::DocSync {
         path: path("s/g2/secret"),
         message,
+        signatures: vec![],
     })
     .expect("encodes");
     let mut replies = Vec::new();
@@ -123,6 +124,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
         Frame::DocSync {
             path: path("s/g1/bldg-1"),
             message: vec![0x42, 0, 0, 0, 0],
+            signatures: vec![],
         },
         Frame::Refused {
             path: path("s/g1/bldg-1"),
@@ -185,7 +187,7 @@ proptest! {
     fn garbage_sync_messages_are_refused(message in proptest::collection::vec(any::<u8>(), 0..256), shared in any::<bool>()) {
         let mut pair = verified_office(false);
         let target = if shared { "s/g1/bldg-1" } else { "s/g2/other" };
-        let frame = encode_frame(&Frame::DocSync { path: path(target), message }).expect("encodes");
+        let frame = encode_frame(&Frame::DocSync { path: path(target), message, signatures: vec![] }).expect("encodes");
         pair.inject(Side::A, &frame).expect("a bad sync message is refused, not fatal");
         prop_assert!(!pair.a.session.is_closed());
         if !shared {

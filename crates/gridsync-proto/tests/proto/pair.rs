@@ -7,10 +7,13 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ROOT};
 use gridsync_proto::frame::FrameDecoder;
 use gridsync_proto::session::DocumentSet;
+use gridsync_proto::signature::signed_bytes;
 use gridsync_proto::{
-    AuthorStanding, DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity, Role, Scopes,
-    SessionConfig, SessionError, SessionEvent, SyncSession,
+    AuthorStanding, ChangeSignature, DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity,
+    Role, SIGNATURE_LEN, Scopes, SessionConfig, SessionError, SessionEvent, SignatureCheck,
+    SyncSession,
 };
+use sha2::{Digest as _, Sha256};
 
 /// Milliseconds a transmission takes to reach the other side.
 pub const LATENCY: u64 = 50;
@@ -43,6 +46,32 @@ pub struct MemoryDocs {
     /// Who may write what, by actor. `None`: every author may write (for tests that are not
     /// about authorship); `Some`: authors missing from it are unknown.
     pub directory: Option<BTreeMap<ActorId, Scopes>>,
+    /// Signatures held on other authors' newest changes, per document and actor (with the
+    /// change's seq), as a node stores them when they arrive.
+    pub signed: BTreeMap<DocPath, BTreeMap<ActorId, (u64, ChangeSignature)>>,
+}
+
+/// The harness's stand-in for a device key: derived from the node id, so every node can
+/// check anyone's signature, and a node signing as another uses the wrong key. (The real
+/// ECDSA keys and certificates are gridsync-net's, tested there and in gridsync-node.)
+fn test_key(node: &NodeId) -> [u8; 32] {
+    Sha256::digest([b"test device key ".as_slice(), node.as_str().as_bytes()].concat()).into()
+}
+
+/// A signature over `signed` with `key` in the harness's scheme.
+pub fn test_signature(key: &[u8; 32], signed: &[u8]) -> [u8; SIGNATURE_LEN] {
+    let mut out = [0u8; SIGNATURE_LEN];
+    out[..32].copy_from_slice(&Sha256::digest([key.as_slice(), signed].concat()));
+    out[32..].copy_from_slice(&Sha256::digest([signed, key.as_slice()].concat()));
+    out
+}
+
+/// `node`'s signature on change `hash` of document `p`.
+pub fn sign_as(node: &str, p: &str, hash: &ChangeHash) -> ChangeSignature {
+    ChangeSignature {
+        hash: *hash,
+        signature: test_signature(&test_key(&node_id(node)), &signed_bytes(&path(p), hash)),
+    }
 }
 
 impl MemoryDocs {
@@ -53,7 +82,26 @@ impl MemoryDocs {
             sync_states: BTreeMap::new(),
             max_documents: None,
             directory: None,
+            signed: BTreeMap::new(),
         }
+    }
+
+    /// Records `node`'s signature on its newest change in `p`, as if the document had
+    /// arrived from it signed (for documents a test builds by hand).
+    pub fn signed_by(&mut self, node: &str, p: &str) {
+        let actor = node_id(node).actor_id();
+        let doc = &self.docs[&path(p)];
+        let newest = doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|meta| *meta.actor == actor)
+            .max_by_key(|meta| meta.seq)
+            .expect("the node wrote into the document");
+        let signature = sign_as(node, p, &newest.hash);
+        self.signed
+            .entry(path(p))
+            .or_default()
+            .insert(actor, (newest.seq, signature));
     }
 
     /// Adds a directory entry: `node` may do what `grants` say (the first entry turns the
@@ -155,6 +203,51 @@ impl DocumentSet for MemoryDocs {
             None => AuthorStanding::Unknown,
         }
     }
+    fn verify_signature(
+        &mut self,
+        author: &ActorId,
+        _path: &DocPath,
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> SignatureCheck {
+        let Some(node) = NodeId::from_actor(author) else {
+            return SignatureCheck::Invalid;
+        };
+        if self
+            .directory
+            .as_ref()
+            .is_some_and(|d| !d.contains_key(&node.actor_id()))
+        {
+            return SignatureCheck::UnknownAuthor;
+        }
+        if test_signature(&test_key(&node), signed) == *signature {
+            SignatureCheck::Valid
+        } else {
+            SignatureCheck::Invalid
+        }
+    }
+    fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature> {
+        let mut out: Vec<ChangeSignature> = self
+            .signed
+            .get(path)
+            .map(|by_actor| by_actor.values().map(|(_, s)| *s).collect())
+            .unwrap_or_default();
+        // This node signs its own newest change, as a device does when it commits.
+        if let Some(doc) = self.docs.get(path)
+            && let Some(own) = doc
+                .get_changes_meta(&[])
+                .into_iter()
+                .filter(|meta| *meta.actor == self.actor)
+                .max_by_key(|meta| meta.seq)
+            && let Some(node) = NodeId::from_actor(&self.actor)
+        {
+            out.push(ChangeSignature {
+                hash: own.hash,
+                signature: test_signature(&test_key(&node), &signed_bytes(path, &own.hash)),
+            });
+        }
+        out
+    }
 }
 
 /// One side of a pair: its session, documents, and a record of everything it did.
@@ -192,6 +285,20 @@ impl Node {
                     (self.session.peer().node_id.clone(), path.clone()),
                     state.clone(),
                 );
+            }
+            if let SessionEvent::DocumentChanged {
+                path, signed_heads, ..
+            } = &event
+            {
+                let held = self.docs.signed.entry(path.clone()).or_default();
+                for head in signed_heads {
+                    let newer = held
+                        .get(&head.actor)
+                        .is_none_or(|(seq, _)| head.seq > *seq);
+                    if newer {
+                        held.insert(head.actor.clone(), (head.seq, head.signature));
+                    }
+                }
             }
             self.events.push(event);
         }

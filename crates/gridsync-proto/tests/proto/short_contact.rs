@@ -115,7 +115,7 @@ fn a_contact_cut_midway_resumes_without_resending_what_completed() {
     }
     // The resumed session carries changes only for documents the cut interrupted.
     for frame in second.a.sent_frames() {
-        if let Frame::DocSync { path, message } = frame {
+        if let Frame::DocSync { path, message, .. } = frame {
             let message = Message::decode(&message).expect("our own messages decode");
             if completed.contains(&path.to_string()) {
                 assert!(
@@ -198,6 +198,7 @@ fn an_unauthorized_change_is_refused_through_any_relay() {
     ] {
         let mut holder_docs = MemoryDocs::new(&node_id(holder));
         holder_docs.docs = forged.docs.clone();
+        holder_docs.signed_by("vol-2", "s/g1/b-01");
         directory_of(&mut holder_docs);
         let pair = offer_to_office(Identity::new(holder, role, grants), holder_docs);
         assert!(pair.a.error.is_none() && pair.b.error.is_none());
@@ -226,6 +227,7 @@ fn an_unknown_author_waits_until_the_directory_knows_it() {
     let mut by_vol_3 = MemoryDocs::new(&node_id("vol-3"));
     by_vol_3.write("s/g1/b-02", "visited", "yes");
     cap_docs.docs = by_vol_3.docs;
+    cap_docs.signed_by("vol-3", "s/g1/b-02");
     let office = Identity::new("office", Role::Office, &["write:s"]);
     let mut office_docs = MemoryDocs::new(&node_id("office"));
     directory_of(&mut office_docs);
@@ -253,6 +255,7 @@ fn an_unauthorized_change_stops_at_the_first_hop_that_checks_it() {
     // refuses it, so it never travels on; relay-2 then meets the office with nothing to give.
     let mut relay_1 = MemoryDocs::new(&node_id("relay-1"));
     relay_1.docs = forged_by_vol_2().docs;
+    relay_1.signed_by("vol-2", "s/g1/b-01");
     directory_of(&mut relay_1);
     let mut relay_2 = MemoryDocs::new(&node_id("relay-2"));
     directory_of(&mut relay_2);

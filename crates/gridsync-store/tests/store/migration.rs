@@ -1,5 +1,6 @@
 //! A store written by the first format opens under this build: migrated in place, nothing
-//! lost, and the additions of format 2 (document heads, derived values) usable at once.
+//! lost, and the additions of formats 2 (document heads, derived values) and 3 (change
+//! signatures) usable at once.
 
 use automerge::Automerge;
 use gridsync_store::{DB_FILE_NAME, DocumentAppend, FORMAT_VERSION, Store, WriteBatch};
@@ -12,6 +13,7 @@ fn downgrade_to_format_1(dir: &std::path::Path) {
     conn.execute_batch(
         "ALTER TABLE documents DROP COLUMN heads;
          DROP TABLE derived;
+         DROP TABLE change_signatures;
          UPDATE format SET version = 1;
          PRAGMA user_version = 1;",
     )
@@ -20,7 +22,7 @@ fn downgrade_to_format_1(dir: &std::path::Path) {
 
 #[test]
 fn a_format_1_store_is_migrated_and_keeps_its_documents() {
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
     let dir = tempfile::tempdir().expect("temp dir");
     let building = path("panhuo/grid-1/bldg-1");
     let mut doc = Automerge::new();
@@ -37,7 +39,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_documents() {
         .expect("sqlite")
         .query_row("SELECT version FROM format", [], |row| row.get(0))
         .expect("format row");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let loaded = store.load_doc(&building).expect("load").expect("held");
     assert_eq!(get(&loaded, "visit-1").as_deref(), Some("contacted"));
     // Documents stored before heads were kept list with their heads unknown, until recorded.
@@ -56,6 +58,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_documents() {
                 chunk,
                 heads: doc.get_heads(),
                 origins: Vec::new(),
+                signed_heads: Vec::new(),
             }],
             sync_states: Vec::new(),
             derived: Vec::new(),
@@ -63,6 +66,8 @@ fn a_format_1_store_is_migrated_and_keeps_its_documents() {
         .expect("write after migration");
     assert_eq!(
         store.doc_heads().expect("heads"),
-        vec![(building, Some(doc.get_heads()))]
+        vec![(building.clone(), Some(doc.get_heads()))]
     );
+    // Format 3's signatures table is there after the two steps.
+    assert!(store.signatures(&building).expect("signatures").is_empty());
 }
