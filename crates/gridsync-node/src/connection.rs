@@ -256,11 +256,18 @@ fn handle_event(
             before_heads,
             from,
             received_whole,
+            signed_heads,
         } => {
             let persisted = {
                 let mut replica = shared.lock_replica();
                 replica
-                    .persist_received(&path, &before_heads, Some(&from), received_whole)
+                    .persist_received(
+                        &path,
+                        &before_heads,
+                        Some(&from),
+                        received_whole,
+                        signed_heads,
+                    )
                     .map(|()| replica.last_write_ticket())
             };
             match persisted {

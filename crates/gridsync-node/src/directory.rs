@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
-use gridsync_proto::{AuthorStanding, DocPath, NodeId, PathError, Scopes};
+use gridsync_proto::{AuthorStanding, DocPath, NodeId, PathError, Role, Scopes};
 use sha2::{Digest as _, Sha256};
 
 /// Name of the document under the street.
@@ -28,7 +28,7 @@ pub const SEGMENT: &str = "devices";
 /// The one top-level map: node id -> certificate (DER bytes).
 const DEVICES: &str = "devices";
 /// Largest certificate read from the document (gridsync-net refuses larger ones too).
-const MAX_CERT_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_CERT_BYTES: usize = 16 * 1024;
 
 pub fn directory_path(street: &str) -> Result<DocPath, PathError> {
     DocPath::from_segments(&[street, SEGMENT])
@@ -94,6 +94,16 @@ fn genesis_hashes() -> &'static HashSet<ChangeHash> {
     })
 }
 
+/// What a verified directory entry certifies.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedDevice {
+    pub node_id: NodeId,
+    pub role: Role,
+    pub scopes: Scopes,
+    /// The certificate's public key, which the device's change signatures verify against.
+    pub public_key: Vec<u8>,
+}
+
 /// The directory: certificates by node id, verified when first asked about.
 #[derive(Debug, Default)]
 pub struct DeviceDirectory {
@@ -101,21 +111,25 @@ pub struct DeviceDirectory {
     heads: Vec<ChangeHash>,
     /// Entries as stored (not yet verified), by key.
     entries: HashMap<String, Vec<u8>>,
+    /// Certificates seen in directory changes being inspected (not applied yet), by the node
+    /// they name: the key a directory change's own signature verifies against before the
+    /// entry it adds is in the document.
+    introduced: HashMap<String, Vec<u8>>,
     ca: Vec<u8>,
     /// Every certificate checked so far, by SHA-256 of its DER.
-    checked: HashMap<[u8; 32], Option<(NodeId, Scopes)>>,
+    checked: HashMap<[u8; 32], Option<VerifiedDevice>>,
 }
 
 impl DeviceDirectory {
     /// Re-reads the entries from `doc` if it changed since the last call (no verification:
     /// an entry is verified when a change by its device is first judged).
     pub fn refresh(&mut self, doc: &Automerge, ca_cert_der: &[u8]) {
+        self.ca = ca_cert_der.to_vec();
         let heads = doc.get_heads();
         if heads == self.heads {
             return;
         }
         self.heads = heads;
-        self.ca = ca_cert_der.to_vec();
         self.entries.clear();
         let Ok(Some((Value::Object(ObjType::Map), map))) = doc.get(ROOT, DEVICES) else {
             return;
@@ -134,23 +148,58 @@ impl DeviceDirectory {
         }
     }
 
-    fn grants(&mut self, node_id: &NodeId) -> Option<&Scopes> {
-        let der = self.entries.get(node_id.as_str())?;
+    /// Sets the CA that entries are verified against (when no directory document is held).
+    pub fn set_ca(&mut self, ca_cert_der: &[u8]) {
+        self.ca = ca_cert_der.to_vec();
+    }
+
+    /// Verifies `der` against the street CA (once per certificate).
+    pub(crate) fn verify(&mut self, der: &[u8]) -> Option<VerifiedDevice> {
         let digest: [u8; 32] = Sha256::digest(der).into();
         let ca = &self.ca;
-        let verdict = self.checked.entry(digest).or_insert_with(|| {
-            match gridsync_net::verify_device_certificate(ca, der) {
-                Ok(identity) => Some((identity.node_id, identity.scopes)),
-                Err(error) => {
-                    tracing::warn!(key = %node_id, %error, "ignoring a device directory entry that does not verify");
-                    None
-                }
+        self.checked
+            .entry(digest)
+            .or_insert_with(|| {
+                let identity = match gridsync_net::verify_device_certificate(ca, der) {
+                    Ok(identity) => identity,
+                    Err(error) => {
+                        tracing::warn!(%error, "ignoring a device certificate that does not verify");
+                        return None;
+                    }
+                };
+                let public_key = gridsync_net::certificate_public_key(der).ok()?;
+                Some(VerifiedDevice {
+                    node_id: identity.node_id,
+                    role: identity.role,
+                    scopes: identity.scopes,
+                    public_key,
+                })
+            })
+            .clone()
+    }
+
+    /// Records a certificate found in a directory change under inspection, once it verified
+    /// against the CA and names `node_id`.
+    pub(crate) fn introduce(&mut self, node_id: &NodeId, der: &[u8]) {
+        self.introduced
+            .insert(node_id.as_str().to_owned(), der.to_vec());
+    }
+
+    /// The verified device behind `node_id`: its directory entry, or a certificate
+    /// introduced by a directory change being inspected.
+    pub(crate) fn device(&mut self, node_id: &NodeId) -> Option<VerifiedDevice> {
+        let candidates = [
+            self.entries.get(node_id.as_str()).cloned(),
+            self.introduced.get(node_id.as_str()).cloned(),
+        ];
+        for der in candidates.into_iter().flatten() {
+            if let Some(device) = self.verify(&der)
+                && device.node_id == *node_id
+            {
+                return Some(device);
             }
-        });
-        match verdict {
-            Some((id, scopes)) if id == node_id => Some(scopes),
-            _ => None,
         }
+        None
     }
 
     /// Entries held (verified or not).
@@ -176,15 +225,13 @@ impl DeviceDirectory {
                 AuthorStanding::MayNotWrite
             };
         }
-        let Some(node_id) = std::str::from_utf8(author.to_bytes())
-            .ok()
-            .and_then(|s| NodeId::parse(s).ok())
-        else {
-            // Every gridsync device writes under its node id: anything else is forged.
+        let Some(node_id) = NodeId::from_actor(author) else {
+            // Every gridsync device writes under an actor naming its node: anything else is
+            // forged.
             return AuthorStanding::MayNotWrite;
         };
-        match self.grants(&node_id) {
-            Some(scopes) if scopes.may_write(path) => AuthorStanding::MayWrite,
+        match self.device(&node_id) {
+            Some(device) if device.scopes.may_write(path) => AuthorStanding::MayWrite,
             Some(_) => AuthorStanding::MayNotWrite,
             None => AuthorStanding::Unknown,
         }

@@ -2,8 +2,11 @@
 //! documents a [`Replica`] holds (listed from its heads index, loaded on demand) and the sync
 //! states in its store.
 
-use automerge::{ActorId, Automerge, ChangeHash};
-use gridsync_proto::{AuthorStanding, DocPath, DocumentSet, NodeId, SyncPriority};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+use gridsync_proto::{
+    AuthorStanding, ChangeSignature, DocPath, DocumentSet, NodeId, RefusalReason, SIGNATURE_LEN,
+    SignatureCheck, SyncPriority,
+};
 
 use crate::replica::Replica;
 
@@ -62,8 +65,48 @@ impl DocumentSet for Replica {
     ) -> AuthorStanding {
         let standing = Replica::author_standing(self, author, change, path);
         if standing != AuthorStanding::MayWrite {
-            tracing::info!(%path, author = %String::from_utf8_lossy(author.to_bytes()), ?standing, "refusing a relayed change");
+            tracing::info!(%path, author = %author_label(author), ?standing, "refusing a relayed change");
         }
         standing
     }
+
+    fn verify_signature(
+        &mut self,
+        author: &ActorId,
+        path: &DocPath,
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> SignatureCheck {
+        let check = Replica::verify_signature(self, author, signed, signature);
+        if check != SignatureCheck::Valid {
+            tracing::info!(%path, author = %author_label(author), ?check, "refusing changes over their signature");
+        }
+        check
+    }
+
+    fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature> {
+        self.signatures_for(path)
+            .into_iter()
+            .map(|head| head.signature)
+            .collect()
+    }
+
+    fn has_content_rules(&self, path: &DocPath) -> bool {
+        Replica::has_content_rules(self, path)
+    }
+
+    fn check_content(&mut self, path: &DocPath, change: &Change) -> Result<(), RefusalReason> {
+        let verdict = Replica::check_content(self, path, change);
+        if let Err(reason) = verdict {
+            tracing::warn!(%path, author = %author_label(change.actor_id()), %reason, "refusing a change to a street control document");
+        }
+        verdict
+    }
+}
+
+/// An actor for logs: its node id when it names one, else its hex.
+fn author_label(actor: &ActorId) -> String {
+    NodeId::from_actor(actor)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| actor.to_hex_string())
 }

@@ -32,6 +32,7 @@ pub mod replica;
 pub mod revocations;
 pub mod status;
 pub mod store_writer;
+pub(crate) mod street_rules;
 
 pub use config::NodeConfig;
 pub use replica::{Replica, ReplicaError};

@@ -184,6 +184,10 @@ impl RunningNode {
         let (writer, writer_handle) =
             StoreWriter::start(replica.store()).map_err(ReplicaError::from)?;
         let durability = writer_handle.waiter();
+        // A fresh actor for this run, recorded before anything is written under it: this
+        // node forwards changes before they are durable (see `Replica::begin_node_incarnation`).
+        replica.begin_node_incarnation()?;
+        replica.set_signing_key(&credentials.key_der)?;
         replica.use_store_writer(writer_handle);
         replica.set_cache_limit(Some(CACHED_DOCUMENTS));
         replica.set_limits(config.max_documents, config.max_store_bytes);

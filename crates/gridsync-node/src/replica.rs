@@ -14,7 +14,12 @@ use std::sync::Arc;
 
 use automerge::{ActorId, Automerge, ChangeHash};
 use gridsync_model::StreetPlan;
-use gridsync_proto::{AuthorStanding, DocPath, NodeId, Scopes, SyncPriority};
+use gridsync_net::ChangeSigner;
+use gridsync_proto::signature::signed_bytes;
+use gridsync_proto::{
+    AuthorStanding, ChangeSignature, DocPath, NodeId, RefusalReason, SIGNATURE_LEN, Scopes,
+    SignatureCheck, SignedHead, SyncPriority,
+};
 
 use crate::directory::DeviceDirectory;
 use crate::store_writer::{StoreWriterHandle, WriteTicket};
@@ -31,6 +36,13 @@ pub mod meta_keys {
     pub const NODE_ID: &str = "node_id";
     /// The street this replica belongs to.
     pub const STREET: &str = "street";
+    /// The incarnation (8 bytes) local changes are written under: see
+    /// [`super::Replica::begin_node_incarnation`].
+    pub const INCARNATION: &str = "actor.incarnation";
+    /// Present once a running node has written under the stored incarnation: it forwards
+    /// changes before they are durable, so after it stops (or crashes) the incarnation is
+    /// never written under again.
+    pub const INCARNATION_USED_BY_NODE: &str = "actor.used_by_node";
 }
 
 /// Why a replica operation failed.
@@ -96,9 +108,16 @@ pub struct Replica {
     staged: HashMap<DocPath, WriteTicket>,
     node_id: NodeId,
     street: String,
-    /// The automerge actor every local change is written under (derived from the node id,
-    /// so provenance can be read back from any change).
+    /// The automerge actor every local change is written under: the node id and this store
+    /// incarnation's suffix ([`NodeId::incarnation_actor`]), so provenance can be read back
+    /// from any change and no two incarnations ever write one (actor, seq).
     actor: ActorId,
+    /// The device key local changes are signed with; `None` for a device initialized
+    /// without an identity (`gridsync init`), whose changes no peer would accept anyway.
+    signer: Option<ChangeSigner>,
+    /// Signatures on each actor's newest change, per document, as far as read from the
+    /// store or written since (loaded per document on first use).
+    signatures: HashMap<DocPath, Vec<SignedHead>>,
     /// The street plan as last read, with the plan document's heads it was read at. Reading
     /// 18,563 households takes milliseconds, so it is not redone per write.
     plan_cache: Option<(Vec<ChangeHash>, Arc<StreetPlan>)>,
@@ -137,11 +156,13 @@ impl Replica {
         let mut store = Store::create(dir)?;
         store.put_meta(meta_keys::NODE_ID, node_id.as_str().as_bytes())?;
         store.put_meta(meta_keys::STREET, street.as_bytes())?;
+        let incarnation = new_incarnation(&mut store)?;
         Ok(Self::from_parts(
             dir,
             store,
             node_id.clone(),
             street.to_owned(),
+            incarnation,
         ))
     }
 
@@ -160,7 +181,9 @@ impl Replica {
             .ok_or_else(|| ReplicaError::NotInitialized(dir.to_owned()))?;
         let street = String::from_utf8(street)
             .map_err(|_| ReplicaError::BadStreet(dir.display().to_string()))?;
-        let mut replica = Self::from_parts(dir, store, node_id, street);
+        let mut store = store;
+        let incarnation = current_incarnation(&mut store)?;
+        let mut replica = Self::from_parts(dir, store, node_id, street, incarnation);
         replica.read_known_heads()?;
         match crate::credentials::load_invite(&replica.store) {
             Ok(Some(invite)) => {
@@ -168,6 +191,8 @@ impl Replica {
                     .credentials()
                     .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
                 replica.write_scopes = Some(invite.identity.scopes);
+                replica.set_signing_key(&credentials.key_der)?;
+                replica.directory.set_ca(&credentials.ca_cert_der);
                 replica.trust_root = Some(credentials.ca_cert_der);
             }
             Ok(None) => {}
@@ -236,8 +261,14 @@ impl Replica {
         self.write_scopes = scopes;
     }
 
-    fn from_parts(dir: &Path, store: Store, node_id: NodeId, street: String) -> Self {
-        let actor = gridsync_model::actor_for(&node_id);
+    fn from_parts(
+        dir: &Path,
+        store: Store,
+        node_id: NodeId,
+        street: String,
+        incarnation: [u8; INCARNATION_LEN],
+    ) -> Self {
+        let actor = node_id.incarnation_actor(incarnation);
         Replica {
             dir: dir.to_owned(),
             store,
@@ -251,6 +282,8 @@ impl Replica {
             node_id,
             street,
             actor,
+            signer: None,
+            signatures: HashMap::new(),
             plan_cache: None,
             write_scopes: None,
             limits: StorageLimits::default(),
@@ -263,7 +296,185 @@ impl Replica {
     /// [`Replica::open`] sets it from the installed identity; a node started from parts
     /// sets it from its credentials.
     pub fn set_trust_root(&mut self, ca_cert_der: Vec<u8>) {
+        self.directory.set_ca(&ca_cert_der);
         self.trust_root = Some(ca_cert_der);
+    }
+
+    /// Sets the device key local changes are signed with (PKCS#8 DER of the certificate's
+    /// key). [`Replica::open`] sets it from the installed identity.
+    pub fn set_signing_key(&mut self, key_der: &[u8]) -> Result<(), ReplicaError> {
+        let signer =
+            ChangeSigner::from_pkcs8(key_der).map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+        self.signer = Some(signer);
+        Ok(())
+    }
+
+    /// The actor local changes are written under now.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// Starts a new incarnation for a running node: a fresh actor, recorded as used by a
+    /// node before any change is written under it. A running node forwards changes before
+    /// they are durable; should it crash in between, a later write under the same actor
+    /// could reuse a sequence number a peer already holds for another change, and automerge
+    /// would refuse one of the two for good. So every node start, and every write after a
+    /// node ran, gets an actor no earlier incarnation used.
+    pub fn begin_node_incarnation(&mut self) -> Result<(), ReplicaError> {
+        let incarnation = new_incarnation(&mut self.store)?;
+        self.store
+            .put_meta(meta_keys::INCARNATION_USED_BY_NODE, b"1")?;
+        self.switch_actor(self.node_id.incarnation_actor(incarnation));
+        Ok(())
+    }
+
+    /// Writes under `actor` from now on, loaded documents included.
+    fn switch_actor(&mut self, actor: ActorId) {
+        self.actor = actor;
+        for doc in self.docs.values_mut() {
+            doc.set_actor(self.actor.clone());
+        }
+    }
+
+    /// The signatures held for `path`: one per actor, on its newest change here.
+    pub fn signatures_for(&mut self, path: &DocPath) -> Vec<SignedHead> {
+        if !self.signatures.contains_key(path) {
+            let stored = self.store.signatures(path).unwrap_or_else(|error| {
+                tracing::warn!(%path, %error, "cannot read stored change signatures");
+                Vec::new()
+            });
+            self.signatures.insert(path.clone(), stored);
+        }
+        self.signatures.get(path).cloned().unwrap_or_default()
+    }
+
+    /// Keeps `heads` as the signatures of their actors' newest changes in `path` (in memory
+    /// now; the caller stores them with the changes).
+    fn remember_signatures(&mut self, path: &DocPath, heads: &[SignedHead]) {
+        if heads.is_empty() {
+            return;
+        }
+        self.signatures_for(path);
+        let Some(held) = self.signatures.get_mut(path) else {
+            return;
+        };
+        for head in heads {
+            match held.iter_mut().find(|h| h.actor == head.actor) {
+                Some(existing) if existing.seq >= head.seq => {}
+                Some(existing) => *existing = head.clone(),
+                None => held.push(head.clone()),
+            }
+        }
+    }
+
+    /// Signs this device's newest change in `path` among those after `before`: the one
+    /// signature that vouches for all of them.
+    fn sign_new_changes(
+        &self,
+        path: &DocPath,
+        doc: &Automerge,
+        before: &[ChangeHash],
+    ) -> Result<Vec<SignedHead>, ReplicaError> {
+        let Some(signer) = &self.signer else {
+            return Ok(Vec::new());
+        };
+        let newest = doc
+            .get_changes_meta(before)
+            .into_iter()
+            .filter(|meta| *meta.actor == self.actor)
+            .max_by_key(|meta| meta.seq);
+        let Some(newest) = newest else {
+            return Ok(Vec::new());
+        };
+        let signature = signer
+            .sign(&signed_bytes(path, &newest.hash))
+            .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+        Ok(vec![SignedHead {
+            actor: self.actor.clone(),
+            seq: newest.seq,
+            signature: ChangeSignature {
+                hash: newest.hash,
+                signature,
+            },
+        }])
+    }
+
+    /// Is `signature` the signature of the device behind `author` over `signed`?
+    pub fn verify_signature(
+        &mut self,
+        author: &ActorId,
+        signed: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> SignatureCheck {
+        let Some(node_id) = NodeId::from_actor(author) else {
+            return SignatureCheck::Invalid;
+        };
+        if self.trust_root.is_none() {
+            return SignatureCheck::UnknownAuthor;
+        }
+        self.refresh_directory();
+        match self.directory.device(&node_id) {
+            Some(device) => {
+                if gridsync_net::verify_change_signature(&device.public_key, signed, signature) {
+                    SignatureCheck::Valid
+                } else {
+                    SignatureCheck::Invalid
+                }
+            }
+            None => SignatureCheck::UnknownAuthor,
+        }
+    }
+
+    /// Whether `path` is one of the street's control documents with content rules.
+    pub fn has_content_rules(&self, path: &DocPath) -> bool {
+        self.control_document(path).is_some()
+    }
+
+    /// Checks a received change to a control document against its rules
+    /// ([`crate::street_rules`]).
+    pub fn check_content(
+        &mut self,
+        path: &DocPath,
+        change: &automerge::Change,
+    ) -> Result<(), RefusalReason> {
+        match self.control_document(path) {
+            Some(ControlDocument::Directory) => {
+                if self.trust_root.is_none() {
+                    return Err(RefusalReason::UnknownAuthor);
+                }
+                self.refresh_directory();
+                crate::street_rules::check_directory_change(change, &mut self.directory)
+            }
+            Some(ControlDocument::Revocations) => {
+                crate::street_rules::check_revocations_change(change)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn control_document(&self, path: &DocPath) -> Option<ControlDocument> {
+        let mut segments = path.segments();
+        if segments.next() != Some(self.street.as_str()) {
+            return None;
+        }
+        match (segments.next(), segments.next()) {
+            (Some(crate::directory::SEGMENT), None) => Some(ControlDocument::Directory),
+            (Some(crate::revocations::SEGMENT), None) => Some(ControlDocument::Revocations),
+            _ => None,
+        }
+    }
+
+    /// Brings the device directory up to the directory document held.
+    fn refresh_directory(&mut self) {
+        let Ok(directory_path) = crate::directory::directory_path(&self.street) else {
+            return;
+        };
+        if let Err(error) = self.ensure_loaded(&directory_path) {
+            tracing::warn!(%error, "cannot load the device directory");
+        }
+        if let (Some(doc), Some(trust_root)) = (self.docs.get(&directory_path), &self.trust_root) {
+            self.directory.refresh(doc, trust_root);
+        }
     }
 
     /// Publishes this device's certificate in the street's device directory (one durable
@@ -290,22 +501,16 @@ impl Replica {
         change: &ChangeHash,
         path: &DocPath,
     ) -> AuthorStanding {
-        let Ok(directory_path) = crate::directory::directory_path(&self.street) else {
-            return AuthorStanding::Unknown;
-        };
-        if *path == directory_path {
-            // Entries verify themselves against the CA when read; anyone may add one.
+        if self.control_document(path) == Some(ControlDocument::Directory) {
+            // Every device publishes its own entry, before the directory holds it: the
+            // content rules (checked first) admit a directory change only when its
+            // certificate names its author, or its author is the office.
             return AuthorStanding::MayWrite;
         }
         if self.trust_root.is_none() {
             return AuthorStanding::Unknown;
         }
-        if let Err(error) = self.ensure_loaded(&directory_path) {
-            tracing::warn!(%error, "cannot load the device directory");
-        }
-        if let (Some(doc), Some(trust_root)) = (self.docs.get(&directory_path), &self.trust_root) {
-            self.directory.refresh(doc, trust_root);
-        }
+        self.refresh_directory();
         self.directory.standing(author, change, path)
     }
 
@@ -506,6 +711,8 @@ impl Replica {
     /// Replaces the in-memory copy of `path` by what the store holds (best effort: if the
     /// store cannot be read either, the document is left unloaded).
     fn forget_unsaved(&mut self, path: &DocPath) {
+        // Signatures written with the lost changes were lost with them: read them again.
+        self.signatures.remove(path);
         self.docs.remove(path);
         self.last_use.remove(path);
         self.staged.remove(path);
@@ -688,12 +895,21 @@ impl Replica {
         };
         let bytes = doc.save_after(&before);
         if !bytes.is_empty() {
+            let heads = doc.get_heads();
+            let signed_heads = match self.sign_new_changes(path, &self.docs[path], &before) {
+                Ok(signed) => signed,
+                Err(e) => {
+                    self.forget_unsaved(path);
+                    return Err(e);
+                }
+            };
+            self.remember_signatures(path, &signed_heads);
             let append = DocumentAppend {
                 path: path.clone(),
                 chunk: bytes,
-                heads: doc.get_heads(),
+                heads,
                 origins: Vec::new(),
-                signed_heads: Vec::new(),
+                signed_heads,
             };
             if let Err(e) = self.store_append(append) {
                 // The store still holds the last durable state.
@@ -728,7 +944,7 @@ impl Replica {
         before: &[ChangeHash],
         via: Option<&NodeId>,
     ) -> Result<(), ReplicaError> {
-        self.persist_received(path, before, via, None)
+        self.persist_received(path, before, via, None, Vec::new())
     }
 
     /// [`Replica::persist_from`] for a document that may have arrived whole: while the
@@ -740,7 +956,11 @@ impl Replica {
         before: &[ChangeHash],
         via: Option<&NodeId>,
         received_whole: Option<gridsync_proto::ReceivedWhole>,
+        signed_heads: Vec<SignedHead>,
     ) -> Result<(), ReplicaError> {
+        // Kept in memory before anything else, so that the other sessions this change is
+        // fanned out to hand the signatures on with it.
+        self.remember_signatures(path, &signed_heads);
         if let Some(doc) = self.docs.get(path) {
             // A document new here is stored as one compressed save: `save_after(&[])` would
             // encode its changes one by one, about four times the bytes (and the time) for a
@@ -773,7 +993,7 @@ impl Replica {
                     chunk: bytes,
                     heads: doc.get_heads(),
                     origins,
-                    signed_heads: Vec::new(),
+                    signed_heads,
                 };
                 if let Err(e) = self.store_append(append) {
                     // Memory must not hold what the disk does not: drop the unsaved changes
@@ -794,13 +1014,15 @@ impl Replica {
         path: &DocPath,
         doc: Automerge,
         saved: Vec<u8>,
+        signed_heads: Vec<SignedHead>,
     ) -> Result<(), ReplicaError> {
+        self.remember_signatures(path, &signed_heads);
         let append = DocumentAppend {
             path: path.clone(),
             chunk: saved,
             heads: doc.get_heads(),
             origins: Vec::new(),
-            signed_heads: Vec::new(),
+            signed_heads,
         };
         self.store_append(append)?;
         let mut doc = doc;
@@ -867,7 +1089,12 @@ impl Replica {
 
     /// Merges another replica's copy of a document into this one (an offline exchange, by
     /// file or in-process) and stores what was new. Returns whether anything changed.
-    pub fn merge_doc(&mut self, path: &DocPath, other: &Automerge) -> Result<bool, ReplicaError> {
+    pub fn merge_doc(
+        &mut self,
+        path: &DocPath,
+        other: &Automerge,
+        signed_heads: Vec<SignedHead>,
+    ) -> Result<bool, ReplicaError> {
         self.ensure_loaded(path)?;
         let doc = self.doc_mut_or_create(path);
         let before = doc.get_heads();
@@ -877,9 +1104,44 @@ impl Replica {
         if doc.get_heads() == before {
             return Ok(false);
         }
-        self.persist_since(path, &before)?;
+        self.persist_received(path, &before, None, None, signed_heads)?;
         Ok(true)
     }
+}
+
+/// The street's control documents, which have content rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ControlDocument {
+    Directory,
+    Revocations,
+}
+
+use gridsync_proto::identity::INCARNATION_LEN;
+
+/// Draws a fresh incarnation and stores it (durably) as the one to write under; clears the
+/// "used by a node" mark.
+fn new_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
+    let incarnation: [u8; INCARNATION_LEN] = rand::random();
+    store.put_meta(meta_keys::INCARNATION, &incarnation)?;
+    store.delete_meta(meta_keys::INCARNATION_USED_BY_NODE)?;
+    Ok(incarnation)
+}
+
+/// The incarnation to write under on open: the stored one, unless a running node used it
+/// (or the store predates incarnations), in which case a fresh one.
+fn current_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
+    let stored = store.get_meta(meta_keys::INCARNATION)?;
+    let used_by_node = store.get_meta(meta_keys::INCARNATION_USED_BY_NODE)?.is_some();
+    match stored.and_then(|bytes| <[u8; INCARNATION_LEN]>::try_from(bytes.as_slice()).ok()) {
+        Some(incarnation) if !used_by_node => Ok(incarnation),
+        _ => new_incarnation(store),
+    }
+}
+
+/// Marks the store's incarnation as never to be written under again (after a restore: the
+/// backup's incarnation may have written changes after the backup was taken).
+pub fn retire_incarnation(store: &mut Store) -> Result<(), StoreError> {
+    store.put_meta(meta_keys::INCARNATION_USED_BY_NODE, b"1")
 }
 
 /// The node id behind an actor, `genesis` for the skeleton's actor, else the actor's hex.

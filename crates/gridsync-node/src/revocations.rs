@@ -45,6 +45,11 @@ pub fn add(
     let Some((Value::Object(ObjType::Map), map)) = doc.get(ROOT, REVOKED)? else {
         return Err(automerge::AutomergeError::InvalidOp(ObjType::Map));
     };
+    // The list is add-only (every node refuses a change that replaces an entry), so a node
+    // already revoked is left as it is.
+    if doc.get(&map, revocation.node_id.as_str())?.is_some() {
+        return Ok(());
+    }
     // Invariant: a SignedRevocation is plain data and always serializes.
     let json = serde_json::to_string(revocation).expect("revocation serializes");
     doc.transact_with(

@@ -205,6 +205,10 @@ impl SimWorld {
         let scratch = tempfile::tempdir()?;
         let office = NodeId::parse("office").map_err(|e| SimError::BadName(e.to_string()))?;
         let mut source = Replica::init(scratch.path(), &office, &self.street.plan.street)?;
+        // The plan is the office's: signed with its key, so every device can relay it.
+        if let Some(office_node) = self.nodes.values().find(|n| n.ctx.spec.node_id == office) {
+            source.set_signing_key(&office_node.ctx.credentials.key_der)?;
+        }
         FieldWrite::PlanImport {
             csv: self.street.plan.csv(),
         }
@@ -215,10 +219,11 @@ impl SimWorld {
             .doc(&path)?
             .cloned()
             .ok_or_else(|| SimError::Plan("the import wrote no plan document".into()))?;
+        let signed_heads = source.signatures_for(&path);
         for node in self.nodes.values() {
             let ctx = &node.ctx;
             let mut replica = Replica::init(&ctx.dir, &ctx.spec.node_id, &ctx.street)?;
-            replica.merge_doc(&path, &plan_doc)?;
+            replica.merge_doc(&path, &plan_doc, signed_heads.clone())?;
         }
         Ok(())
     }

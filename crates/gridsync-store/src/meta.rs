@@ -24,4 +24,12 @@ impl Store {
             .execute((key, value))?;
         Ok(())
     }
+
+    /// Removes `key` (nothing if absent). Durable when `Ok`.
+    pub fn delete_meta(&mut self, key: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
 }

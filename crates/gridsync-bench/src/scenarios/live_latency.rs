@@ -105,8 +105,11 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
         .doc(&plan_path)?
         .context("the office holds the plan it imported")?
         .clone();
+    let plan_signatures = office.replica.signatures_for(&plan_path);
     for enrolled in [&mut office, &mut captain, &mut volunteer] {
-        enrolled.replica.merge_doc(&plan_path, &plan_doc)?;
+        enrolled
+            .replica
+            .merge_doc(&plan_path, &plan_doc, plan_signatures.clone())?;
         store_docs(&mut enrolled.replica, &docs, progress)?;
     }
     drop(docs);

@@ -27,6 +27,9 @@ pub struct StreetDocSeed {
     pub doc: Automerge,
     /// `doc.save()`, appended to every device's store.
     pub saved: Vec<u8>,
+    /// The authors' signatures that vouch for the document's changes, installed with it so
+    /// that devices can relay them.
+    pub signed_heads: Vec<gridsync_proto::SignedHead>,
 }
 
 impl std::fmt::Debug for StreetDocSeed {
@@ -39,10 +42,19 @@ impl std::fmt::Debug for StreetDocSeed {
 }
 
 impl StreetDocSeed {
-    /// A seed of `doc` at `path`.
-    pub fn new(path: DocPath, doc: Automerge) -> StreetDocSeed {
+    /// A seed of `doc` at `path`, with the signatures that vouch for its changes.
+    pub fn new(
+        path: DocPath,
+        doc: Automerge,
+        signed_heads: Vec<gridsync_proto::SignedHead>,
+    ) -> StreetDocSeed {
         let saved = doc.save();
-        StreetDocSeed { path, doc, saved }
+        StreetDocSeed {
+            path,
+            doc,
+            saved,
+            signed_heads,
+        }
     }
 
     /// A seed of the document `replica` holds at `path`.
@@ -51,7 +63,8 @@ impl StreetDocSeed {
             .doc(&path)?
             .cloned()
             .ok_or_else(|| ContactError::Shape(format!("{path} was not written")))?;
-        Ok(StreetDocSeed::new(path, doc))
+        let signed_heads = replica.signatures_for(&path);
+        Ok(StreetDocSeed::new(path, doc, signed_heads))
     }
 }
 
@@ -105,7 +118,7 @@ pub fn install(replica: &mut Replica, seed: &StreetDocSeed) -> Result<(), Contac
             .any(|h| seed.doc.get_change_by_hash(h).is_none())
     {
         // The device holds changes the seed lacks: merge rather than replace.
-        replica.merge_doc(&seed.path, &seed.doc)?;
+        replica.merge_doc(&seed.path, &seed.doc, seed.signed_heads.clone())?;
         return Ok(());
     }
     // The seed holds everything the device held (its own directory entry, say): store it
@@ -117,7 +130,12 @@ pub fn install(replica: &mut Replica, seed: &StreetDocSeed) -> Result<(), Contac
         snapshot_factor: u64::MAX,
         min_chunk_bytes: u64::MAX,
     });
-    let installed = replica.install_document(&seed.path, seed.doc.clone(), seed.saved.clone());
+    let installed = replica.install_document(
+        &seed.path,
+        seed.doc.clone(),
+        seed.saved.clone(),
+        seed.signed_heads.clone(),
+    );
     replica
         .store_mut()
         .set_compaction_policy(CompactionPolicy::default());

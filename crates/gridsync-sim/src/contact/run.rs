@@ -232,14 +232,17 @@ impl StreetSim {
             let path = gridsync_node::directory::directory_path(&layout.shape.street)
                 .map_err(|e| ContactError::Shape(e.to_string()))?;
             let mut directory = automerge::Automerge::new();
+            let mut signed_heads = Vec::new();
             for device in &mut devices {
                 if let Some(doc) = device.replica.doc(&path)? {
                     directory
                         .merge(&mut doc.clone())
                         .map_err(|e| ContactError::Shape(format!("device directory: {e}")))?;
                 }
+                // Each device signed its own entry; the seed carries every signature.
+                signed_heads.extend(device.replica.signatures_for(&path));
             }
-            let seed = StreetDocSeed::new(path, directory);
+            let seed = StreetDocSeed::new(path, directory, signed_heads);
             for device in &mut devices {
                 install(&mut device.replica, &seed)?;
             }

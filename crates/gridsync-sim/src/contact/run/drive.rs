@@ -126,8 +126,15 @@ impl StreetSim {
                     before_heads,
                     from,
                     received_whole,
+                    signed_heads,
                 } => {
-                    replica.persist_received(&path, &before_heads, Some(&from), received_whole)?;
+                    replica.persist_received(
+                        &path,
+                        &before_heads,
+                        Some(&from),
+                        received_whole,
+                        signed_heads,
+                    )?;
                     self.counters.documents_received += 1;
                     side.up_to_date = false;
                     changed.push(path);
