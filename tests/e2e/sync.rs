@@ -817,3 +817,51 @@ fn a_courier_carries_records_both_ways_without_writing_them() {
     );
     assert!(visit_ids(&street.office).contains(&other_grid));
 }
+
+/// A volunteer's device restored from a backup older than its last visit: the restored
+/// device writes under a new actor, so its next visit and the visit the backup missed both
+/// end up everywhere (under one actor, two different changes would share a sequence number
+/// and each side would refuse the other's for good).
+#[test]
+fn a_device_restored_from_an_older_backup_keeps_syncing_every_record() {
+    let street = Street::with_plan(&[("vol-1", "panhuo/grid-001")]);
+    let v1 = street.device("vol-1");
+    let office_node = NodeProcess::start(&street.office, "office", &[]);
+    let n1 = NodeProcess::start(v1, "vol-1", &[office_node.addr]);
+    await_plan(&[v1], SYNC_TIMEOUT);
+    let before_backup = add_visit(v1, "h-1");
+    let backup_dir = tempfile::tempdir().expect("temp dir");
+    let backup = backup_dir.path().join("vol-1.backup");
+    let backup = backup.to_str().expect("temp paths are UTF-8");
+    v1.run(&["backup", "--out", backup]).ok();
+    let after_backup = add_visit(v1, "h-2");
+    assert!(
+        wait_until(SYNC_TIMEOUT, || visit_ids(&street.office)
+            == ids([&before_backup, &after_backup])),
+        "visits did not reach the office: {:?}",
+        visit_ids(&street.office)
+    );
+    assert!(n1.stop().success(), "vol-1 did not stop cleanly");
+
+    // The device is lost; its backup is restored onto a new one, which goes on working.
+    let restored = crate::support::Device::new();
+    restored.run(&["restore", backup]).ok();
+    assert_eq!(visit_ids(&restored), ids([&before_backup]));
+    let _n1 = NodeProcess::start(&restored, "vol-1", &[office_node.addr]);
+    let after_restore = add_visit(&restored, "h-1");
+    let everything = ids([&before_backup, &after_backup, &after_restore]);
+    assert!(
+        wait_until(SYNC_TIMEOUT, || visit_ids(&street.office) == everything
+            && visit_ids(&restored) == everything),
+        "after the restore: office {:?}, restored device {:?}, expected {everything:?}",
+        visit_ids(&street.office),
+        visit_ids(&restored)
+    );
+    assert!(
+        wait_until(SYNC_TIMEOUT, || same_heads(
+            &[&street.office, &restored],
+            BLDG_1_DOC
+        )),
+        "bldg-1 did not converge"
+    );
+}

@@ -33,6 +33,8 @@ pub mod revocations;
 pub mod status;
 pub mod store_writer;
 pub(crate) mod street_rules;
+#[cfg(test)]
+mod trust_tests;
 
 pub use config::NodeConfig;
 pub use replica::{Replica, ReplicaError};

@@ -30,8 +30,12 @@ pub fn backup(data: &Path, file: &Path, out: Output) -> Result<()> {
 }
 
 pub fn restore(data: &Path, file: &Path, out: Output) -> Result<()> {
-    let store = Store::restore(file, data)
+    let mut store = Store::restore(file, data)
         .with_context(|| format!("cannot restore {} into {}", file.display(), data.display()))?;
+    // The backup's incarnation may have written changes after the backup was taken; writing
+    // under it again would fork those documents for good. The next open draws a new one.
+    gridsync_node::replica::retire_incarnation(&mut store)
+        .context("cannot mark the restored store's actor as retired")?;
     drop(store);
     // Opening as a replica checks that the backup holds a node identity, not just a store.
     let mut replica = Replica::open(data)?;

@@ -81,6 +81,8 @@ async fn run_demo(args: DemoArgs, out: Output) -> Result<()> {
     {
         let office = &mut devices[0];
         let mut replica = Replica::open(&office.dir)?;
+        // Signed with the office's key, as every change is, so that every device takes it.
+        replica.set_signing_key(&office.credentials.key_der)?;
         let receipt = FieldWrite::PlanImport {
             csv: street::plan_csv(SHAPE),
         }
@@ -377,7 +379,13 @@ fn log_visits(
     let mut count = 0;
     let mut offline_replica = match device.running {
         Some(_) => None,
-        None => Some(Replica::open(&device.dir)?),
+        None => {
+            // Offline writes are signed with the device key too (the demo's stores hold no
+            // invite, so the key is set here).
+            let mut replica = Replica::open(&device.dir)?;
+            replica.set_signing_key(&device.credentials.key_der)?;
+            Some(replica)
+        }
     };
     for u in 0..SHAPE.units_per_building {
         for h in 0..SHAPE.households_per_unit {

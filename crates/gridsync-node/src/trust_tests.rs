@@ -1,0 +1,271 @@
+//! The trust model end to end on real replicas, keys and certificates: two `SyncSession`s
+//! driven in memory the way a node's connection drives them (received changes stored with
+//! their signatures before anything else happens).
+
+#![allow(clippy::unwrap_used)]
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT, ReadDoc};
+use gridsync_net::{DeviceIdentity, StreetCa};
+use gridsync_proto::signature::signed_bytes;
+use gridsync_proto::{
+    ChangeSignature, DocPath, LocalIdentity, NodeId, PeerIdentity, RefusalReason, Role, Scopes,
+    SessionConfig, SessionEvent, SignedHead, SyncSession,
+};
+
+use crate::replica::Replica;
+
+const STREET: &str = "s";
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct Member {
+    identity: LocalIdentity,
+    replica: Replica,
+    key_der: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+fn enroll(ca: &StreetCa, name: &str, role: Role, grants: &[&str]) -> Member {
+    let scopes = Scopes(grants.iter().map(|g| g.parse().unwrap()).collect());
+    let node_id = NodeId::parse(name).unwrap();
+    let issued = ca
+        .issue(&DeviceIdentity {
+            street: STREET.into(),
+            node_id: node_id.clone(),
+            role,
+            scopes: scopes.clone(),
+            not_before: now_secs() - 60,
+            not_after: now_secs() + 3600,
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = Replica::init(dir.path(), &node_id, STREET).unwrap();
+    replica.set_trust_root(ca.cert_der().to_vec());
+    replica.set_signing_key(&issued.key_der).unwrap();
+    replica
+        .publish_device_certificate(&issued.cert_der, 1_000)
+        .unwrap();
+    Member {
+        identity: LocalIdentity {
+            node_id,
+            role,
+            scopes,
+        },
+        replica,
+        key_der: issued.key_der,
+        _dir: dir,
+    }
+}
+
+fn peer_of(member: &Member) -> PeerIdentity {
+    PeerIdentity {
+        node_id: member.identity.node_id.clone(),
+        role: member.identity.role,
+        scopes: member.identity.scopes.clone(),
+    }
+}
+
+/// Syncs `a` and `b` until neither has anything to send; returns what each refused.
+fn sync(a: &mut Member, b: &mut Member) -> (Vec<(DocPath, RefusalReason)>, Vec<(DocPath, RefusalReason)>) {
+    let mut sa = SyncSession::new(SessionConfig::new(a.identity.clone()), peer_of(b), 0);
+    let mut sb = SyncSession::new(SessionConfig::new(b.identity.clone()), peer_of(a), 0);
+    let mut refused = (Vec::new(), Vec::new());
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Some(bytes) = sa.poll_transmit() {
+            moved = true;
+            let _ = sb.handle_bytes(0, &bytes, &mut b.replica);
+            drain(&mut sb, &mut b.replica, &a.identity.node_id, &mut refused.1);
+        }
+        while let Some(bytes) = sb.poll_transmit() {
+            moved = true;
+            let _ = sa.handle_bytes(0, &bytes, &mut a.replica);
+            drain(&mut sa, &mut a.replica, &b.identity.node_id, &mut refused.0);
+        }
+        drain(&mut sa, &mut a.replica, &b.identity.node_id, &mut refused.0);
+        drain(&mut sb, &mut b.replica, &a.identity.node_id, &mut refused.1);
+        if !moved {
+            return refused;
+        }
+    }
+    panic!("the sessions did not settle");
+}
+
+fn drain(
+    session: &mut SyncSession,
+    replica: &mut Replica,
+    peer: &NodeId,
+    refused: &mut Vec<(DocPath, RefusalReason)>,
+) {
+    while let Some(event) = session.poll_event() {
+        match event {
+            SessionEvent::DocumentChanged {
+                path,
+                before_heads,
+                received_whole,
+                signed_heads,
+                ..
+            } => replica
+                .persist_received(&path, &before_heads, Some(peer), received_whole, signed_heads)
+                .unwrap(),
+            SessionEvent::ChangeRefused { path, reason } => refused.push((path, reason)),
+            _ => {}
+        }
+    }
+}
+
+fn plan_path() -> DocPath {
+    gridsync_model::plan_path(STREET).unwrap()
+}
+
+fn street() -> (StreetCa, Member, Member, Member) {
+    let ca = StreetCa::generate(STREET, now_secs()).unwrap();
+    let office = enroll(&ca, "office", Role::Office, &["write:s"]);
+    let relay = enroll(
+        &ca,
+        "relay-1",
+        Role::Relay,
+        &["carry:s", "write:s/devices"],
+    );
+    let volunteer = enroll(
+        &ca,
+        "vol-1",
+        Role::Volunteer,
+        &["write:s/g1", "write:s/devices", "carry:s/plan", "carry:s/revocations"],
+    );
+    (ca, office, relay, volunteer)
+}
+
+fn office_writes_plan(office: &mut Member, key: &str) {
+    office
+        .replica
+        .write(&plan_path(), gridsync_model::DocKind::StreetPlan, |doc| {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, key, "from the office")?;
+            tx.commit();
+            Ok::<_, automerge::AutomergeError>(())
+        })
+        .unwrap();
+}
+
+fn holds_key(member: &mut Member, path: &DocPath, key: &str) -> bool {
+    member
+        .replica
+        .doc(path)
+        .unwrap()
+        .is_some_and(|doc| doc.get(ROOT, key).unwrap().is_some())
+}
+
+#[test]
+fn signed_records_travel_through_a_relay() {
+    let (_ca, mut office, mut relay, mut volunteer) = street();
+    office_writes_plan(&mut office, "households");
+    let (r1, r2) = sync(&mut office, &mut relay);
+    assert!(r1.is_empty() && r2.is_empty(), "{r1:?} {r2:?}");
+    let (r1, r2) = sync(&mut relay, &mut volunteer);
+    assert!(r1.is_empty() && r2.is_empty(), "{r1:?} {r2:?}");
+    assert!(holds_key(&mut volunteer, &plan_path(), "households"));
+}
+
+/// A carrier makes a change under the office's actor and relays it: refused at the first
+/// hop, whether it signs with its own key or not at all.
+#[test]
+fn a_carrier_cannot_forge_the_office() {
+    let (_ca, mut office, mut relay, mut volunteer) = street();
+    office_writes_plan(&mut office, "households");
+    sync(&mut office, &mut relay);
+    let path = plan_path();
+    for signed_by_relay in [true, false] {
+        let mut forged: Automerge = relay.replica.doc(&path).unwrap().unwrap().fork();
+        forged.set_actor(NodeId::parse("office").unwrap().actor_id());
+        let mut tx = forged.transaction();
+        tx.delete(ROOT, "households").unwrap();
+        tx.commit();
+        let newest = forged.get_last_local_change().unwrap();
+        let mut heads = Vec::new();
+        if signed_by_relay {
+            let signer = gridsync_net::ChangeSigner::from_pkcs8(&relay.key_der).unwrap();
+            heads.push(SignedHead {
+                actor: newest.actor_id().clone(),
+                seq: newest.seq(),
+                signature: ChangeSignature {
+                    hash: newest.hash(),
+                    signature: signer.sign(&signed_bytes(&path, &newest.hash())).unwrap(),
+                },
+            });
+        }
+        let mut carrier = enroll(&_ca, "relay-2", Role::Relay, &["carry:s", "write:s/devices"]);
+        carrier.replica.merge_doc(&path, &forged, heads).unwrap();
+        let (_, refused) = sync(&mut carrier, &mut volunteer);
+        assert!(
+            refused.contains(&(path.clone(), RefusalReason::BadSignature)),
+            "{refused:?}"
+        );
+        // The volunteer has the directory now, but never the forged deletion.
+        sync(&mut relay, &mut volunteer);
+        assert!(holds_key(&mut volunteer, &path, "households"));
+    }
+}
+
+/// A device that may write the directory replaces the whole map with a string and files an
+/// entry for someone else: every change of that kind is refused, and the directory keeps
+/// answering for everyone.
+#[test]
+fn no_device_can_vandalize_the_directory() {
+    let (_ca, mut office, _relay, mut volunteer) = street();
+    let directory = crate::directory::directory_path(STREET).unwrap();
+    volunteer
+        .replica
+        .write_with_genesis(&directory, crate::directory::genesis, |doc| {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, "devices", "gone")?;
+            tx.commit();
+            Ok::<_, automerge::AutomergeError>(())
+        })
+        .unwrap();
+    let (_, refused) = sync(&mut volunteer, &mut office);
+    assert!(
+        refused.contains(&(directory.clone(), RefusalReason::BadContent)),
+        "{refused:?}"
+    );
+    // The office still knows its own entry and the volunteer's (from before the vandalism
+    // it could not take), and keeps judging authors by them.
+    office_writes_plan(&mut office, "households");
+    let mut fresh = enroll(&_ca, "vol-2", Role::Volunteer, &["write:s/g1", "write:s/devices", "carry:s/plan"]);
+    let (_, refused) = sync(&mut office, &mut fresh);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(holds_key(&mut fresh, &plan_path(), "households"));
+}
+
+/// Every node start writes under a new actor; a plain reopen (the CLI) keeps the stored one
+/// unless a node used it; a restore retires it.
+#[test]
+fn actors_are_never_reused_across_incarnations() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeId::parse("vol-1").unwrap();
+    let first = Replica::init(dir.path(), &node, STREET).unwrap().actor().clone();
+    let reopened = Replica::open(dir.path()).unwrap().actor().clone();
+    assert_eq!(first, reopened, "a CLI reopen keeps the incarnation");
+    let mut running = Replica::open(dir.path()).unwrap();
+    running.begin_node_incarnation().unwrap();
+    let node_actor = running.actor().clone();
+    assert_ne!(node_actor, first);
+    drop(running);
+    let after_node = Replica::open(dir.path()).unwrap().actor().clone();
+    assert_ne!(after_node, node_actor, "a node's actor is never written under again");
+    {
+        let mut store = gridsync_store::Store::open(dir.path()).unwrap();
+        crate::replica::retire_incarnation(&mut store).unwrap();
+    }
+    let restored = Replica::open(dir.path()).unwrap().actor().clone();
+    assert_ne!(restored, after_node, "a restored store draws a new actor");
+    for actor in [first, node_actor, after_node, restored] {
+        assert_eq!(NodeId::from_actor(&actor), Some(node.clone()));
+    }
+}
