@@ -424,12 +424,23 @@ impl Replica {
 
     /// Stores sync states for `peer`: staged with the store writer (after every document
     /// change staged before, so never ahead of the documents they describe), or committed
-    /// now without one.
+    /// now without one. A state claiming changes the loaded document no longer holds (they
+    /// were lost by a failed commit) is dropped: stored, it would make the peer believe we
+    /// have them.
     pub fn store_sync_states(
         &mut self,
         peer: &NodeId,
-        states: Vec<(DocPath, Vec<u8>)>,
+        mut states: Vec<(DocPath, Vec<u8>)>,
     ) -> Result<(), ReplicaError> {
+        self.recover_failed_writes();
+        states.retain(|(path, state)| {
+            self.docs
+                .get(path)
+                .is_none_or(|doc| claims_only_held_changes(doc, state))
+        });
+        if states.is_empty() {
+            return Ok(());
+        }
         match &mut self.writer {
             Some(writer) => {
                 let sync_states = states
@@ -879,6 +890,17 @@ impl Replica {
     }
 }
 
+/// Does the encoded sync `state` claim only changes `doc` holds? A state automerge cannot
+/// decode claims nothing here (it is stored as it was; the session reads it back as empty).
+fn claims_only_held_changes(doc: &Automerge, state: &[u8]) -> bool {
+    automerge::sync::State::decode(state).map_or(true, |state| {
+        state
+            .shared_heads
+            .iter()
+            .all(|hash| doc.get_change_meta_by_hash(hash).is_some())
+    })
+}
+
 /// The node id behind an actor, `genesis` for the skeleton's actor, else the actor's hex.
 fn author_name(actor: &ActorId) -> String {
     if *actor == gridsync_model::genesis_actor() {
@@ -1174,8 +1196,12 @@ mod tests {
             "a sync state claiming lost changes was saved"
         );
 
-        // Memory falls back to what is durable.
+        // Memory falls back to what is durable, and a session still holding the state it
+        // had before cannot store it.
         assert_eq!(replica.heads(&path).unwrap(), Some(durable_heads));
+        replica
+            .store_sync_states(&peer, vec![(path.clone(), claimed.encode())])
+            .unwrap();
 
         // Space comes back: the document takes writes again, durably, and loads.
         std::fs::remove_file(&ballast).unwrap();
