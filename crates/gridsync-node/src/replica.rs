@@ -629,12 +629,23 @@ impl Replica {
 
     /// Stores sync states for `peer`: staged with the store writer (after every document
     /// change staged before, so never ahead of the documents they describe), or committed
-    /// now without one.
+    /// now without one. A state claiming changes the loaded document no longer holds (they
+    /// were lost by a failed commit) is dropped: stored, it would make the peer believe we
+    /// have them.
     pub fn store_sync_states(
         &mut self,
         peer: &NodeId,
-        states: Vec<(DocPath, Vec<u8>)>,
+        mut states: Vec<(DocPath, Vec<u8>)>,
     ) -> Result<(), ReplicaError> {
+        self.recover_failed_writes();
+        states.retain(|(path, state)| {
+            self.docs
+                .get(path)
+                .is_none_or(|doc| claims_only_held_changes(doc, state))
+        });
+        if states.is_empty() {
+            return Ok(());
+        }
         match &mut self.writer {
             Some(writer) => {
                 let sync_states = states
@@ -1144,6 +1155,17 @@ pub fn retire_incarnation(store: &mut Store) -> Result<(), StoreError> {
     store.put_meta(meta_keys::INCARNATION_USED_BY_NODE, b"1")
 }
 
+/// Does the encoded sync `state` claim only changes `doc` holds? A state automerge cannot
+/// decode claims nothing here (it is stored as it was; the session reads it back as empty).
+fn claims_only_held_changes(doc: &Automerge, state: &[u8]) -> bool {
+    automerge::sync::State::decode(state).map_or(true, |state| {
+        state
+            .shared_heads
+            .iter()
+            .all(|hash| doc.get_change_meta_by_hash(hash).is_some())
+    })
+}
+
 /// The node id behind an actor, `genesis` for the skeleton's actor, else the actor's hex.
 fn author_name(actor: &ActorId) -> String {
     if *actor == gridsync_model::genesis_actor() {
@@ -1337,6 +1359,131 @@ mod tests {
         writer.finish();
         let reopened = Replica::open(&dir).unwrap();
         assert_eq!(reopened.held_paths().len(), durable_paths.len() + 1);
+    }
+
+    /// Writes `value` under `key` in the document at `path`.
+    fn set(
+        replica: &mut Replica,
+        path: &DocPath,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ReplicaError> {
+        replica.write_with_genesis(path, Automerge::new, |doc| {
+            let mut tx = doc.transaction();
+            tx.put(automerge::ROOT, key, value)?;
+            tx.commit();
+            Ok::<_, automerge::AutomergeError>(())
+        })
+    }
+
+    /// Random letters, so that neither SQLite nor automerge's deflate shrinks them much.
+    fn noise(len: usize) -> String {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect()
+    }
+
+    /// Fills the file system holding `ballast` up, then frees about `leave` bytes of it.
+    fn fill_leaving(ballast: &Path, leave: u64) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(ballast).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let len = file.metadata().unwrap().len();
+        file.set_len(len.saturating_sub(leave)).unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_fails_the_writes_of_its_document_staged_behind_it() {
+        let outer = tempfile::tempdir().unwrap();
+        let _disk = match SmallDisk::mount(outer.path()) {
+            Ok(disk) => disk,
+            Err(why) => {
+                eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why})");
+                return;
+            }
+        };
+        let dir = outer.path().join("node");
+        let node = NodeId::parse("vol-1").unwrap();
+        let mut replica = Replica::init(&dir, &node, "panhuo").unwrap();
+        let (writer, handle) = crate::store_writer::StoreWriter::start(replica.store()).unwrap();
+        let durability = handle.waiter();
+        replica.use_store_writer(handle);
+        let path = DocPath::parse("panhuo/grid-001/b-1").unwrap();
+        let peer = NodeId::parse("cap-1").unwrap();
+        set(&mut replica, &path, "first", "durable").unwrap();
+        durability
+            .wait(replica.last_write_ticket().unwrap())
+            .unwrap();
+        let durable_heads = replica.known_heads(&path).unwrap();
+
+        // Room for a small change, not for a big one.
+        let ballast = outer.path().join("ballast");
+        fill_leaving(&ballast, 64 * 1024);
+
+        // Another connection holds the write lock, so that the writer takes the big change
+        // into a transaction of its own and waits there while the next writes are staged
+        // behind it (the sleep gives the writer thread time to take it).
+        let mut blocker = rusqlite::Connection::open(replica.store().db_path()).unwrap();
+        let lock = blocker
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        set(&mut replica, &path, "big", &noise(300_000)).unwrap();
+        let big = replica.last_write_ticket().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        set(&mut replica, &path, "second", "small").unwrap();
+        let second = replica.last_write_ticket().unwrap();
+        // A sync state claiming the heads of both changes, as a session would stage it.
+        let mut claimed = automerge::sync::State::new();
+        claimed.shared_heads = replica.known_heads(&path).unwrap();
+        replica
+            .store_sync_states(&peer, vec![(path.clone(), claimed.encode())])
+            .unwrap();
+        let sync_state = replica.last_write_ticket().unwrap();
+        drop(lock);
+
+        let error = durability.wait(big).unwrap_err();
+        assert!(error.to_string().contains("full"), "{error}");
+        // The small change would fit, but it builds on the big one: saving it would store a
+        // change whose dependency is missing. It fails, with the reason.
+        let error = durability
+            .wait(second)
+            .expect_err("a change staged behind a failed change of its document was saved");
+        assert!(error.to_string().contains("full"), "{error}");
+        assert!(
+            durability.wait(sync_state).is_err(),
+            "a sync state claiming lost changes was saved"
+        );
+
+        // Memory falls back to what is durable, and a session still holding the state it
+        // had before cannot store it.
+        assert_eq!(replica.heads(&path).unwrap(), Some(durable_heads));
+        replica
+            .store_sync_states(&peer, vec![(path.clone(), claimed.encode())])
+            .unwrap();
+
+        // Space comes back: the document takes writes again, durably, and loads.
+        std::fs::remove_file(&ballast).unwrap();
+        set(&mut replica, &path, "third", "after").unwrap();
+        durability
+            .wait(replica.last_write_ticket().unwrap())
+            .unwrap();
+        let heads = replica.known_heads(&path).unwrap();
+        drop(replica);
+        writer.finish();
+        let mut reopened = Replica::open(&dir).unwrap();
+        assert_eq!(reopened.store().sync_state(&peer, &path).unwrap(), None);
+        let doc = reopened.doc(&path).unwrap().expect("the document loads");
+        assert_eq!(doc.get_heads(), heads);
+        use automerge::ReadDoc;
+        let keys: Vec<String> = doc.keys(automerge::ROOT).collect();
+        assert_eq!(keys, vec!["first".to_owned(), "third".to_owned()]);
     }
 
     #[test]

@@ -13,8 +13,18 @@
 //! What waits for durability still waits: a local write is acknowledged to its author only
 //! once its ticket is settled ([`StoreWriterHandle::wait`]), and sync states are staged
 //! after the documents they describe, so they are never committed ahead of them.
+//!
+//! A failed commit poisons its documents: the stagings of those documents queued behind it
+//! were made from a memory that held the lost changes (an incremental chunk names them as
+//! dependencies, a sync state claims them), so committing them would store a change whose
+//! dependencies are missing (the document then fails to load or hides an acknowledged
+//! record) or tell a peer we hold what we do not. The writer fails every such staging with
+//! the same reason until the replica has reloaded the document from what is durable
+//! ([`StoreWriterHandle::take_failed_documents`]); what is staged after that reload commits
+//! as usual. Changes from peers lost this way are simply missing here, and peers send them
+//! again.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -24,9 +34,10 @@ use gridsync_proto::DocPath;
 use gridsync_store::{Store, StoreError, WriteBatch};
 use tokio::sync::watch;
 
-/// Failed commits remembered for waiters that look later. A waiter checks within
-/// milliseconds of its commit; this only bounds memory on a disk that keeps failing.
-const FAILURES_KEPT: usize = 256;
+/// Failed runs of tickets remembered for waiters that look later. A waiter checks within
+/// milliseconds of its commit; this only bounds memory on a disk that keeps failing (a
+/// waiter too late to find its outcome is told the write is not known to be saved).
+const FAILURES_KEPT: usize = 4096;
 
 /// A staged write's place in the writer's order: settled once the writer has committed
 /// (or failed to commit) every staging up to and including it.
@@ -37,22 +48,152 @@ pub type WriteTicket = u64;
 #[error("the store could not commit the write: {0}")]
 pub struct NotDurable(pub String);
 
+/// What became of one staging: committed, or not, and why.
+type Outcome = Result<(), Arc<str>>;
+
 /// Where the writer stands, shared with the replica and whoever waits.
 #[derive(Debug, Default)]
 struct Progress {
     /// Every ticket up to this one is settled.
     settled_through: WriteTicket,
-    /// Failed commits: the tickets they covered (first, last) and why.
-    failures: VecDeque<(WriteTicket, WriteTicket, String)>,
+    /// Runs of failed tickets (first, last) and why.
+    failures: VecDeque<(WriteTicket, WriteTicket, Arc<str>)>,
+    /// The last ticket of the runs dropped to bound memory: the outcome of a ticket up to
+    /// this one, found in no kept run, is unknown.
+    forgotten_through: WriteTicket,
+}
+
+impl Progress {
+    /// Records the outcomes of one group (in ticket order), a failed ticket joining the run
+    /// just before it when it fails for the same reason.
+    fn record(&mut self, outcomes: &[(WriteTicket, Outcome)]) {
+        for (ticket, outcome) in outcomes {
+            let Err(why) = outcome else { continue };
+            if let Some((_, last, previous)) = self.failures.back_mut()
+                && *last + 1 == *ticket
+                && previous == why
+            {
+                *last = *ticket;
+                continue;
+            }
+            if self.failures.len() == FAILURES_KEPT
+                && let Some((_, last, _)) = self.failures.pop_front()
+            {
+                self.forgotten_through = last;
+            }
+            self.failures.push_back((*ticket, *ticket, why.clone()));
+        }
+        if let Some((last, _)) = outcomes.last() {
+            self.settled_through = self.settled_through.max(*last);
+        }
+    }
+
+    /// The outcome of a settled ticket.
+    fn outcome(&self, ticket: WriteTicket) -> Result<(), NotDurable> {
+        if let Some((_, _, why)) = self
+            .failures
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&ticket))
+        {
+            return Err(NotDurable(why.to_string()));
+        }
+        if ticket <= self.forgotten_through {
+            return Err(NotDurable(format!(
+                "its outcome was forgotten after more than {FAILURES_KEPT} failed commits, so it is not known to be saved"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Documents whose staged bytes failed to commit, whose later stagings are refused until
+/// the replica has reloaded them from what is durable.
+#[derive(Debug, Default)]
+struct Poisoned {
+    documents: HashMap<DocPath, Poison>,
+}
+
+#[derive(Debug)]
+struct Poison {
+    /// Why the commit failed, repeated to every staging refused because of it.
+    why: Arc<str>,
+    /// The last ticket handed out when the replica reloaded the document: stagings up to
+    /// it were made from the lost state and are refused, later ones are not. `None` until
+    /// the replica has reloaded it.
+    reloaded_after: Option<WriteTicket>,
+}
+
+impl Poisoned {
+    /// Marks `paths` as having lost staged changes (again, if they already had).
+    fn poison(&mut self, paths: impl IntoIterator<Item = DocPath>, why: &Arc<str>) {
+        for path in paths {
+            self.documents.insert(
+                path,
+                Poison {
+                    why: why.clone(),
+                    reloaded_after: None,
+                },
+            );
+        }
+    }
+
+    /// The documents the replica has not reloaded yet, now counted as reloaded once every
+    /// ticket up to `last_ticket` is settled.
+    fn take_unreloaded(&mut self, last_ticket: WriteTicket) -> BTreeSet<DocPath> {
+        self.documents
+            .iter_mut()
+            .filter(|(_, poison)| poison.reloaded_after.is_none())
+            .map(|(path, poison)| {
+                poison.reloaded_after = Some(last_ticket);
+                path.clone()
+            })
+            .collect()
+    }
+
+    /// Why the staging `ticket` must not be committed, if it touches a document whose
+    /// changes were lost before it was staged: a staging is all or nothing.
+    fn refusal(&self, ticket: WriteTicket, batch: &WriteBatch) -> Option<Arc<str>> {
+        if self.documents.is_empty() {
+            return None;
+        }
+        let touched = batch
+            .appends
+            .iter()
+            .map(|a| &a.path)
+            .chain(batch.sync_states.iter().map(|s| &s.path))
+            .chain(batch.derived.iter().map(|(_, d)| &d.path));
+        for path in touched {
+            if let Some(poison) = self.documents.get(path)
+                && poison.reloaded_after.is_none_or(|after| ticket <= after)
+            {
+                return Some(
+                    format!(
+                        "{}; it builds on an earlier change of {path} that was not saved",
+                        poison.why
+                    )
+                    .into(),
+                );
+            }
+        }
+        None
+    }
+
+    /// Forgets the documents reloaded before `ticket`: nothing staged from here on is
+    /// refused because of them.
+    fn forget_reloaded_through(&mut self, ticket: WriteTicket) {
+        self.documents
+            .retain(|_, poison| poison.reloaded_after.is_none_or(|after| after > ticket));
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     progress: Mutex<Progress>,
     settled: Condvar,
-    /// Set when a commit failed and its documents still need reloading by the replica.
+    /// Set when a commit failed and its documents still need reloading by the replica; a
+    /// cheap check for the replica, which asks before every document it touches.
     failed_documents_pending: AtomicBool,
-    failed_documents: Mutex<BTreeSet<DocPath>>,
+    poisoned: Mutex<Poisoned>,
     /// The settled ticket, for async waiters (and benchmarks that time durability).
     settled_watch: watch::Sender<WriteTicket>,
 }
@@ -61,6 +202,11 @@ impl Shared {
     fn progress(&self) -> MutexGuard<'_, Progress> {
         // Invariant: nothing panics while holding this lock; the data stays consistent.
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn poisoned(&self) -> MutexGuard<'_, Poisoned> {
+        // Invariant: nothing panics while holding this lock; the data stays consistent.
+        self.poisoned.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -90,7 +236,7 @@ impl StoreWriter {
             progress: Mutex::new(Progress::default()),
             settled: Condvar::new(),
             failed_documents_pending: AtomicBool::new(false),
-            failed_documents: Mutex::new(BTreeSet::new()),
+            poisoned: Mutex::new(Poisoned::default()),
             settled_watch,
         });
         let thread_shared = shared.clone();
@@ -135,10 +281,7 @@ impl StoreWriterHandle {
             // settle the ticket as failed so no waiter hangs.
             settle(
                 &self.shared,
-                ticket,
-                ticket,
-                Err("the store writer has stopped".into()),
-                &[],
+                &[(ticket, Err("the store writer has stopped".into()))],
             );
         }
         ticket
@@ -162,7 +305,9 @@ impl StoreWriterHandle {
     }
 
     /// Documents whose staged bytes failed to commit since the last call: the replica must
-    /// drop them from memory and reload what is durable.
+    /// drop them from memory and reload what is durable before it stages anything more.
+    /// Until this call returns them, every staging of theirs fails (it was made from the
+    /// lost state); stagings after it commit again.
     pub fn take_failed_documents(&self) -> BTreeSet<DocPath> {
         if !self
             .shared
@@ -171,12 +316,7 @@ impl StoreWriterHandle {
         {
             return BTreeSet::new();
         }
-        let mut failed = self
-            .shared
-            .failed_documents
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        std::mem::take(&mut *failed)
+        self.shared.poisoned().take_unreloaded(self.next_ticket)
     }
 }
 
@@ -192,7 +332,7 @@ impl DurabilityWaiter {
         self.shared.settled_watch.subscribe()
     }
 
-    /// Blocks until `ticket` is settled; `Err` if its commit failed.
+    /// Blocks until `ticket` is settled; `Err` if it was not committed.
     pub fn wait(&self, ticket: WriteTicket) -> Result<(), NotDurable> {
         let mut progress = self.shared.progress();
         while progress.settled_through < ticket {
@@ -202,63 +342,87 @@ impl DurabilityWaiter {
                 .wait(progress)
                 .unwrap_or_else(|p| p.into_inner());
         }
-        match progress
-            .failures
-            .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&ticket))
-        {
-            Some((_, _, why)) => Err(NotDurable(why.clone())),
-            None => Ok(()),
-        }
+        progress.outcome(ticket)
     }
 }
 
-/// The writer thread: takes the first waiting batch, every batch queued behind it, commits
-/// them in one transaction, settles their tickets; ends when the handle is dropped and the
-/// queue is empty.
+/// The writer thread: takes the first waiting staging and every staging queued behind it,
+/// commits them in one transaction, settles their tickets; ends when the handle is dropped
+/// and the queue is empty.
 fn run(mut store: Store, jobs: mpsc::Receiver<(WriteTicket, WriteBatch)>, shared: &Shared) {
-    while let Ok((first, mut batch)) = jobs.recv() {
-        let mut last = first;
-        while let Ok((ticket, more)) = jobs.try_recv() {
-            batch.extend(more);
-            last = ticket;
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while let Ok(more) = jobs.try_recv() {
+            group.push(more);
         }
-        let result = store.write_batch(&batch).map_err(|e| e.to_string());
-        let paths: Vec<DocPath> = batch.appends.iter().map(|a| a.path.clone()).collect();
-        settle(shared, first, last, result, &paths);
+        let outcomes = commit_group(&mut store, group, shared);
+        settle(shared, &outcomes);
     }
 }
 
-fn settle(
+/// Commits, in one transaction, every staging of `group` that builds on no lost change,
+/// fails the others, and poisons the documents of a failed commit. Returns each ticket's
+/// outcome, in ticket order.
+fn commit_group(
+    store: &mut Store,
+    group: Vec<(WriteTicket, WriteBatch)>,
     shared: &Shared,
-    first: WriteTicket,
-    last: WriteTicket,
-    result: Result<(), String>,
-    paths: &[DocPath],
-) {
-    if let Err(why) = &result {
-        tracing::error!(error = %why, documents = paths.len(), "cannot commit staged writes; the documents are reloaded from what is durable");
-        shared
-            .failed_documents
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(paths.iter().cloned());
-        shared
-            .failed_documents_pending
-            .store(true, Ordering::Release);
-    }
+) -> Vec<(WriteTicket, Outcome)> {
+    let last = group.last().map_or(0, |(ticket, _)| *ticket);
+    let mut refused = Vec::new();
+    let mut committed = Vec::with_capacity(group.len());
+    let mut batch = WriteBatch::default();
     {
-        let mut progress = shared.progress();
-        if let Err(why) = result {
-            if progress.failures.len() == FAILURES_KEPT {
-                progress.failures.pop_front();
+        let poisoned = shared.poisoned();
+        for (ticket, staged) in group {
+            match poisoned.refusal(ticket, &staged) {
+                Some(why) => refused.push((ticket, Err(why))),
+                None => {
+                    committed.push(ticket);
+                    batch.extend(staged);
+                }
             }
-            progress.failures.push_back((first, last, why));
         }
-        progress.settled_through = progress.settled_through.max(last);
     }
+    if !refused.is_empty() {
+        tracing::warn!(
+            stagings = refused.len(),
+            "not committing staged writes that build on changes whose commit failed"
+        );
+    }
+    let result: Outcome = store
+        .write_batch(&batch)
+        .map_err(|e| Arc::from(e.to_string()));
+    if let Err(why) = &result {
+        poison_documents(shared, &batch, why);
+    }
+    shared.poisoned().forget_reloaded_through(last);
+    let mut outcomes = refused;
+    outcomes.extend(committed.into_iter().map(|ticket| (ticket, result.clone())));
+    outcomes.sort_unstable_by_key(|(ticket, _)| *ticket);
+    outcomes
+}
+
+/// After `batch` failed to commit: its documents lost changes that memory holds, so their
+/// later stagings are refused and the replica is told to reload them.
+fn poison_documents(shared: &Shared, batch: &WriteBatch, why: &Arc<str>) {
+    tracing::error!(error = %why, documents = batch.appends.len(), "cannot commit staged writes; the documents are reloaded from what is durable");
+    shared
+        .poisoned()
+        .poison(batch.appends.iter().map(|a| a.path.clone()), why);
+    shared
+        .failed_documents_pending
+        .store(true, Ordering::Release);
+}
+
+/// Publishes the outcomes of settled tickets (in ticket order) and wakes their waiters.
+fn settle(shared: &Shared, outcomes: &[(WriteTicket, Outcome)]) {
+    let Some((last, _)) = outcomes.last() else {
+        return;
+    };
+    shared.progress().record(outcomes);
     shared.settled.notify_all();
-    shared.settled_watch.send_replace(last);
+    shared.settled_watch.send_replace(*last);
 }
 
 #[cfg(test)]
@@ -306,5 +470,72 @@ mod tests {
         writer.finish();
         let loaded = store.load_doc(&path).unwrap().unwrap();
         assert_eq!(loaded.get_heads(), doc.get_heads());
+    }
+
+    fn sync_state_of(path: &DocPath) -> WriteBatch {
+        WriteBatch {
+            sync_states: vec![gridsync_store::SyncStateWrite {
+                peer: gridsync_proto::NodeId::parse("cap-1").unwrap(),
+                path: path.clone(),
+                state: vec![1],
+            }],
+            ..WriteBatch::default()
+        }
+    }
+
+    #[test]
+    fn a_poisoned_document_refuses_what_was_staged_before_its_reload_and_only_that() {
+        let lost = DocPath::parse("panhuo/grid-001/b-1").unwrap();
+        let other = DocPath::parse("panhuo/grid-001/b-2").unwrap();
+        let mut doc = Automerge::new();
+        let mut poisoned = Poisoned::default();
+        poisoned.poison([lost.clone()], &Arc::from("database or disk is full"));
+
+        // Before the reload: every later staging of the document is refused, with the reason;
+        // other documents are not affected.
+        let why = poisoned.refusal(7, &append(&lost, &mut doc, 1)).unwrap();
+        assert!(why.contains("full") && why.contains(lost.as_str()), "{why}");
+        assert!(poisoned.refusal(7, &sync_state_of(&lost)).is_some());
+        assert!(poisoned.refusal(7, &append(&other, &mut doc, 2)).is_none());
+
+        // The replica reloads it when ticket 9 is the last handed out: up to 9 is refused,
+        // later stagings are made from the durable state and pass.
+        assert_eq!(poisoned.take_unreloaded(9), BTreeSet::from([lost.clone()]));
+        assert!(poisoned.take_unreloaded(12).is_empty(), "reloaded once");
+        assert!(poisoned.refusal(9, &append(&lost, &mut doc, 3)).is_some());
+        assert!(poisoned.refusal(10, &append(&lost, &mut doc, 4)).is_none());
+        poisoned.forget_reloaded_through(8);
+        assert!(poisoned.refusal(9, &sync_state_of(&lost)).is_some());
+        poisoned.forget_reloaded_through(9);
+        assert!(poisoned.documents.is_empty());
+    }
+
+    #[test]
+    fn failed_tickets_are_kept_as_runs_and_a_forgotten_outcome_is_not_reported_saved() {
+        let full: Arc<str> = Arc::from("database or disk is full");
+        let mut progress = Progress::default();
+        progress.record(&[(1, Ok(())), (2, Err(full.clone())), (3, Err(full.clone()))]);
+        progress.record(&[(4, Err(full.clone())), (5, Ok(()))]);
+        assert_eq!(progress.failures.len(), 1, "{:?}", progress.failures);
+        assert_eq!(progress.settled_through, 5);
+        assert!(progress.outcome(1).is_ok());
+        assert!(
+            progress
+                .outcome(4)
+                .unwrap_err()
+                .to_string()
+                .contains("full")
+        );
+        assert!(progress.outcome(5).is_ok());
+
+        // Past the bound, the oldest runs are dropped: their tickets are no longer reported
+        // saved, whatever became of them.
+        let mut ticket = 5;
+        for _ in 0..FAILURES_KEPT {
+            ticket += 2;
+            progress.record(&[(ticket - 1, Ok(())), (ticket, Err(full.clone()))]);
+        }
+        assert!(progress.outcome(1).is_err());
+        assert!(progress.outcome(ticket - 1).is_ok());
     }
 }
