@@ -127,8 +127,14 @@ impl BenchStreet {
                 not_after: now + CERT_VALIDITY_SECS,
             })
             .with_context(|| format!("cannot issue credentials for {name}"))?;
-        let replica = Replica::init(&self.node_dir(&node_id), &node_id, STREET)
+        let mut replica = Replica::init(&self.node_dir(&node_id), &node_id, STREET)
             .with_context(|| format!("cannot create the replica of {name}"))?;
+        // What the replica writes before its node starts (the plan import) is signed, and
+        // judged against the street CA, as on an installed device.
+        replica.set_trust_root(self.ca.cert_der().to_vec());
+        replica
+            .set_signing_key(&issued.key_der)
+            .with_context(|| format!("cannot use the key of {name}"))?;
         Ok(Enrolled {
             node_id,
             credentials: NodeCredentials::new(self.ca.cert_der(), &issued),
@@ -447,6 +453,13 @@ pub fn store_docs(
         progress.count("documents stored", done, total);
     }
     replica.load_all().context("cannot load stored documents")?;
+    // Signed by the replica's own device key where it authored them, as its own writes
+    // would have been (a peer refuses unsigned changes).
+    for (path, _) in docs {
+        replica
+            .sign_own_changes(path)
+            .context("cannot sign stored documents")?;
+    }
     Ok(bytes)
 }
 
