@@ -93,6 +93,8 @@ impl DocumentSet for MemoryDocs {
     ) -> SignatureCheck {
         SignatureCheck::Valid
     }
+    /// Signatures are recomputed from the document (placeholders), so nothing is kept.
+    fn signatures_received(&mut self, _path: &DocPath, _heads: &[gridsync_proto::SignedHead]) {}
     fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature> {
         let Some(doc) = self.docs.get(path) else {
             return Vec::new();

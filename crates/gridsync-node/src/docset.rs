@@ -5,7 +5,7 @@
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use gridsync_proto::{
     AuthorStanding, ChangeSignature, DocPath, DocumentSet, NodeId, RefusalReason, SIGNATURE_LEN,
-    SignatureCheck, SyncPriority,
+    SignatureCheck, SignedHead, SyncPriority,
 };
 
 use crate::replica::Replica;
@@ -89,6 +89,14 @@ impl DocumentSet for Replica {
             .into_iter()
             .map(|head| head.signature)
             .collect()
+    }
+
+    fn check_signed_head(&mut self, path: &DocPath, head: &SignedHead) -> Result<(), RefusalReason> {
+        Replica::check_signed_head(self, path, head)
+    }
+
+    fn signatures_received(&mut self, path: &DocPath, heads: &[SignedHead]) {
+        self.remember_signatures(path, heads);
     }
 
     fn has_content_rules(&self, path: &DocPath) -> bool {

@@ -25,6 +25,7 @@ pub mod credentials;
 pub mod directory;
 pub mod discovery;
 pub mod docset;
+pub mod evidence;
 pub mod node;
 pub mod ops;
 pub mod peers;

@@ -39,6 +39,9 @@ pub mod meta_keys {
     /// The incarnation (8 bytes) local changes are written under: see
     /// [`super::Replica::begin_node_incarnation`].
     pub const INCARNATION: &str = "actor.incarnation";
+    /// Prefix of the evidence kept against each device caught equivocating (followed by
+    /// its node id).
+    pub const EQUIVOCATION_PREFIX: &str = "evidence.equivocation.";
     /// Present once a running node has written under the stored incarnation: it forwards
     /// changes before they are durable, so after it stops (or crashes) the incarnation is
     /// never written under again.
@@ -118,6 +121,9 @@ pub struct Replica {
     /// Signatures on each actor's newest change, per document, as far as read from the
     /// store or written since (loaded per document on first use).
     signatures: HashMap<DocPath, Vec<SignedHead>>,
+    /// Devices caught signing two different changes for one (actor, seq), with the
+    /// evidence; their changes are refused from then on (kept in the store's metadata).
+    equivocators: BTreeMap<NodeId, crate::evidence::Equivocation>,
     /// The street plan as last read, with the plan document's heads it was read at. Reading
     /// 18,563 households takes milliseconds, so it is not redone per write.
     plan_cache: Option<(Vec<ChangeHash>, Arc<StreetPlan>)>,
@@ -185,6 +191,7 @@ impl Replica {
         let incarnation = current_incarnation(&mut store)?;
         let mut replica = Self::from_parts(dir, store, node_id, street, incarnation);
         replica.read_known_heads()?;
+        replica.equivocators = crate::evidence::load(&replica.store)?;
         match crate::credentials::load_invite(&replica.store) {
             Ok(Some(invite)) => {
                 let credentials = invite
@@ -284,6 +291,7 @@ impl Replica {
             actor,
             signer: None,
             signatures: HashMap::new(),
+            equivocators: BTreeMap::new(),
             plan_cache: None,
             write_scopes: None,
             limits: StorageLimits::default(),
@@ -350,7 +358,7 @@ impl Replica {
 
     /// Keeps `heads` as the signatures of their actors' newest changes in `path` (in memory
     /// now; the caller stores them with the changes).
-    fn remember_signatures(&mut self, path: &DocPath, heads: &[SignedHead]) {
+    pub fn remember_signatures(&mut self, path: &DocPath, heads: &[SignedHead]) {
         if heads.is_empty() {
             return;
         }
@@ -482,6 +490,47 @@ impl Replica {
         }
     }
 
+    /// Checks a verified signature on an author's newest received change against the one
+    /// held for the same actor: two different changes signed for one (actor, seq) are
+    /// evidence that the device equivocates. The evidence is stored (both signatures) and
+    /// the device's changes are refused from then on.
+    pub fn check_signed_head(
+        &mut self,
+        path: &DocPath,
+        head: &SignedHead,
+    ) -> Result<(), RefusalReason> {
+        let Some(node_id) = NodeId::from_actor(&head.actor) else {
+            return Err(RefusalReason::BadSignature);
+        };
+        if self.equivocators.contains_key(&node_id) {
+            return Err(RefusalReason::Equivocation);
+        }
+        let held = self.signatures_for(path);
+        let Some(prior) = held.iter().find(|h| {
+            h.actor == head.actor && h.seq == head.seq && h.signature.hash != head.signature.hash
+        }) else {
+            return Ok(());
+        };
+        let evidence = crate::evidence::Equivocation::new(
+            &node_id,
+            path,
+            prior,
+            head,
+            crate::node::unix_ms(),
+        );
+        tracing::error!(device = %node_id, %path, seq = head.seq, "a device signed two different changes with one sequence number; its changes are refused from now on; revoke it");
+        if let Err(error) = crate::evidence::save(&mut self.store, &evidence) {
+            tracing::warn!(%error, "cannot store the equivocation evidence");
+        }
+        self.equivocators.insert(node_id, evidence);
+        Err(RefusalReason::Equivocation)
+    }
+
+    /// Devices caught equivocating, with the evidence.
+    pub fn equivocators(&self) -> impl Iterator<Item = &crate::evidence::Equivocation> {
+        self.equivocators.values()
+    }
+
     /// Whether `path` is one of the street's control documents with content rules.
     pub fn has_content_rules(&self, path: &DocPath) -> bool {
         self.control_document(path).is_some()
@@ -564,6 +613,9 @@ impl Replica {
             // certificate names its author, or its author is the office.
             return AuthorStanding::MayWrite;
         }
+        if NodeId::from_actor(author).is_some_and(|node| self.equivocators.contains_key(&node)) {
+            return AuthorStanding::MayNotWrite;
+        }
         if self.trust_root.is_none() {
             return AuthorStanding::Unknown;
         }
@@ -571,12 +623,15 @@ impl Replica {
         self.directory.standing(author, change, path)
     }
 
-    /// The start class of `path` on a contact: the street-wide documents (plan, revocation
-    /// list, device directory) lead; the engine itself raises documents holding urgent
-    /// changes (see [`gridsync_proto::URGENT_CHANGE`]).
+    /// The start class of `path` on a contact: the device directory and the revocation list
+    /// first (every author check depends on them), then the other street-wide documents (the
+    /// plan); the engine itself raises documents holding urgent changes (see
+    /// [`gridsync_proto::URGENT_CHANGE`]).
     pub fn sync_priority(&self, path: &DocPath) -> SyncPriority {
         let mut segments = path.segments();
-        if segments.next() == Some(self.street.as_str()) && path.segments().count() == 2 {
+        if self.control_document(path).is_some() {
+            SyncPriority::Trust
+        } else if segments.next() == Some(self.street.as_str()) && path.segments().count() == 2 {
             SyncPriority::Street
         } else {
             SyncPriority::Routine

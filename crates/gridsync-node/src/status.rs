@@ -17,6 +17,20 @@ pub struct NodeStatus {
     /// Every document held, with a short digest of its heads so two nodes' listings can be
     /// compared by eye or by script.
     pub documents: Vec<DocumentStatus>,
+    /// Devices caught signing two different changes with one sequence number: their changes
+    /// are refused; the office should revoke them.
+    #[serde(default)]
+    pub equivocating_devices: Vec<EquivocatingDevice>,
+}
+
+/// A device this node holds equivocation evidence against.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EquivocatingDevice {
+    pub node_id: String,
+    pub path: String,
+    pub seq: u64,
+    pub detected_ms: u64,
+    pub advice: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,7 +76,9 @@ impl NodeStatus {
                 peer.changes_relayed = counts.relayed;
             }
         }
+        let equivocating_devices = equivocating_devices(&replica);
         NodeStatus {
+            equivocating_devices,
             node_id: shared.identity.node_id.to_string(),
             role: shared.identity.role.to_string(),
             street: replica.street().to_owned(),
@@ -71,6 +87,20 @@ impl NodeStatus {
             documents,
         }
     }
+}
+
+/// The devices `replica` holds equivocation evidence against.
+pub fn equivocating_devices(replica: &crate::replica::Replica) -> Vec<EquivocatingDevice> {
+    replica
+        .equivocators()
+        .map(|e| EquivocatingDevice {
+            node_id: e.node_id.clone(),
+            path: e.path.clone(),
+            seq: e.seq,
+            detected_ms: e.detected_ms,
+            advice: e.advice(),
+        })
+        .collect()
 }
 
 /// A short, order-independent digest of a document's heads.

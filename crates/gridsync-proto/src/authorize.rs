@@ -104,6 +104,13 @@ pub trait ChangeJudge {
         let _ = change;
         false
     }
+    /// Checks a verified signature on an author's newest change in the message against the
+    /// signatures the receiver holds: a device that signed two different changes for one
+    /// (actor, seq) equivocates.
+    fn check_signed_head(&mut self, head: &SignedHead) -> Result<(), RefusalReason> {
+        let _ = head;
+        Ok(())
+    }
     /// Whether the document has rules on what a change may contain (then every change is
     /// handed to [`ChangeJudge::check_content`] before its signature is checked).
     fn has_content_rules(&self) -> bool {
@@ -188,6 +195,9 @@ pub fn inspect_changes(
         chunks.push(chunk.to_vec());
     }
     let signed_heads = check_signatures(path, &facts, signatures, judge)?;
+    for head in &signed_heads {
+        judge.check_signed_head(head)?;
+    }
     for change in &facts {
         check_author(change, sender, sender_access, judge)?;
     }

@@ -172,6 +172,9 @@ pub enum RefusalReason {
     /// list are add-only, and a directory entry may only be added by the device it names
     /// (or the office).
     BadContent,
+    /// The author signed two different changes with one sequence number (it equivocates):
+    /// both are kept as evidence and its changes are refused from then on.
+    Equivocation,
 }
 
 impl std::fmt::Display for RefusalReason {
@@ -186,6 +189,9 @@ impl std::fmt::Display for RefusalReason {
             RefusalReason::UnknownAuthor => "a relayed change's author is not in the directory",
             RefusalReason::BadSignature => "a change is not signed by its author",
             RefusalReason::BadContent => "a change breaks its document's rules",
+            RefusalReason::Equivocation => {
+                "the author signed two different changes with one sequence number"
+            }
         })
     }
 }
@@ -202,6 +208,7 @@ impl RefusalReason {
             RefusalReason::UnknownAuthor => 7,
             RefusalReason::BadSignature => 8,
             RefusalReason::BadContent => 9,
+            RefusalReason::Equivocation => 10,
         }
     }
     fn from_code(code: u8) -> Result<Self, FrameError> {
@@ -215,6 +222,7 @@ impl RefusalReason {
             7 => RefusalReason::UnknownAuthor,
             8 => RefusalReason::BadSignature,
             9 => RefusalReason::BadContent,
+            10 => RefusalReason::Equivocation,
             other => return Err(FrameError::UnknownCode("refusal reason", other)),
         })
     }

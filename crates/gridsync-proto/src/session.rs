@@ -175,6 +175,9 @@ impl ChangeJudge for DocumentJudge<'_> {
     fn has_content_rules(&self) -> bool {
         self.docs.has_content_rules(self.path)
     }
+    fn check_signed_head(&mut self, head: &crate::signature::SignedHead) -> Result<(), RefusalReason> {
+        self.docs.check_signed_head(self.path, head)
+    }
     fn check_content(&mut self, change: &automerge::Change) -> Result<(), RefusalReason> {
         self.docs.check_content(self.path, change)
     }
@@ -891,6 +894,9 @@ impl SyncSession {
             tracing::info!(peer = %self.peer.node_id, %path, %error, "sync message did not apply");
             self.refuse(path, RefusalReason::Malformed);
             return Ok(());
+        }
+        if !signed_heads.is_empty() {
+            docs.signatures_received(&path, &signed_heads);
         }
         let after = docs.heads(&path);
         let changed = after.is_some() && after != before;

@@ -25,6 +25,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every (key, value) whose key starts with `prefix`, in key order.
+    pub fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT key, value FROM meta WHERE substr(key, 1, ?2) = ?1 ORDER BY key")?;
+        let rows = statement.query_map((prefix, prefix.len() as i64), |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Removes `key` (nothing if absent). Durable when `Ok`.
     pub fn delete_meta(&mut self, key: &str) -> Result<(), StoreError> {
         self.conn

@@ -3,7 +3,7 @@
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 
 use crate::frame::{MAX_FRAME_LEN, RefusalReason};
-use crate::signature::{ChangeSignature, SIGNATURE_LEN};
+use crate::signature::{ChangeSignature, SIGNATURE_LEN, SignedHead};
 use crate::identity::{NodeId, Role, Scopes};
 use crate::path::DocPath;
 
@@ -81,6 +81,9 @@ impl SessionConfig {
 /// order is the start order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SyncPriority {
+    /// The documents every author check depends on: the device directory and the
+    /// revocation list. They go before anything they vouch for.
+    Trust,
     /// Street-wide control documents: revocations, the device directory, the plan. Small,
     /// and what every other document's checks depend on.
     Street,
@@ -183,6 +186,18 @@ pub trait DocumentSet {
     /// session attaches to outgoing messages carrying those changes. No default: a node
     /// that hands out no signatures has its relayed changes refused everywhere.
     fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature>;
+    /// Checks a verified signature on an author's newest change in a message received for
+    /// `path` against the signatures held: two different changes signed for one (actor,
+    /// seq) are evidence that the author equivocates ([`RefusalReason::Equivocation`]).
+    fn check_signed_head(&mut self, path: &DocPath, head: &SignedHead) -> Result<(), RefusalReason> {
+        let _ = (path, head);
+        Ok(())
+    }
+    /// The verified signatures of a message whose changes were just applied to `path`:
+    /// the node must hand them onward from now on, before any other session can send the
+    /// changes (the `DocumentChanged` event that also carries them comes later, once the
+    /// driver drains events). No default, so that no document set drops them by omission.
+    fn signatures_received(&mut self, path: &DocPath, heads: &[SignedHead]);
     /// Whether changes to `path` must obey content rules ([`DocumentSet::check_content`]):
     /// the node's add-only street documents.
     fn has_content_rules(&self, path: &DocPath) -> bool {

@@ -226,6 +226,14 @@ impl DocumentSet for MemoryDocs {
             SignatureCheck::Invalid
         }
     }
+    fn signatures_received(&mut self, path: &DocPath, heads: &[gridsync_proto::SignedHead]) {
+        let held = self.signed.entry(path.clone()).or_default();
+        for head in heads {
+            if held.get(&head.actor).is_none_or(|(seq, _)| head.seq > *seq) {
+                held.insert(head.actor.clone(), (head.seq, head.signature));
+            }
+        }
+    }
     fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature> {
         let mut out: Vec<ChangeSignature> = self
             .signed

@@ -187,6 +187,7 @@ pub fn status(data: &Path, out: Output) -> Result<()> {
                         heads_digest: gridsync_node::status::heads_digest(&doc.get_heads()),
                     })
                     .collect(),
+                equivocating_devices: gridsync_node::status::equivocating_devices(&replica),
             };
             print_status(&status, false, out)
         }
