@@ -1,16 +1,22 @@
 //! The local control channel: a unix socket in the data directory, readable and writable by
 //! the owner only, through which CLI commands reach a running node.
 //!
+//! Whoever talks to it writes with this device's identity, so it is guarded twice: the
+//! socket is owner-only from the instant it exists (bound under umask 077), and the node
+//! serves only processes of its own user (their uid from `SO_PEERCRED`), which also refuses
+//! root or any process that reaches a socket whose mode was widened.
+//!
 //! Writes (`visit add`, `deliver`, ...) must go through the node while it runs, so that the
 //! node's in-memory documents stay current and the change reaches connected peers at once.
 //! One request per connection: a JSON line in, a JSON line out. Requests are bounded in size.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, warn};
 
@@ -62,11 +68,13 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 pub struct ControlServer {
     shared: Arc<NodeShared>,
     listener: UnixListener,
+    /// The node's effective uid: the only one served.
+    own_uid: u32,
 }
 
 impl ControlServer {
-    /// Binds the socket with owner-only permissions. A stale socket file from a node that
-    /// died is replaced; a live one (another node running on the same data) is an error.
+    /// Binds the socket, owner-only from its first instant. A stale socket file from a node
+    /// that died is replaced; a live one (another node running on the same data) is an error.
     pub fn bind(shared: Arc<NodeShared>) -> Result<Self, crate::NodeError> {
         let path = socket_path(shared.lock_replica().dir());
         if path.exists() {
@@ -75,11 +83,16 @@ impl ControlServer {
             }
             std::fs::remove_file(&path).map_err(|e| crate::NodeError::Control(e.to_string()))?;
         }
-        let listener = UnixListener::bind(&path)
+        let listener = bind_owner_only(&path)
             .map_err(|e| crate::NodeError::Control(format!("{}: {e}", path.display())))?;
+        // Already owner-only; this only drops the execute bit, which means nothing on a socket.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| crate::NodeError::Control(e.to_string()))?;
-        Ok(ControlServer { shared, listener })
+        Ok(ControlServer {
+            shared,
+            listener,
+            own_uid: rustix::process::geteuid().as_raw(),
+        })
     }
 
     pub async fn serve(self) {
@@ -92,7 +105,18 @@ impl ControlServer {
             match accepted {
                 Ok((stream, _)) => {
                     let shared = self.shared.clone();
+                    let own_uid = self.own_uid;
                     tokio::spawn(async move {
+                        if let Some(refusal) = peer_refusal(&stream, own_uid) {
+                            warn!(reason = %refusal, "control connection refused");
+                            // The request is not even read: only the refusal goes back.
+                            let (_, write) = stream.into_split();
+                            let refused = ControlResponse::Error { message: refusal };
+                            if let Err(e) = answer(write, refused).await {
+                                debug!(error = %e, "control refusal not delivered");
+                            }
+                            return;
+                        }
                         if let Err(e) = serve_one(shared, stream).await {
                             debug!(error = %e, "control request failed");
                         }
@@ -104,8 +128,41 @@ impl ControlServer {
     }
 }
 
+/// Why the process at the other end of `stream` is not served, if it is not: another uid
+/// than the node's, or one the kernel cannot tell.
+fn peer_refusal(stream: &UnixStream, own_uid: u32) -> Option<String> {
+    match stream.peer_cred() {
+        Ok(cred) if uid_allowed(cred.uid(), own_uid) => None,
+        Ok(cred) => Some(format!(
+            "refused: this node serves only its own user (uid {own_uid}), not uid {}{}; \
+             run the command as the node's user",
+            cred.uid(),
+            cred.pid()
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default()
+        )),
+        Err(e) => Some(format!(
+            "refused: cannot tell which user is connecting ({e})"
+        )),
+    }
+}
+
+/// Whether a connecting process of `peer_uid` is served: only the node's own user's. Root
+/// is not an exception: it can act as the node's user (`sudo -u`) when it must.
+fn uid_allowed(peer_uid: u32, own_uid: u32) -> bool {
+    peer_uid == own_uid
+}
+
+/// Writes `response` as one JSON line and closes the connection.
+async fn answer(mut write: OwnedWriteHalf, response: ControlResponse) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await
+}
+
 async fn serve_one(shared: Arc<NodeShared>, stream: UnixStream) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST_BYTES))
         .read_line(&mut line)
@@ -131,10 +188,27 @@ async fn serve_one(shared: Arc<NodeShared>, stream: UnixStream) -> std::io::Resu
             }
         }
     };
-    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
-    out.push(b'\n');
-    write.write_all(&out).await?;
-    write.shutdown().await
+    answer(write, response).await
+}
+
+/// Serializes this process's changes of its umask, so that two binds at once cannot leave
+/// the other's mask behind.
+static UMASK: Mutex<()> = Mutex::new(());
+
+/// Binds the listening socket at `path`, owner-only from its first instant.
+///
+/// `bind` creates the socket file with mode 0777 less the umask, and a chmod after it would
+/// leave an instant in which another user could connect; so the umask is 077 for the bind
+/// itself. The umask is process-wide: files other threads create in that instant are
+/// owner-only too, which is only ever stricter, and it is restored at once. (The store does
+/// not rely on the umask; it sets its files' modes itself.)
+fn bind_owner_only(path: &Path) -> std::io::Result<UnixListener> {
+    use rustix::fs::Mode;
+    let _one_at_a_time = UMASK.lock().unwrap_or_else(PoisonError::into_inner);
+    let previous = rustix::process::umask(Mode::from_raw_mode(0o077));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(previous);
+    bound
 }
 
 /// Removes the socket file on shutdown.
@@ -169,4 +243,170 @@ pub fn request(
     serde_json::from_str(&answer)
         .map(Some)
         .map_err(|e| ControlError::BadResponse(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::path::Path;
+
+    use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList, StreetCa};
+    use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
+
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::node::{NodeParts, RunningNode, unix_ms};
+    use crate::replica::Replica;
+
+    const STREET: &str = "panhuo";
+    /// `nobody`: a uid that is not the test's.
+    const OTHER_UID: u32 = 65_534;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    }
+
+    /// A node with its control socket in `dir`, on loopback, dialing nobody.
+    fn start_node(dir: &Path) -> RunningNode {
+        let now = unix_ms() / 1000;
+        let ca = StreetCa::generate(STREET, now).expect("street CA");
+        let node_id = NodeId::parse("captain-1").expect("node id");
+        let mut scopes = Scopes(vec![ScopeGrant {
+            access: Access::Write,
+            prefix: DocPath::parse(STREET).expect("street path"),
+        }]);
+        crate::credentials::add_street_wide_grants(STREET, &mut scopes).expect("grants");
+        let issued = ca
+            .issue(&DeviceIdentity {
+                street: STREET.into(),
+                node_id: node_id.clone(),
+                role: Role::Captain,
+                scopes,
+                not_before: now.saturating_sub(600),
+                not_after: now + 86_400,
+            })
+            .expect("issue");
+        let credentials = NodeCredentials::new(ca.cert_der(), &issued);
+        let replica = Replica::init(dir, &node_id, STREET).expect("replica");
+        let revocations = RevocationList::new();
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let endpoint =
+            NetEndpoint::bind(listen, &credentials, revocations.clone()).expect("endpoint");
+        let config = NodeConfig {
+            listen,
+            mdns: false,
+            ..NodeConfig::default()
+        };
+        let parts = NodeParts {
+            replica,
+            credentials,
+            config,
+            control_socket: true,
+        };
+        RunningNode::start(parts, endpoint, revocations).expect("start")
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_owner_only_as_bound() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(SOCKET_NAME);
+        let _listener = bind_owner_only(&path).expect("bind");
+        // Checked before any chmod: nobody else may connect in the instant after bind.
+        assert_eq!(mode(&path) & 0o077, 0, "mode {:o}", mode(&path));
+    }
+
+    #[test]
+    fn only_the_node_s_own_uid_is_served() {
+        assert!(uid_allowed(1000, 1000));
+        assert!(!uid_allowed(0, 1000));
+        assert!(!uid_allowed(OTHER_UID, 0));
+    }
+
+    /// Another user's process that does reach the socket (here the test opens the socket's
+    /// mode to everyone; in the field, root or a wrong mode) gets no answer from the node.
+    /// Needs root, to run the client as another uid; skipped otherwise.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_connection_from_another_uid_is_refused() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("skipped: switching to another uid needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = start_node(dir.path());
+        let socket = socket_path(dir.path());
+        assert_eq!(mode(&socket), 0o600, "mode {:o}", mode(&socket));
+
+        // The owner is served.
+        let data = dir.path().to_owned();
+        let own = tokio::task::spawn_blocking(move || request(&data, &ControlRequest::Status))
+            .await
+            .expect("request task")
+            .expect("request");
+        assert!(
+            matches!(own, Some(ControlResponse::Status { .. })),
+            "{own:?}"
+        );
+
+        // Let the other uid reach the socket, so that only the node's own check refuses it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+            .expect("chmod dir");
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod socket");
+        let client = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+print("connected", flush=True)
+try:
+    s.sendall(b'{"request":"status"}\n')
+except OSError:
+    pass
+data = b""
+while True:
+    try:
+        chunk = s.recv(65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode(errors="replace"))
+"#;
+        let socket_arg = socket.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .arg("-c")
+                .arg(client)
+                .arg(&socket_arg)
+                .uid(OTHER_UID)
+                .gid(OTHER_UID)
+                .output()
+        })
+        .await
+        .expect("client task");
+        let output = match output {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: no python3 to run the other uid's client");
+                node.shutdown().await;
+                return;
+            }
+            Err(e) => panic!("cannot run the client: {e}"),
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.starts_with("connected"),
+            "the other uid could not even connect, so the test proves nothing: {stdout} {stderr}"
+        );
+        assert!(
+            !stdout.contains("\"status\""),
+            "another uid was served: {stdout}"
+        );
+        assert!(stdout.contains("refused"), "no refusal in: {stdout}");
+        node.shutdown().await;
+    }
 }

@@ -22,13 +22,15 @@
 //!
 //! Layout: `format` (file header inspection, schema, format version and migrations),
 //! `store` (opening, creating, statistics), `documents` (append, load, compaction),
-//! `sync_states` and `meta` (small keyed blobs), `error` (the typed [`StoreError`]).
+//! `sync_states` and `meta` (small keyed blobs), `modes` (owner-only directory and files: the
+//! store holds the device's keys), `error` (the typed [`StoreError`]).
 
 mod derived;
 mod documents;
 mod error;
 mod format;
 mod meta;
+mod modes;
 mod provenance;
 mod signatures;
 mod store;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::documents::CompactionPolicy;
-use crate::{StoreError, format};
+use crate::{StoreError, format, modes};
 
 /// Name of the database file inside a store directory.
 pub const DB_FILE_NAME: &str = "gridsync.db";
@@ -57,16 +57,18 @@ pub struct StoreStats {
 }
 
 impl Store {
-    /// Creates a new store in `dir` (creating the directory); refuses if one exists.
+    /// Creates a new store in `dir` (creating the directory, mode 0700); refuses if one
+    /// exists.
     ///
     /// The database is built under a temporary name and linked into place only when
-    /// complete, so `gridsync.db` either does not exist or is a whole store.
+    /// complete, so `gridsync.db` either does not exist or is a whole store. It is mode 0600
+    /// from its first instant, and so are its log and index (see `modes`).
     pub fn create(dir: &Path) -> Result<Store, StoreError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        modes::create_private_dir(dir).map_err(io(dir))?;
         let db_path = dir.join(DB_FILE_NAME);
         if db_path.exists() {
             return Err(StoreError::AlreadyExists(db_path));
@@ -83,6 +85,9 @@ impl Store {
                 _ => {}
             }
         }
+        // Ours, with mode 0600, before SQLite opens it: SQLite would create it 0644 less the
+        // umask, and gives the journal and log it creates the database's mode.
+        drop(modes::create_private_file(&creating).map_err(io(&creating))?);
         {
             let mut conn = Connection::open_with_flags(
                 &creating,
@@ -119,11 +124,17 @@ impl Store {
     /// Refuses, with a typed error and without writing to the file, anything that is not a
     /// healthy gridsync store of this or an older format: a missing, empty, truncated,
     /// non-SQLite or foreign file, one of a newer format, or one failing `quick_check`.
+    ///
+    /// A directory or store file open to other users (an older version's, or a careless
+    /// copy's) is first tightened to 0700 / 0600, with a warning naming it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db_path = dir.join(DB_FILE_NAME);
         if !db_path.is_file() {
             return Err(StoreError::Missing(db_path));
         }
+        // Before SQLite opens it: a leftover log keeps its mode (SQLite only sets the mode of
+        // the files it creates).
+        modes::tighten_store(dir, &db_path);
         format::inspect_header(&db_path)?;
         // No SQLITE_OPEN_CREATE: a file that vanished meanwhile is an error, not a new store.
         let mut conn = Connection::open_with_flags(
@@ -192,10 +203,8 @@ impl Store {
     /// Writes a consistent, compacted copy of the whole store to `target` (which must not
     /// exist), while the store stays in use: SQLite's `VACUUM INTO`, one read transaction.
     /// The copy is a complete store: [`Store::restore`] installs it in a data directory.
+    /// It holds the device's keys, so it is mode 0600; on failure no file is left behind.
     pub fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
-        if target.exists() {
-            return Err(StoreError::AlreadyExists(target.to_owned()));
-        }
         let io = |source| StoreError::Io {
             path: target.to_owned(),
             source,
@@ -203,11 +212,26 @@ impl Store {
         let target_str = target
             .to_str()
             .ok_or_else(|| io(std::io::Error::other("the path is not valid UTF-8")))?;
-        self.conn.execute("VACUUM INTO ?1", [target_str])?;
-        std::fs::File::open(target)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        Ok(())
+        // Created empty with mode 0600 first (`VACUUM INTO` accepts an empty file): SQLite
+        // would create it 0644 less the umask, readable by everyone for as long as it lives.
+        let file = match modes::create_private_file(target) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::AlreadyExists(target.to_owned()));
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let written = self
+            .conn
+            .execute("VACUUM INTO ?1", [target_str])
+            .map_err(StoreError::from)
+            .and_then(|_| file.sync_all().map_err(io));
+        if written.is_err() {
+            // The file is ours (created above) and incomplete: a half backup must not look
+            // like one.
+            let _ = std::fs::remove_file(target);
+        }
+        written
     }
 
     /// Installs a backup made by [`Store::backup_to`] as the store of `dir` (which must not
@@ -222,13 +246,24 @@ impl Store {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        modes::create_private_dir(dir).map_err(io(dir))?;
         let staging = dir.join(format!("{DB_FILE_NAME}.restoring"));
-        std::fs::copy(backup, &staging).map_err(io(backup))?;
-        std::fs::File::open(&staging)
-            .and_then(|f| f.sync_all())
-            .map_err(io(&staging))?;
-        std::fs::rename(&staging, &db_path).map_err(io(&db_path))?;
+        let mut source = File::open(backup).map_err(io(backup))?;
+        // Not `fs::copy`, which gives the copy the backup's mode: the store is 0600 whatever
+        // the backup went through. A leftover of a crashed restore carries our own name.
+        match std::fs::remove_file(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&staging)(e)),
+            _ => {}
+        }
+        let mut copy = modes::create_private_file(&staging).map_err(io(&staging))?;
+        let copied = std::io::copy(&mut source, &mut copy)
+            .map_err(io(backup))
+            .and_then(|_| copy.sync_all().map_err(io(&staging)))
+            .and_then(|_| std::fs::rename(&staging, &db_path).map_err(io(&db_path)));
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
         match Store::open(dir) {
             Ok(store) => Ok(store),
             Err(e) => {

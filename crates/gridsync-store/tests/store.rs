@@ -1,5 +1,6 @@
 //! Integration tests of gridsync-store: round trips, compaction, refusal of bad files,
-//! a full disk, SIGKILL crashes of a writing process, and migration from older formats.
+//! a full disk, file modes (keys at rest), SIGKILL crashes of a writing process, and migration
+//! from older formats.
 
 #[path = "store/backup.rs"]
 mod backup;
@@ -11,6 +12,8 @@ mod crash;
 mod full_disk;
 #[path = "store/migration.rs"]
 mod migration;
+#[path = "store/modes.rs"]
+mod modes;
 #[path = "store/round_trip.rs"]
 mod round_trip;
 #[path = "store/support.rs"]
