@@ -152,11 +152,14 @@ pub fn inspect_changes(
     let mut chunks = Vec::with_capacity(message.changes.len());
     let mut whole_document = None;
     let single_chunk = message.changes.len() == 1;
+    let mut inflate_budget = crate::inflate_limit::MAX_INFLATED_BYTES;
     for chunk in message.changes.iter() {
         // A v2 message concatenates several storage chunks in one; every part is inspected.
         let parts = storage_chunks(chunk).ok_or(RefusalReason::Malformed)?;
         let single_part = parts.len() == 1;
         for part in parts {
+            inflate_budget -= crate::inflate_limit::inflated_len(part.bytes, inflate_budget)
+                .map_err(|_| RefusalReason::Malformed)?;
             if part.kind == DOCUMENT_CHUNK {
                 let doc = Automerge::load(part.bytes).map_err(|_| RefusalReason::Malformed)?;
                 if content_rules {

@@ -45,19 +45,24 @@
 //! every count in a frame (scopes, inventory parts and items), against a fixed maximum and the
 //! bytes actually present, before allocating; heads, needs and haves in a sync message;
 //! inventory rounds; documents in flight, documents tracked per session and buffered outgoing
-//! bytes ([`Limits`]). Under outgoing backpressure the session stops generating messages until
-//! the driver drains `poll_transmit`.
+//! bytes ([`Limits`]); what the compressed chunks of one sync message inflate to
+//! ([`MAX_INFLATED_BYTES`], checked by streaming before automerge inflates anything). Under
+//! outgoing backpressure the session stops generating messages until the driver drains
+//! `poll_transmit`.
 
 pub mod authorize;
 pub mod frame;
 pub mod identity;
+mod inflate_limit;
 pub mod inventory;
 pub mod path;
+mod sequence;
 pub mod session;
 pub mod signature;
 
 pub use frame::{Frame, FrameDecoder, FrameError, RefusalReason};
 pub use identity::{Access, NodeId, Role, ScopeGrant, Scopes};
+pub use inflate_limit::MAX_INFLATED_BYTES;
 pub use path::{DocPath, PathError};
 pub use session::{
     AuthorStanding, CloseReason, DocumentSet, Limits, LocalIdentity, PeerIdentity, ReceivedWhole,

@@ -832,6 +832,13 @@ impl SyncSession {
                 }
             }
         }
+        // automerge panics on a change out of its actor's sequence; refuse it first.
+        if !message.changes.is_empty()
+            && let Err(reason) = crate::sequence::check_sequences(docs.doc(&path), &message)
+        {
+            self.refuse(path, reason);
+            return Ok(());
+        }
         // A pull (the peer has nothing we lack, and lacks something of ours) of a document we
         // have not started is answered in our own order: it joins our queue, and our first
         // message for it carries the changes. The inventory may have told only the peer that

@@ -4,6 +4,8 @@
 
 #[path = "proto/authorization.rs"]
 mod authorization;
+#[path = "proto/bounded.rs"]
+mod bounded;
 #[path = "proto/convergence.rs"]
 mod convergence;
 #[path = "proto/hostile.rs"]

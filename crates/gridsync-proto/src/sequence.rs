@@ -1,0 +1,116 @@
+//! Sequence numbers of received changes, checked against the document before automerge
+//! applies them.
+//!
+//! automerge 0.12 refuses a change that repeats an actor's sequence number
+//! (`DuplicateSeqNumber`, before applying anything of the message), but it asserts rather than
+//! checks that a change it applies is its actor's next one: a change skipping sequence numbers
+//! (or carrying an author on a change other than its actor's first) panics the node inside
+//! `receive_sync_message`. This check refuses such a message first. Every change that is not
+//! its actor's first must have its actor's previous change among its ancestors, in the
+//! document already or in the same message. That is what automerge itself produces (a
+//! transaction depends on the heads it saw, which include its own actor's last change), and
+//! it ensures that automerge applies each actor's changes in sequence, whatever order it
+//! releases them in, including changes it holds back until their dependencies arrive.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::sync::Message;
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+
+use crate::frame::RefusalReason;
+
+/// Chunk types that hold one change (uncompressed, compressed); documents are checked by
+/// automerge when it loads them.
+const CHANGE_CHUNKS: [u8; 2] = [1, 2];
+
+/// Refuses `message` as malformed if applying it to `doc` (`None`: not held) would apply a
+/// change out of its actor's sequence. Runs after [`crate::authorize::inspect_changes`], so
+/// every chunk already parsed and its compressed parts were bounded.
+pub(crate) fn check_sequences(
+    doc: Option<&Automerge>,
+    message: &Message,
+) -> Result<(), RefusalReason> {
+    let mut incoming: HashMap<ChangeHash, Change> = HashMap::new();
+    for chunk in message.changes.iter() {
+        for part in split(chunk).ok_or(RefusalReason::Malformed)? {
+            if !CHANGE_CHUNKS.contains(&part[8]) {
+                continue;
+            }
+            let change = Change::try_from(part).map_err(|_| RefusalReason::Malformed)?;
+            if doc.is_some_and(|d| d.get_change_meta_by_hash(&change.hash()).is_some()) {
+                continue; // Held already: automerge skips it.
+            }
+            incoming.insert(change.hash(), change);
+        }
+    }
+    // The highest sequence number of each actor in the document, computed at most once.
+    let mut held: Option<HashMap<ActorId, u64>> = None;
+    for change in incoming.values() {
+        let seq = change.seq();
+        if seq == 0 || (change.author().is_some() && seq != 1) {
+            return Err(RefusalReason::Malformed);
+        }
+        if seq == 1 || has_previous_in(&incoming, change) {
+            continue;
+        }
+        let held = held.get_or_insert_with(|| held_sequences(doc));
+        if held.get(change.actor_id()).copied().unwrap_or(0) < seq - 1 {
+            return Err(RefusalReason::Malformed);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the change before `change` in its actor's sequence is among its ancestors within
+/// `incoming`. Ancestors outside `incoming` are held by the document, and a held change's
+/// ancestors are all held, so the walk stays within the message.
+fn has_previous_in(incoming: &HashMap<ChangeHash, Change>, change: &Change) -> bool {
+    let (actor, previous) = (change.actor_id(), change.seq() - 1);
+    let mut seen = HashSet::new();
+    let mut stack: Vec<&ChangeHash> = change.deps().iter().collect();
+    while let Some(hash) = stack.pop() {
+        if !seen.insert(hash) {
+            continue;
+        }
+        let Some(ancestor) = incoming.get(hash) else {
+            continue;
+        };
+        if ancestor.actor_id() == actor && ancestor.seq() == previous {
+            return true;
+        }
+        stack.extend(ancestor.deps());
+    }
+    false
+}
+
+fn held_sequences(doc: Option<&Automerge>) -> HashMap<ActorId, u64> {
+    let mut held = HashMap::new();
+    for meta in doc.map(|d| d.get_changes_meta(&[])).unwrap_or_default() {
+        let seq = held.entry(meta.actor.into_owned()).or_insert(0);
+        *seq = meta.seq.max(*seq);
+    }
+    held
+}
+
+/// Splits concatenated storage chunks (magic, checksum, type, LEB128 length, body). `None` if
+/// they do not frame exactly.
+fn split(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut parts = Vec::new();
+    while !bytes.is_empty() {
+        let mut len: u64 = 0;
+        let mut at = 9;
+        for i in 0..10u32 {
+            let byte = *bytes.get(at)?;
+            at += 1;
+            len |= u64::from(byte & 0x7f).checked_shl(7 * i)?;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let total = at.checked_add(usize::try_from(len).ok()?)?;
+        let (part, rest) = bytes.split_at_checked(total)?;
+        parts.push(part);
+        bytes = rest;
+    }
+    Some(parts)
+}
