@@ -108,10 +108,25 @@ fn message_with(heads: Vec<ChangeHash>, chunks: Vec<Vec<u8>>) -> Vec<u8> {
     .encode()
 }
 
+/// A doc-sync frame for `message`, each change in it signed by its author (so that what is
+/// tested is what comes after the signature check, as from an enrolled device).
 fn doc_sync(p: &str, message: Vec<u8>) -> Vec<u8> {
+    let signatures = Message::decode(&message)
+        .map(|m| {
+            m.changes
+                .iter()
+                .filter_map(|chunk| automerge::Change::try_from(chunk).ok())
+                .filter_map(|change| {
+                    let author = gridsync_proto::NodeId::from_actor(change.actor_id())?;
+                    Some(crate::pair::sign_as(author.as_str(), p, &change.hash()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     encode_frame(&Frame::DocSync {
         path: path(p),
         message,
+        signatures,
     })
     .expect("encodes")
 }
