@@ -121,8 +121,7 @@ impl DocumentSet for MemoryDocs {
                 signature: [0; SIGNATURE_LEN],
             })
             .collect();
-        self.signatures
-            .insert(path.clone(), (heads, held.clone()));
+        self.signatures.insert(path.clone(), (heads, held.clone()));
         held
     }
 }

@@ -108,7 +108,11 @@ mod tests {
         let a_key = certificate_public_key(&a.cert_der).expect("key");
         let b_key = certificate_public_key(&b.cert_der).expect("key");
         assert!(verify_change_signature(&a_key, b"change", &signature));
-        assert!(!verify_change_signature(&a_key, b"other change", &signature));
+        assert!(!verify_change_signature(
+            &a_key,
+            b"other change",
+            &signature
+        ));
         assert!(!verify_change_signature(&b_key, b"change", &signature));
         assert!(ChangeSigner::from_pkcs8(b"not a key").is_err());
         assert!(certificate_public_key(b"not a certificate").is_err());

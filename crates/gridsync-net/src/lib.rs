@@ -45,10 +45,11 @@ pub mod tls;
 #[cfg(feature = "turmoil")]
 pub mod turmoil_socket;
 
-pub use change_signing::{
-    CHANGE_SIGNATURE_LEN, ChangeSigner, SigningError, certificate_public_key, verify_change_signature,
-};
 pub use ca::{DeviceCertError, IssuedIdentity, StreetCa, StreetCaPem, verify_device_certificate};
+pub use change_signing::{
+    CHANGE_SIGNATURE_LEN, ChangeSigner, SigningError, certificate_public_key,
+    verify_change_signature,
+};
 pub use discovery::{DiscoveredPeer, Discovery, DiscoveryError};
 pub use endpoint::{NetEndpoint, NetError, NodeCredentials};
 pub use identity::{CertError, DeviceIdentity, IDENTITY_EXTENSION_OID, identity_from_cert};

@@ -91,7 +91,11 @@ impl DocumentSet for Replica {
             .collect()
     }
 
-    fn check_signed_head(&mut self, path: &DocPath, head: &SignedHead) -> Result<(), RefusalReason> {
+    fn check_signed_head(
+        &mut self,
+        path: &DocPath,
+        head: &SignedHead,
+    ) -> Result<(), RefusalReason> {
         Replica::check_signed_head(self, path, head)
     }
 

@@ -70,9 +70,7 @@ pub fn save(store: &mut Store, evidence: &Equivocation) -> Result<(), StoreError
 
 /// Every device with stored evidence against it. An entry that does not decode is skipped
 /// with a warning (the device is then not refused on its account).
-pub fn load(
-    store: &Store,
-) -> Result<std::collections::BTreeMap<NodeId, Equivocation>, StoreError> {
+pub fn load(store: &Store) -> Result<std::collections::BTreeMap<NodeId, Equivocation>, StoreError> {
     let mut out = std::collections::BTreeMap::new();
     for (key, value) in store.meta_with_prefix(EQUIVOCATION_PREFIX)? {
         match serde_json::from_slice::<Equivocation>(&value)

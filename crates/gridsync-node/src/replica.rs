@@ -311,8 +311,8 @@ impl Replica {
     /// Sets the device key local changes are signed with (PKCS#8 DER of the certificate's
     /// key). [`Replica::open`] sets it from the installed identity.
     pub fn set_signing_key(&mut self, key_der: &[u8]) -> Result<(), ReplicaError> {
-        let signer =
-            ChangeSigner::from_pkcs8(key_der).map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+        let signer = ChangeSigner::from_pkcs8(key_der)
+            .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
         self.signer = Some(signer);
         Ok(())
     }
@@ -511,13 +511,8 @@ impl Replica {
         }) else {
             return Ok(());
         };
-        let evidence = crate::evidence::Equivocation::new(
-            &node_id,
-            path,
-            prior,
-            head,
-            crate::node::unix_ms(),
-        );
+        let evidence =
+            crate::evidence::Equivocation::new(&node_id, path, prior, head, crate::node::unix_ms());
         tracing::error!(device = %node_id, %path, seq = head.seq, "a device signed two different changes with one sequence number; its changes are refused from now on; revoke it");
         if let Err(error) = crate::evidence::save(&mut self.store, &evidence) {
             tracing::warn!(%error, "cannot store the equivocation evidence");
@@ -1254,7 +1249,9 @@ fn new_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaEr
 /// (or the store predates incarnations), in which case a fresh one.
 fn current_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
     let stored = store.get_meta(meta_keys::INCARNATION)?;
-    let used_by_node = store.get_meta(meta_keys::INCARNATION_USED_BY_NODE)?.is_some();
+    let used_by_node = store
+        .get_meta(meta_keys::INCARNATION_USED_BY_NODE)?
+        .is_some();
     match stored.and_then(|bytes| <[u8; INCARNATION_LEN]>::try_from(bytes.as_slice()).ok()) {
         Some(incarnation) if !used_by_node => Ok(incarnation),
         _ => new_incarnation(store),

@@ -170,12 +170,16 @@ pub fn inspect_changes(
                         }
                     }
                 }
-                facts.extend(doc.get_changes_meta(&[]).into_iter().map(|meta| ChangeFacts {
-                    hash: meta.hash,
-                    actor: meta.actor.into_owned(),
-                    seq: meta.seq,
-                    deps: meta.deps,
-                }));
+                facts.extend(
+                    doc.get_changes_meta(&[])
+                        .into_iter()
+                        .map(|meta| ChangeFacts {
+                            hash: meta.hash,
+                            actor: meta.actor.into_owned(),
+                            seq: meta.seq,
+                            deps: meta.deps,
+                        }),
+                );
                 if single_chunk && single_part {
                     whole_document = Some(WholeDocument {
                         doc,

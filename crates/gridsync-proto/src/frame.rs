@@ -451,11 +451,7 @@ pub fn decode_frame_body(body: &[u8]) -> Result<Frame, FrameError> {
             let path = DocPath::parse(r.short_str()?)?;
             let len = r.u32()? as usize;
             let message = r.take(len)?.to_vec();
-            let count = r.count_u16(
-                "signature",
-                MAX_SIGNATURES_PER_MESSAGE,
-                32 + SIGNATURE_LEN,
-            )?;
+            let count = r.count_u16("signature", MAX_SIGNATURES_PER_MESSAGE, 32 + SIGNATURE_LEN)?;
             let mut signatures = Vec::with_capacity(count);
             for _ in 0..count {
                 let hash = automerge::ChangeHash(r.digest()?);

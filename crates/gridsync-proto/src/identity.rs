@@ -260,10 +260,16 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(NodeId::from_actor(&a), Some(node.clone()));
         // The genesis actor, a truncated suffix and a non-node prefix map to nobody.
-        assert_eq!(NodeId::from_actor(&automerge::ActorId::from([0u8; 16])), None);
+        assert_eq!(
+            NodeId::from_actor(&automerge::ActorId::from([0u8; 16])),
+            None
+        );
         let mut short = a.to_bytes().to_vec();
         short.pop();
         assert_eq!(NodeId::from_actor(&automerge::ActorId::from(short)), None);
-        assert_eq!(NodeId::from_actor(&automerge::ActorId::from(b"Bad Id".as_slice())), None);
+        assert_eq!(
+            NodeId::from_actor(&automerge::ActorId::from(b"Bad Id".as_slice())),
+            None
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{ActorId, Automerge, ReadDoc as _};
 
-use crate::authorize::{ChangeJudge, PeerAccess, inspect_changes, is_shared, outgoing_change_facts};
+use crate::authorize::{
+    ChangeJudge, PeerAccess, inspect_changes, is_shared, outgoing_change_facts,
+};
 use crate::frame::{
     Frame, FrameDecoder, GoodbyeReason, Hello, PROTOCOL_VERSION, RangeSummary, RefusalReason,
     encode_frame,
@@ -21,11 +23,11 @@ mod config;
 mod events;
 mod start_queue;
 
+use crate::signature::{ChangeSignature, SIGNATURE_LEN, newest_per_actor};
 pub use config::{
     AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig,
     SignatureCheck, SyncPriority, URGENT_CHANGE,
 };
-use crate::signature::{ChangeSignature, SIGNATURE_LEN, newest_per_actor};
 pub use events::{CloseReason, ReceivedWhole, SessionError, SessionEvent, SessionStats};
 use start_queue::{NOTHING_TO_SEND, StartKey, StartQueue};
 
@@ -175,7 +177,10 @@ impl ChangeJudge for DocumentJudge<'_> {
     fn has_content_rules(&self) -> bool {
         self.docs.has_content_rules(self.path)
     }
-    fn check_signed_head(&mut self, head: &crate::signature::SignedHead) -> Result<(), RefusalReason> {
+    fn check_signed_head(
+        &mut self,
+        head: &crate::signature::SignedHead,
+    ) -> Result<(), RefusalReason> {
         self.docs.check_signed_head(self.path, head)
     }
     fn check_content(&mut self, change: &automerge::Change) -> Result<(), RefusalReason> {

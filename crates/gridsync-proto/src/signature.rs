@@ -165,7 +165,10 @@ mod tests {
         // b's change needs b's own signature.
         let covered = covered_changes(&changes, &[signed(4), signed(2)]);
         assert_eq!(covered[1], Some(1));
-        assert_eq!(covered[4], None, "a change off the signed chain stays uncovered");
+        assert_eq!(
+            covered[4], None,
+            "a change off the signed chain stays uncovered"
+        );
     }
 
     #[test]

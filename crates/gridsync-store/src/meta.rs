@@ -27,9 +27,9 @@ impl Store {
 
     /// Every (key, value) whose key starts with `prefix`, in key order.
     pub fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare_cached("SELECT key, value FROM meta WHERE substr(key, 1, ?2) = ?1 ORDER BY key")?;
+        let mut statement = self.conn.prepare_cached(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?2) = ?1 ORDER BY key",
+        )?;
         let rows = statement.query_map((prefix, prefix.len() as i64), |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
         })?;

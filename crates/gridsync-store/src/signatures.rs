@@ -47,7 +47,11 @@ impl Store {
 
     /// Stores signatures for `path`, each replacing the one held for its actor only when it
     /// signs a newer change.
-    pub fn put_signatures(&mut self, path: &DocPath, heads: &[SignedHead]) -> Result<(), StoreError> {
+    pub fn put_signatures(
+        &mut self,
+        path: &DocPath,
+        heads: &[SignedHead],
+    ) -> Result<(), StoreError> {
         if heads.is_empty() {
             return Ok(());
         }

@@ -3,9 +3,9 @@
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 
 use crate::frame::{MAX_FRAME_LEN, RefusalReason};
-use crate::signature::{ChangeSignature, SIGNATURE_LEN, SignedHead};
 use crate::identity::{NodeId, Role, Scopes};
 use crate::path::DocPath;
+use crate::signature::{ChangeSignature, SIGNATURE_LEN, SignedHead};
 
 /// Who this node is, as its own certificate says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +189,11 @@ pub trait DocumentSet {
     /// Checks a verified signature on an author's newest change in a message received for
     /// `path` against the signatures held: two different changes signed for one (actor,
     /// seq) are evidence that the author equivocates ([`RefusalReason::Equivocation`]).
-    fn check_signed_head(&mut self, path: &DocPath, head: &SignedHead) -> Result<(), RefusalReason> {
+    fn check_signed_head(
+        &mut self,
+        path: &DocPath,
+        head: &SignedHead,
+    ) -> Result<(), RefusalReason> {
         let _ = (path, head);
         Ok(())
     }

@@ -300,9 +300,7 @@ impl Node {
             {
                 let held = self.docs.signed.entry(path.clone()).or_default();
                 for head in signed_heads {
-                    let newer = held
-                        .get(&head.actor)
-                        .is_none_or(|(seq, _)| head.seq > *seq);
+                    let newer = held.get(&head.actor).is_none_or(|(seq, _)| head.seq > *seq);
                     if newer {
                         held.insert(head.actor.clone(), (head.seq, head.signature));
                     }
