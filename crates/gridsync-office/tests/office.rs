@@ -75,7 +75,10 @@ fn enroll(
         not_before: now.saturating_sub(600),
         not_after: now + 86_400,
     })?;
-    let replica = Replica::init(&root.join(name), &node_id, STREET)?;
+    let mut replica = Replica::init(&root.join(name), &node_id, STREET)?;
+    // What it writes before its node starts (the office's plan) is signed, as on a device.
+    replica.set_signing_key(&issued.key_der)?;
+    replica.set_trust_root(ca.cert_der().to_vec());
     Ok((NodeCredentials::new(ca.cert_der(), &issued), replica))
 }
 

@@ -149,7 +149,9 @@ pub fn inspect_changes(
     }
     let content_rules = judge.has_content_rules();
     let mut facts: Vec<ChangeFacts> = Vec::new();
-    let mut chunks = Vec::with_capacity(message.changes.len());
+    // What to pass on to automerge: whole chunks as received, or single change parts that
+    // can be left out one by one (see `check_signatures`).
+    let mut parts_out: Vec<OutgoingPart> = Vec::new();
     let mut whole_document = None;
     let single_chunk = message.changes.len() == 1;
     let mut inflate_budget = crate::inflate_limit::MAX_INFLATED_BYTES;
@@ -158,8 +160,10 @@ pub fn inspect_changes(
         let parts = storage_chunks(chunk).ok_or(RefusalReason::Malformed)?;
         let single_part = parts.len() == 1;
         for part in parts {
-            inflate_budget -= crate::inflate_limit::inflated_len(part.bytes, inflate_budget)
+            // Compressed parts are inflated against a cap before automerge sees them.
+            let inflated = crate::inflate_limit::inflated_len(part.bytes, inflate_budget)
                 .map_err(|_| RefusalReason::Malformed)?;
+            inflate_budget = inflate_budget.saturating_sub(inflated);
             if part.kind == DOCUMENT_CHUNK {
                 let doc = Automerge::load(part.bytes).map_err(|_| RefusalReason::Malformed)?;
                 if content_rules {
@@ -180,6 +184,7 @@ pub fn inspect_changes(
                             deps: meta.deps,
                         }),
                 );
+                parts_out.push(OutgoingPart::Document(part.bytes.to_vec()));
                 if single_chunk && single_part {
                     whole_document = Some(WholeDocument {
                         doc,
@@ -191,45 +196,95 @@ pub fn inspect_changes(
                 if content_rules && !is_genesis_actor(change.actor_id()) {
                     judge.check_content(&change)?;
                 }
-                facts.push(ChangeFacts {
-                    hash: change.hash(),
-                    actor: change.actor_id().clone(),
-                    seq: change.seq(),
-                    deps: change.deps().to_vec(),
+                parts_out.push(OutgoingPart::Change {
+                    fact: facts.len(),
+                    bytes: part.bytes.to_vec(),
                 });
+                facts.push(FactsOf::of(&change));
             }
         }
-        chunks.push(chunk.to_vec());
     }
-    let signed_heads = check_signatures(path, &facts, signatures, judge)?;
-    for head in &signed_heads {
+    let checked = check_signatures(path, &facts, signatures, judge)?;
+    for head in &checked.signed_heads {
         judge.check_signed_head(head)?;
     }
-    for change in &facts {
-        check_author(change, sender, sender_access, judge)?;
+    for (i, change) in facts.iter().enumerate() {
+        if !checked.left_out.contains(&i) {
+            check_author(change, sender, sender_access, judge)?;
+        }
     }
+    let chunks: Vec<Vec<u8>> = parts_out
+        .into_iter()
+        .filter_map(|part| match part {
+            OutgoingPart::Document(bytes) => Some(bytes),
+            OutgoingPart::Change { fact, bytes } => {
+                (!checked.left_out.contains(&fact)).then_some(bytes)
+            }
+        })
+        .collect();
     Ok(Inspected {
         message: Message {
             changes: ChunkList::from(chunks),
             ..message
         },
-        whole_document,
-        signed_heads,
+        whole_document: whole_document.filter(|_| checked.left_out.is_empty()),
+        signed_heads: checked.signed_heads,
     })
 }
 
-/// Requires every non-genesis change to be vouched for by a verified signature of its
-/// author; returns the signatures used, as the heads to store.
+/// A received storage chunk part, as passed on to automerge.
+enum OutgoingPart {
+    /// A whole saved document: passed on as it came.
+    Document(Vec<u8>),
+    /// One change (`facts[fact]`): left out when no signature in the message can vouch for
+    /// it yet.
+    Change { fact: usize, bytes: Vec<u8> },
+}
+
+/// Builds [`ChangeFacts`] from a parsed change.
+struct FactsOf;
+
+impl FactsOf {
+    fn of(change: &Change) -> ChangeFacts {
+        ChangeFacts {
+            hash: change.hash(),
+            actor: change.actor_id().clone(),
+            seq: change.seq(),
+            deps: change.deps().to_vec(),
+        }
+    }
+}
+
+/// What the signature check found.
+struct SignatureVerdict {
+    /// The verified signatures used, as heads to store.
+    signed_heads: Vec<SignedHead>,
+    /// Changes (indices into the facts) that no signature in the message could vouch for
+    /// because the message lacks a change between them and their author's signed one: left
+    /// out of what is applied, and sent again by the peer with the changes they wait for.
+    left_out: std::collections::HashSet<usize>,
+}
+
+/// Requires every non-genesis change not held yet to be vouched for by a verified signature
+/// of its author.
+///
+/// A change no signature covers is refused, unless the message depends on a change that is
+/// neither in it nor held here: then the covering chain may run through that missing change
+/// (automerge's sync left it out on a Bloom-filter false positive, say), so the change is
+/// left out of what is applied rather than refused; the peer sends it again, with the
+/// changes it waits for and the signature that covers it, once this side asks for them.
 fn check_signatures(
     path: &DocPath,
     changes: &[ChangeFacts],
     signatures: &[ChangeSignature],
     judge: &mut dyn ChangeJudge,
-) -> Result<Vec<SignedHead>, RefusalReason> {
+) -> Result<SignatureVerdict, RefusalReason> {
     let covered = covered_changes(changes, signatures);
     let mut verdicts: Vec<Option<SignatureCheck>> = vec![None; signatures.len()];
     let mut signed_heads = Vec::new();
-    for (change, covering) in changes.iter().zip(&covered) {
+    let mut left_out = std::collections::HashSet::new();
+    let mut misses_a_change: Option<bool> = None;
+    for (i, (change, covering)) in changes.iter().zip(&covered).enumerate() {
         if is_genesis_actor(&change.actor) {
             // Genesis changes are unsigned; the author check admits them by hash alone.
             continue;
@@ -238,6 +293,18 @@ fn check_signatures(
             continue;
         }
         let Some(s) = *covering else {
+            let misses = *misses_a_change.get_or_insert_with(|| {
+                let in_message: std::collections::HashSet<&ChangeHash> =
+                    changes.iter().map(|c| &c.hash).collect();
+                changes
+                    .iter()
+                    .flat_map(|c| &c.deps)
+                    .any(|dep| !in_message.contains(dep) && !judge.holds(dep))
+            });
+            if misses {
+                left_out.insert(i);
+                continue;
+            }
             return Err(RefusalReason::BadSignature);
         };
         let verdict = match verdicts[s] {
@@ -268,7 +335,10 @@ fn check_signatures(
             SignatureCheck::UnknownAuthor => return Err(RefusalReason::UnknownAuthor),
         }
     }
-    Ok(signed_heads)
+    Ok(SignatureVerdict {
+        signed_heads,
+        left_out,
+    })
 }
 
 /// The author rule for one change: the sender's own changes by the sender's access, anyone
@@ -407,10 +477,35 @@ mod tests {
             .collect()
     }
 
-    /// A directory in which only `vol-7` and `vol-8` may write, with the fake signatures.
-    struct Directory;
+    /// A directory in which only `vol-7` and `vol-8` may write, with the fake signatures; the
+    /// receiver holds every change the message depends on and does not carry (as automerge
+    /// sends to a peer that has the rest).
+    struct Directory {
+        carried: std::collections::HashSet<ChangeHash>,
+    }
+
+    impl Directory {
+        fn for_message(message: &Message) -> Directory {
+            let mut carried = std::collections::HashSet::new();
+            for chunk in message.changes.iter() {
+                for part in storage_chunks(chunk).unwrap_or_default() {
+                    if part.kind == DOCUMENT_CHUNK {
+                        if let Ok(doc) = Automerge::load(part.bytes) {
+                            carried.extend(doc.get_changes_meta(&[]).iter().map(|m| m.hash));
+                        }
+                    } else if let Ok(change) = Change::try_from(part.bytes) {
+                        carried.insert(change.hash());
+                    }
+                }
+            }
+            Directory { carried }
+        }
+    }
 
     impl ChangeJudge for Directory {
+        fn holds(&mut self, change: &ChangeHash) -> bool {
+            !self.carried.contains(change)
+        }
         fn author_standing(&mut self, actor: &ActorId, _: &ChangeHash) -> AuthorStanding {
             match NodeId::from_actor(actor).as_ref().map(NodeId::as_str) {
                 Some("vol-7" | "vol-8") => AuthorStanding::MayWrite,
@@ -438,13 +533,14 @@ mod tests {
         access: PeerAccess,
     ) -> Result<Inspected, RefusalReason> {
         let sender = NodeId::parse(sender).expect("valid test node id");
+        let mut directory = Directory::for_message(&message);
         inspect_changes(
             &test_path(),
             message,
             &signatures,
             &sender,
             access,
-            &mut Directory,
+            &mut directory,
         )
     }
 
@@ -687,5 +783,53 @@ mod tests {
             .expect("one signature covers all 21 changes");
         assert_eq!(inspected.signed_heads.len(), 1);
         assert_eq!(inspected.signed_heads[0].seq, 21);
+    }
+
+    #[test]
+    fn a_change_cut_off_from_its_signature_by_a_missing_one_is_left_out_not_refused() {
+        // vol-8 wrote five changes; the message carries the 3rd and the 5th but not the 4th
+        // (automerge left it out on a Bloom-filter false positive), signed on the 5th.
+        let mut doc = Automerge::new().with_actor(ActorId::from("vol-8".as_bytes()));
+        for i in 0..5 {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, format!("k{i}"), i).expect("put on root");
+            tx.commit();
+        }
+        let changes = doc.get_changes(&[]);
+        let (third, fifth) = (&changes[2], &changes[4]);
+        let base = Automerge::new()
+            .generate_sync_message(&mut automerge::sync::State::new())
+            .expect("an opening message");
+        let message = Message {
+            changes: ChunkList::from(vec![third.raw_bytes().to_vec(), fifth.raw_bytes().to_vec()]),
+            ..base
+        };
+        let signature = ChangeSignature {
+            hash: fifth.hash(),
+            signature: fake_signature(
+                &ActorId::from("vol-8".as_bytes()),
+                &signed_bytes(&test_path(), &fifth.hash()),
+            ),
+        };
+        let mut directory = Directory::for_message(&message);
+        // The receiver holds the first two changes, not the 4th.
+        directory.carried.insert(changes[3].hash());
+        let inspected = inspect_changes(
+            &test_path(),
+            message,
+            &[signature],
+            &NodeId::parse("cap-1").expect("valid test id"),
+            PeerAccess::Write,
+            &mut directory,
+        )
+        .expect("not refused");
+        let kept: Vec<ChangeHash> = inspected
+            .message
+            .changes
+            .iter()
+            .map(|c| Change::try_from(c).expect("a change").hash())
+            .collect();
+        assert_eq!(kept, vec![fifth.hash()], "the 3rd waits for the 4th");
+        assert_eq!(inspected.signed_heads.len(), 1);
     }
 }

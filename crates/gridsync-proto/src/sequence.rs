@@ -54,7 +54,9 @@ pub(crate) fn check_sequences(
             continue;
         }
         let held = held.get_or_insert_with(|| held_sequences(doc));
-        if held.get(change.actor_id()).copied().unwrap_or(0) < seq - 1 {
+        if held.get(change.actor_id()).copied().unwrap_or(0) < seq - 1
+            && !waits_for_a_missing_change(doc, &incoming, change)
+        {
             return Err(RefusalReason::Malformed);
         }
     }
@@ -64,6 +66,33 @@ pub(crate) fn check_sequences(
 /// Whether the change before `change` in its actor's sequence is among its ancestors within
 /// `incoming`. Ancestors outside `incoming` are held by the document, and a held change's
 /// ancestors are all held, so the walk stays within the message.
+/// Whether `change` depends, through the message's changes, on a change neither held nor in
+/// the message: automerge then holds it back until that change arrives, and its predecessor
+/// may well be among the changes it waits for (a change held back from an earlier message,
+/// which `held_sequences` cannot see). Such a change is left to automerge's queue.
+fn waits_for_a_missing_change(
+    doc: Option<&Automerge>,
+    incoming: &HashMap<ChangeHash, Change>,
+    change: &Change,
+) -> bool {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<&ChangeHash> = change.deps().iter().collect();
+    while let Some(hash) = stack.pop() {
+        if !seen.insert(hash) {
+            continue;
+        }
+        match incoming.get(hash) {
+            Some(ancestor) => stack.extend(ancestor.deps()),
+            None => {
+                if !doc.is_some_and(|d| d.get_change_meta_by_hash(hash).is_some()) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 fn has_previous_in(incoming: &HashMap<ChangeHash, Change>, change: &Change) -> bool {
     let (actor, previous) = (change.actor_id(), change.seq() - 1);
     let mut seen = HashSet::new();

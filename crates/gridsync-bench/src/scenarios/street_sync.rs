@@ -78,6 +78,12 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
     let quic_secs = median(&quic_secs);
     let quic_cpu = median(&quic_cpu);
 
+    progress.step("change signatures: signing and verifying with a device key");
+    let signatures = signature_rates(&source, scale.pick(200, 5_000))?;
+    // One signature per author per document crosses the sync: the captain's, on each of its
+    // documents (and a few on the street documents, left out here).
+    let verify_share = buildings as f64 / signatures.verified_per_sec / quic_cpu.max(0.01);
+
     let rate = |secs: f64| visits as f64 / secs;
     // CPU time comes in 10 ms ticks: a smoke run can take less than one.
     let cpu_rate = |secs: f64| visits as f64 / secs.max(0.01);
@@ -120,6 +126,21 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
                 "documents/s, QUIC + durable stores",
                 buildings as f64 / quic_secs,
                 "docs/s",
+            ),
+            Figure::new(
+                "change signatures signed per second (ECDSA P-256, one core)",
+                signatures.signed_per_sec,
+                "signatures/s",
+            ),
+            Figure::new(
+                "change signatures verified per second (ECDSA P-256, one core)",
+                signatures.verified_per_sec,
+                "signatures/s",
+            ),
+            Figure::new(
+                "share of the sync's CPU spent verifying signatures (one per document)",
+                verify_share * 100.0,
+                "%",
             ),
         ],
         notes: vec![
@@ -174,4 +195,42 @@ fn engine_in_memory(
         );
     }
     Ok((secs, round_trips))
+}
+
+/// Signing and verifying rates of change signatures with a device key.
+struct SignatureRates {
+    signed_per_sec: f64,
+    verified_per_sec: f64,
+}
+
+/// Signs and verifies `count` change signatures with `source`'s device key, over the bytes
+/// a device signs (domain, document path, change hash).
+fn signature_rates(source: &Source, count: usize) -> anyhow::Result<SignatureRates> {
+    let signer = gridsync_net::ChangeSigner::from_pkcs8(&source.credentials.key_der)?;
+    let public_key = gridsync_net::certificate_public_key(&source.credentials.cert_der)?;
+    let path = gridsync_proto::DocPath::parse("panhuo/grid-001/b-00001")?;
+    let messages: Vec<Vec<u8>> = (0..count)
+        .map(|i| {
+            let hash = automerge::ChangeHash([(i % 251) as u8; 32]);
+            gridsync_proto::signature::signed_bytes(&path, &hash)
+        })
+        .collect();
+    let started = Instant::now();
+    let signatures = messages
+        .iter()
+        .map(|m| signer.sign(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let signed_per_sec = count as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for (message, signature) in messages.iter().zip(&signatures) {
+        anyhow::ensure!(
+            gridsync_net::verify_change_signature(&public_key, message, signature),
+            "a signature made with the device key does not verify"
+        );
+    }
+    let verified_per_sec = count as f64 / started.elapsed().as_secs_f64();
+    Ok(SignatureRates {
+        signed_per_sec,
+        verified_per_sec,
+    })
 }

@@ -160,6 +160,11 @@ impl Device {
         // What `Replica::open` reads from the invite, for this first incarnation.
         replica.set_write_scopes(Some(spec.scopes.clone()));
         replica.set_trust_root(enrolled.ca_cert_der.clone());
+        let credentials = enrolled
+            .invite
+            .credentials()
+            .map_err(|e| ContactError::Enroll(e.to_string()))?;
+        replica.set_signing_key(&credentials.key_der)?;
         replica.publish_device_certificate(&enrolled.cert_der, now_ms)?;
         if let Some(plan) = plan {
             install(&mut replica, plan)?;
