@@ -145,6 +145,41 @@ fn signatures_for(message: &Message, stored: Vec<ChangeSignature>) -> Vec<Change
         .collect()
 }
 
+/// Makes an incremental message carry every change the peer lacks after the heads it last
+/// told us, rather than automerge's Bloom-filter estimate of them.
+///
+/// One signature on an author's newest change vouches for the author's earlier changes only
+/// through an unbroken chain of changes the receiver holds or receives; a change the filter
+/// wrongly says the peer has (about 1 % per change) would break the chain, and the changes
+/// before it could not be verified. Whole saved documents are complete already; messages
+/// before the peer's heads are known are left as automerge made them.
+fn complete_author_chains(doc: &Automerge, state: &State, message: &mut Message) {
+    if message.changes.is_empty() {
+        return;
+    }
+    let Some(sent) = outgoing_change_facts(message) else {
+        return;
+    };
+    let Some(their_heads) = &state.their_heads else {
+        return;
+    };
+    // Heads we do not know would make automerge list everything: keep only known ones.
+    let known: Vec<_> = their_heads
+        .iter()
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+        .copied()
+        .collect();
+    let missing = doc.get_changes(&known);
+    if missing.len() > sent.len() {
+        message.changes = automerge::sync::ChunkList::from(
+            missing
+                .iter()
+                .map(|change| change.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        );
+    }
+}
+
 /// The node's answers about one document's received changes, for [`inspect_changes`].
 struct DocumentJudge<'a> {
     docs: &'a mut dyn DocumentSet,
@@ -980,7 +1015,8 @@ impl SyncSession {
             };
             let doc = docs.doc(&path).unwrap_or(&empty);
             match doc.generate_sync_message(&mut tracked.state) {
-                Some(message) => {
+                Some(mut message) => {
+                    complete_author_chains(doc, &tracked.state, &mut message);
                     let signatures = if message.changes.is_empty() {
                         Vec::new()
                     } else {
