@@ -25,6 +25,8 @@ pub mod credentials;
 pub mod directory;
 pub mod discovery;
 pub mod docset;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod node;
 pub mod ops;
 pub mod peers;
