@@ -264,7 +264,10 @@ pub fn inspect_and_apply(data: &[u8]) {
         };
         inspect_changes(&path, message, &signatures, &sender, access, &mut judge)
     };
-    let again = inspect(message.clone()).map(|i| i.message.encode());
+    // Compared by their chunks: automerge's encoder asserts (in debug builds) that heads are
+    // sorted, which a received message need not be, and the session never re-encodes one.
+    let chunks = |m: &Message| m.changes.iter().map(<[u8]>::to_vec).collect::<Vec<_>>();
+    let again = inspect(message.clone()).map(|i| chunks(&i.message));
     let inspected = match inspect(message) {
         Ok(inspected) => inspected,
         Err(reason) => {
@@ -273,8 +276,8 @@ pub fn inspect_and_apply(data: &[u8]) {
         }
     };
     assert_eq!(
-        again.ok().as_deref(),
-        Some(inspected.message.clone().encode().as_slice()),
+        again.ok(),
+        Some(chunks(&inspected.message)),
         "inspection is deterministic"
     );
     let seen: HashSet<ChangeHash> = facts_of(&inspected.message.changes)
