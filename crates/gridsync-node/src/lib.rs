@@ -26,6 +26,8 @@ pub mod directory;
 pub mod discovery;
 pub mod docset;
 pub mod evidence;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod node;
 pub mod ops;
 pub mod peers;

@@ -1,14 +1,12 @@
-//! Fuzzes the streaming frame decoder: arbitrary bytes, pushed in arbitrary chunks, must
-//! yield frames or a typed error, never a panic, and must never buffer more than was pushed.
-//! Every frame decoded must re-encode to bytes that decode to the same frame.
-
-#![no_main]
+//! The streaming frame decoder.
 
 use gridsync_proto::frame::{FrameDecoder, MAX_FRAME_LEN, encode_frame};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    // The first byte picks the chunk size, so splits across frame boundaries get exercised.
+/// Arbitrary bytes, pushed into a [`FrameDecoder`] in chunks of a size the first byte
+/// picks (so splits across frame boundaries get exercised), must yield frames or a typed
+/// error. Invariants: every frame decoded re-encodes to bytes that decode to the same frame,
+/// and the decoder never buffers more than was pushed.
+pub fn decode_frames(data: &[u8]) {
     let Some((&split, rest)) = data.split_first() else {
         return;
     };
@@ -33,4 +31,4 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(decoder.buffered() <= pushed);
     }
-});
+}
