@@ -122,9 +122,7 @@ fn check_change(change: &Change, with_office: bool, signature: &[u8; SIGNATURE_L
             added.push((node, der.clone()));
         }
         let mut applied = doc.clone();
-        if applied.apply_changes([change.clone()]).is_ok()
-            && applied.get_missing_deps(&[]).is_empty()
-        {
+        if apply_as_a_node_does(&mut applied, change) && applied.get_missing_deps(&[]).is_empty() {
             let mut after = directory_of(&applied);
             for (node, der) in added {
                 if entry_of(&applied, &node).as_deref() == Some(der.as_slice()) {
@@ -144,7 +142,7 @@ fn check_change(change: &Change, with_office: bool, signature: &[u8; SIGNATURE_L
 
     if check_revocations_change(change).is_ok() {
         let mut applied = gridsync_node::revocations::genesis();
-        if applied.apply_changes([change.clone()]).is_ok() {
+        if apply_as_a_node_does(&mut applied, change) {
             let _ = gridsync_node::revocations::read(&applied);
             let _ = gridsync_node::revocations::apply_document(
                 &applied,
@@ -153,6 +151,21 @@ fn check_change(change: &Change, with_office: bool, signature: &[u8; SIGNATURE_L
             );
         }
     }
+}
+
+/// Applies `change` the way a node's session does once inspection admitted it: the sequence
+/// check, then automerge's apply with a panic turned into a refusal. Whether it applied.
+fn apply_as_a_node_does(doc: &mut Automerge, change: &Change) -> bool {
+    use automerge::sync::{ChunkList, Message, State, SyncDoc as _};
+    let Some(base) = Automerge::new().generate_sync_message(&mut State::new()) else {
+        return false;
+    };
+    let message = Message {
+        changes: ChunkList::from(vec![change.raw_bytes().to_vec()]),
+        ..base
+    };
+    gridsync_proto::sequence::check_sequences(Some(doc), &message).is_ok()
+        && gridsync_proto::apply::receive_guarded(doc, &mut State::new(), message).is_ok()
 }
 
 /// The certificate the directory document holds for `node`, if any.

@@ -328,3 +328,47 @@ mod seeds {
         }
     }
 }
+
+/// The input that made automerge panic in `import_ops` (a revocation change naming an actor
+/// the document does not know, passing the street rules): through the path a node takes,
+/// the sequence check and the guarded apply, it is refused and nothing panics.
+#[test]
+fn the_change_automerge_panicked_on_does_no_harm_on_the_node_path() {
+    use automerge::sync::{Message, State, SyncDoc as _};
+    use gridsync_fuzz::input::{Input, fix_checksums};
+
+    let data = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus/directory_and_signature_checks/crash-automerge-import-ops-unknown-actor"),
+    )
+    .expect("the saved crash input");
+    let mut input = Input::new(&data);
+    let flags = input.byte();
+    let change = input.slice();
+    let change = if flags & 1 != 0 {
+        fix_checksums(change)
+    } else {
+        change.to_vec()
+    };
+    let parsed = automerge::Change::try_from(change.as_slice()).expect("the change parses");
+    assert!(gridsync_node::fuzzing::check_revocations_change(&parsed).is_ok());
+    let mut doc = gridsync_node::revocations::genesis();
+    let base = automerge::Automerge::new()
+        .generate_sync_message(&mut State::new())
+        .expect("an opening message");
+    let message = Message {
+        changes: automerge::sync::ChunkList::from(vec![change.clone()]),
+        ..base
+    };
+    // Refused by the sequence check, or applied (or held back for a missing dependency)
+    // by the guarded apply, or refused by it: never a panic, and the document stays whole.
+    if gridsync_proto::sequence::check_sequences(Some(&doc), &message).is_ok() {
+        let applied = gridsync_proto::apply::receive_guarded(&mut doc, &mut State::new(), message);
+        assert!(
+            !matches!(applied, Err(gridsync_proto::apply::ApplyError::Panicked)),
+            "automerge panicked"
+        );
+        let reloaded = automerge::Automerge::load(&doc.save()).expect("the document reloads");
+        assert_eq!(reloaded.get_heads(), doc.get_heads());
+    }
+}

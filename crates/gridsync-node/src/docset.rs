@@ -99,6 +99,10 @@ impl DocumentSet for Replica {
         Replica::check_signed_head(self, path, head)
     }
 
+    fn discard_unsaved(&mut self, path: &DocPath) {
+        self.reload_from_store(path);
+    }
+
     fn signatures_received(&mut self, path: &DocPath, heads: &[SignedHead]) {
         self.remember_signatures(path, heads);
     }

@@ -826,6 +826,12 @@ impl Replica {
         }
     }
 
+    /// Replaces the in-memory copy of `path` by what the store holds, dropping whatever was
+    /// received into it and not stored (a document automerge panicked on).
+    pub fn reload_from_store(&mut self, path: &DocPath) {
+        self.forget_unsaved(path);
+    }
+
     /// Replaces the in-memory copy of `path` by what the store holds (best effort: if the
     /// store cannot be read either, the document is left unloaded).
     fn forget_unsaved(&mut self, path: &DocPath) {

@@ -935,15 +935,21 @@ async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()
     assert_eq!(cap["records"], 1);
     assert_eq!(cap["peer"]["connected"], true);
     assert!(cap["behind_ms"].as_i64().is_some());
-    let metrics = String::from_utf8(get_authed(office.http, "/metrics").await?.body)?;
+    // The captain's visit, and its entry in the device directory published at start, arrived
+    // direct from their author (counted from the store, where the writer thread puts them
+    // once durable: polled).
+    let direct = "gridsync_changes_received_total{via=\"cap-1\",arrival=\"direct\"} 2";
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = String::from_utf8(get_authed(office.http, "/metrics").await?.body)?;
+        if metrics.contains(direct) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert!(metrics.contains("gridsync_peer_sessions 1"), "{metrics}");
     assert!(metrics.contains("gridsync_document_changes_total{source=\"peer\"}"));
-    // The captain's visit, and its entry in the device directory published at start, arrived
-    // direct from their author.
-    assert!(
-        metrics.contains("gridsync_changes_received_total{via=\"cap-1\",arrival=\"direct\"} 2"),
-        "{metrics}"
-    );
+    assert!(metrics.contains(direct), "{metrics}");
 
     // The office re-imports a larger plan: the aggregation is re-keyed to it.
     office.write(FieldWrite::PlanImport { csv: plan_csv(3) })?;

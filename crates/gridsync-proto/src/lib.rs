@@ -50,13 +50,14 @@
 //! outgoing backpressure the session stops generating messages until the driver drains
 //! `poll_transmit`.
 
+pub mod apply;
 pub mod authorize;
 pub mod frame;
 pub mod identity;
 mod inflate_limit;
 pub mod inventory;
 pub mod path;
-mod sequence;
+pub mod sequence;
 pub mod session;
 pub mod signature;
 

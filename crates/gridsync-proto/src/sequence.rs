@@ -26,10 +26,7 @@ const CHANGE_CHUNKS: [u8; 2] = [1, 2];
 /// Refuses `message` as malformed if applying it to `doc` (`None`: not held) would apply a
 /// change out of its actor's sequence. Runs after [`crate::authorize::inspect_changes`], so
 /// every chunk already parsed and its compressed parts were bounded.
-pub(crate) fn check_sequences(
-    doc: Option<&Automerge>,
-    message: &Message,
-) -> Result<(), RefusalReason> {
+pub fn check_sequences(doc: Option<&Automerge>, message: &Message) -> Result<(), RefusalReason> {
     let mut incoming: HashMap<ChangeHash, Change> = HashMap::new();
     for chunk in message.changes.iter() {
         for part in split(chunk).ok_or(RefusalReason::Malformed)? {

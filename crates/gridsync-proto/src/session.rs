@@ -934,8 +934,24 @@ impl SyncSession {
             tracked.state.last_sent_heads = last_sent_heads;
             result
         } else {
-            docs.doc_mut_or_create(&path)
-                .receive_sync_message(&mut tracked.state, message)
+            match crate::apply::receive_guarded(
+                docs.doc_mut_or_create(&path),
+                &mut tracked.state,
+                message,
+            ) {
+                Ok(()) => Ok(()),
+                Err(crate::apply::ApplyError::Refused(error)) => Err(error),
+                Err(crate::apply::ApplyError::Panicked) => {
+                    // The document and this sync state may be half-updated: both go, the
+                    // document to be reloaded from what is durable.
+                    tracing::warn!(peer = %self.peer.node_id, %path, "automerge panicked on a received message; the document is reloaded from the store");
+                    docs.discard_unsaved(&path);
+                    self.tracked.remove(&path);
+                    self.in_flight.remove(&path);
+                    self.refuse(path, RefusalReason::Malformed);
+                    return Ok(());
+                }
+            }
         };
         if let Err(error) = result {
             tracing::info!(peer = %self.peer.node_id, %path, %error, "sync message did not apply");

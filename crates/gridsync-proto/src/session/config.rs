@@ -197,6 +197,12 @@ pub trait DocumentSet {
         let _ = (path, head);
         Ok(())
     }
+    /// Throws away the in-memory copy of `path` (automerge panicked while applying to it, so
+    /// it may be half-updated): the next use reloads what is durable. The default does
+    /// nothing, for document sets that are memory only.
+    fn discard_unsaved(&mut self, path: &DocPath) {
+        let _ = path;
+    }
     /// The verified signatures of a message whose changes were just applied to `path`:
     /// the node must hand them onward from now on, before any other session can send the
     /// changes (the `DocumentChanged` event that also carries them comes later, once the

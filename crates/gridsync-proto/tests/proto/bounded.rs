@@ -395,3 +395,23 @@ fn changes_naming_missing_dependencies_wait_and_never_half_apply() {
     );
     still_syncs(&mut pair, "next");
 }
+
+/// The last line of defence: a message automerge panics on (here a change skipping its
+/// actor's sequence, which the sequence check would refuse first) is refused by the guarded
+/// apply instead of unwinding through the node.
+#[test]
+fn a_panic_inside_automerge_becomes_a_refusal() {
+    use automerge::sync::{Message, State};
+    let mut pair = synced_pair();
+    let before = pair.a.docs.heads_of("s/g1/bldg-1");
+    let honest = unsent_change_by_b(&mut pair, "gap");
+    let (_, _, seq, _) = change_fields(&honest);
+    let gap = forged(&honest, &heads_as_deps(&before), seq + 2);
+    let message = Message::decode(&message_with(before.clone(), vec![gap])).expect("decodes");
+    let mut doc = pair.a.docs.docs[&path("s/g1/bldg-1")].clone();
+    let outcome = gridsync_proto::apply::receive_guarded(&mut doc, &mut State::new(), message);
+    assert!(
+        matches!(outcome, Err(gridsync_proto::apply::ApplyError::Panicked)),
+        "{outcome:?}"
+    );
+}
