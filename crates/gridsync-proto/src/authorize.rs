@@ -3,23 +3,31 @@
 //! The shared set is every path both nodes may hold. Within it, what the engine accepts from
 //! the peer depends on the peer's grants for that document and on who authored each change:
 //!
-//! - `Write`: the peer's own changes are applied.
+//! - Every change not held yet must be signed by its author: a signature of the author's
+//!   device key on the change or on a later change of the same actor it leads to
+//!   ([`crate::signature`]); the node verifies it against the author's certificate. So no
+//!   device, relay or not, can make a change under another device's actor.
+//! - `Write`: the peer's own changes (an actor naming the peer's node) are applied.
 //! - `Carry` without `Write`: a store-and-forward relay. None of the changes it sends may be
-//!   authored by the relay itself (actor id = the node id's bytes).
+//!   authored by the relay itself.
 //! - otherwise (`Read` only): changes are refused; the sync state is put in automerge's
 //!   read-only mode so the peer is told not to send any.
 //! - Whoever sends them, changes authored by another device (relayed) are applied only if
 //!   that author may write the document by its own grants, as the receiver's device directory
 //!   records them ([`crate::DocumentSet::author_standing`]). So a change nobody was allowed to
 //!   make is refused at every hop, whatever relays carry it.
+//! - Documents with content rules (the node's device directory and revocation list) have
+//!   every change checked against them first ([`crate::DocumentSet::check_content`]).
 //!
 //! The check decodes every chunk of the sync message *before* anything is applied, rather
 //! than applying to a fork: a fork hides changes whose dependencies are missing in
 //! automerge's private queue, where they would be applied later without being inspected. Each
 //! chunk is parsed as a single change, or else loaded as a whole document (automerge's v2
-//! sync messages send a full save). Change chunks are re-emitted from the parsed change
-//! (`Change::raw_bytes`); document chunks are kept as received, since loading the same bytes
-//! again yields exactly the changes that were inspected.
+//! sync messages send a full save), after its compressed parts were inflated against a cap
+//! (`inflate_limit`). Change parts are passed on one by one as received (so a change
+//! no signature in the message can reach yet can be left out); document chunks are kept as
+//! received, since loading the same bytes again yields exactly the changes that were
+//! inspected.
 
 use automerge::sync::{ChunkList, Message};
 use automerge::{ActorId, Automerge, Change, ChangeHash};
