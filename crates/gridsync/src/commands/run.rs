@@ -228,6 +228,15 @@ fn print_status(status: &NodeStatus, running: bool, out: Output) -> Result<()> {
                 ));
             }
         }
+        if !status.equivocating_devices.is_empty() {
+            text.push_str(&format!(
+                "WARNING: {} device(s) signed two different changes with one sequence number; their changes are refused:\n",
+                status.equivocating_devices.len()
+            ));
+            for e in &status.equivocating_devices {
+                text.push_str(&format!("  {} (in {}, seq {}): {}\n", e.node_id, e.path, e.seq, e.advice));
+            }
+        }
         text.push_str(&format!("documents ({}):\n", status.documents.len()));
         for d in &status.documents {
             let changes = d.changes.map_or_else(|| "-".to_owned(), |n| n.to_string());
