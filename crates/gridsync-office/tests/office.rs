@@ -948,6 +948,10 @@ async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(metrics.contains("gridsync_peer_sessions 1"), "{metrics}");
+    assert!(
+        metrics.contains("gridsync_equivocating_devices 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("gridsync_document_changes_total{source=\"peer\"}"));
     assert!(metrics.contains(direct), "{metrics}");
 

@@ -147,6 +147,34 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         t.value("gridsync_records", &format!("kind=\"{kind}\""), n);
     }
 
+    // Devices caught signing two different changes with one sequence number: each should be
+    // revoked (`gridsync status` names them and the evidence).
+    let equivocating: Vec<String> = node
+        .lock_replica()
+        .equivocators()
+        .map(|e| e.node_id.clone())
+        .collect();
+    t.one(
+        "gridsync_equivocating_devices",
+        "gauge",
+        "Devices caught signing two different changes with one sequence number (revoke them).",
+        equivocating.len(),
+    );
+    if !equivocating.is_empty() {
+        t.head(
+            "gridsync_equivocating_device",
+            "gauge",
+            "1 for each device caught equivocating.",
+        );
+    }
+    for device in &equivocating {
+        t.value(
+            "gridsync_equivocating_device",
+            &format!("device=\"{}\"", label(device)),
+            1,
+        );
+    }
+
     let stats = node.lock_replica().store().stats();
     match stats {
         Ok(s) => {
