@@ -102,6 +102,9 @@ pub(crate) struct VerifiedDevice {
     pub scopes: Scopes,
     /// The certificate's public key, which the device's change signatures verify against.
     pub public_key: Vec<u8>,
+    /// End of the certificate's validity, unix seconds: past it, the device's changes that
+    /// reach this node are refused.
+    pub not_after: u64,
 }
 
 /// The directory: certificates by node id, verified when first asked about.
@@ -173,6 +176,7 @@ impl DeviceDirectory {
                     role: identity.role,
                     scopes: identity.scopes,
                     public_key,
+                    not_after: identity.not_after,
                 })
             })
             .clone()

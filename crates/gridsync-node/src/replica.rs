@@ -124,6 +124,10 @@ pub struct Replica {
     /// Devices caught signing two different changes for one (actor, seq), with the
     /// evidence; their changes are refused from then on (kept in the store's metadata).
     equivocators: BTreeMap<NodeId, crate::evidence::Equivocation>,
+    /// The revocations of the revocation document as last read (verified against the street
+    /// CA), with the document's heads they were read at: a revoked device has no write
+    /// standing for changes that reach this node after its revocation did.
+    revoked: (Vec<ChangeHash>, gridsync_net::RevocationList),
     /// The street plan as last read, with the plan document's heads it was read at. Reading
     /// 18,563 households takes milliseconds, so it is not redone per write.
     plan_cache: Option<(Vec<ChangeHash>, Arc<StreetPlan>)>,
@@ -292,6 +296,7 @@ impl Replica {
             signer: None,
             signatures: HashMap::new(),
             equivocators: BTreeMap::new(),
+            revoked: (Vec::new(), gridsync_net::RevocationList::new()),
             plan_cache: None,
             write_scopes: None,
             limits: StorageLimits::default(),
@@ -526,6 +531,29 @@ impl Replica {
         self.equivocators.values()
     }
 
+    /// Whether `node` is revoked by an entry of the revocation document held (each entry
+    /// verified against the street CA; re-read only when the document changed).
+    fn is_revoked(&mut self, node: &NodeId) -> bool {
+        let Some(trust_root) = self.trust_root.clone() else {
+            return false;
+        };
+        let Ok(path) = crate::revocations::revocations_path(&self.street) else {
+            return false;
+        };
+        if let Err(error) = self.ensure_loaded(&path) {
+            tracing::warn!(%error, "cannot load the revocation document");
+        }
+        if let Some(doc) = self.docs.get(&path) {
+            let heads = doc.get_heads();
+            if heads != self.revoked.0 {
+                let list = gridsync_net::RevocationList::new();
+                crate::revocations::apply_document(doc, &trust_root, &list);
+                self.revoked = (heads, list);
+            }
+        }
+        self.revoked.1.is_revoked(node)
+    }
+
     /// Whether `path` is one of the street's control documents with content rules.
     pub fn has_content_rules(&self, path: &DocPath) -> bool {
         self.control_document(path).is_some()
@@ -602,14 +630,26 @@ impl Replica {
         change: &ChangeHash,
         path: &DocPath,
     ) -> AuthorStanding {
+        if let Some(node) = NodeId::from_actor(author) {
+            if self.equivocators.contains_key(&node) || self.is_revoked(&node) {
+                return AuthorStanding::MayNotWrite;
+            }
+            self.refresh_directory();
+            if self
+                .directory
+                .device(&node)
+                .is_some_and(|d| d.not_after < crate::node::unix_ms() / 1000)
+            {
+                // An expired certificate writes nothing new; what it wrote while valid and
+                // already arrived stays.
+                return AuthorStanding::MayNotWrite;
+            }
+        }
         if self.control_document(path) == Some(ControlDocument::Directory) {
             // Every device publishes its own entry, before the directory holds it: the
             // content rules (checked first) admit a directory change only when its
             // certificate names its author, or its author is the office.
             return AuthorStanding::MayWrite;
-        }
-        if NodeId::from_actor(author).is_some_and(|node| self.equivocators.contains_key(&node)) {
-            return AuthorStanding::MayNotWrite;
         }
         if self.trust_root.is_none() {
             return AuthorStanding::Unknown;

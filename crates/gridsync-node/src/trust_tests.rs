@@ -391,3 +391,76 @@ fn a_device_signing_two_changes_for_one_sequence_number_is_caught() {
     );
     assert!(!holds_key(&mut office, &building, "third"));
 }
+
+/// A revoked device has no write standing for changes that reach a node after its
+/// revocation did, and no device can lift the revocation: a change that deletes or
+/// overwrites an entry is refused, also after a restart.
+#[test]
+fn a_revocation_holds_whatever_a_peer_sends() {
+    let (ca, mut office, mut relay, mut volunteer) = street();
+    let building = DocPath::parse("s/g1/b-1").unwrap();
+    let revocations = crate::revocations::revocations_path(STREET).unwrap();
+    let vol = NodeId::parse("vol-1").unwrap();
+    let revocation = ca.sign_revocation(&vol, now_secs()).unwrap();
+    office
+        .replica
+        .write_with_genesis(&revocations, crate::revocations::genesis, |doc| {
+            crate::revocations::add(doc, &revocation, 1_000)
+        })
+        .unwrap();
+    let (r1, r2) = sync(&mut office, &mut relay);
+    assert!(only_waiting(&r1) && only_waiting(&r2), "{r1:?} {r2:?}");
+
+    // The revoked volunteer's new visit is refused by the relay.
+    volunteer
+        .replica
+        .write(&building, gridsync_model::DocKind::Building, |doc| {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, "after-revocation", "visited")?;
+            tx.commit();
+            Ok::<_, automerge::AutomergeError>(())
+        })
+        .unwrap();
+    // (A revoked device cannot connect itself: TLS refuses its certificate. Its changes can
+    // only travel through a device that has not heard of the revocation yet.)
+    let mut unaware = enroll(&ca, "relay-2", Role::Relay, &["carry:s", "write:s/devices"]);
+    sync(&mut volunteer, &mut unaware);
+    assert!(holds_key(&mut unaware, &building, "after-revocation"));
+    let (_, refused) = sync(&mut unaware, &mut relay);
+    assert!(
+        refused.contains(&(building.clone(), RefusalReason::UnauthorizedAuthor)),
+        "{refused:?}"
+    );
+    assert!(!holds_key(&mut relay, &building, "after-revocation"));
+
+    // A device that may write the revocation list deletes the entry, validly signed: refused.
+    let mut rogue = enroll(&ca, "cap-9", Role::Captain, &["write:s", "write:s/devices"]);
+    sync(&mut office, &mut rogue);
+    rogue
+        .replica
+        .write_with_genesis(&revocations, crate::revocations::genesis, |doc| {
+            let (_, map) = doc.get(ROOT, "revoked")?.expect("the revoked map");
+            let mut tx = doc.transaction();
+            tx.delete(&map, "vol-1")?;
+            tx.commit();
+            Ok::<_, automerge::AutomergeError>(())
+        })
+        .unwrap();
+    let (_, refused) = sync(&mut rogue, &mut relay);
+    assert!(
+        refused.contains(&(revocations.clone(), RefusalReason::BadContent)),
+        "{refused:?}"
+    );
+    // Reopened, the relay still refuses the revoked device.
+    let dir = relay.replica.dir().to_owned();
+    drop(std::mem::replace(
+        &mut relay.replica,
+        Replica::open(&dir).unwrap(),
+    ));
+    relay.replica.set_trust_root(ca.cert_der().to_vec());
+    let (_, refused) = sync(&mut unaware, &mut relay);
+    assert!(
+        refused.contains(&(building.clone(), RefusalReason::UnauthorizedAuthor)),
+        "{refused:?}"
+    );
+}
