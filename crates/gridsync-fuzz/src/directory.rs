@@ -73,7 +73,7 @@ pub fn directory_and_signature_checks(data: &[u8]) {
     } else {
         change_bytes.to_vec()
     };
-    if let Ok(change) = Change::try_from(change_bytes.as_slice()) {
+    if let Some(change) = gridsync_proto::apply::parse_change(change_bytes.as_slice()) {
         check_change(&change, flags & 2 != 0, &signature);
     }
 

@@ -155,7 +155,7 @@ impl ChangeJudge for Judge<'_> {
 fn facts_of(changes: &ChunkList) -> Option<Vec<ChangeFacts>> {
     let mut facts = Vec::new();
     for chunk in changes.iter() {
-        if let Ok(change) = Change::try_from(chunk) {
+        if let Some(change) = gridsync_proto::apply::parse_change(chunk) {
             facts.push(ChangeFacts {
                 hash: change.hash(),
                 actor: change.actor_id().clone(),
@@ -163,7 +163,7 @@ fn facts_of(changes: &ChunkList) -> Option<Vec<ChangeFacts>> {
                 deps: change.deps().to_vec(),
             });
         } else {
-            let doc = Automerge::load(chunk).ok()?;
+            let doc = gridsync_proto::apply::load_document(chunk)?;
             facts.extend(
                 doc.get_changes_meta(&[])
                     .into_iter()

@@ -1,4 +1,4 @@
-//! Applying a received sync message that inspection admitted, guarded against automerge.
+//! Parsing and applying what a peer sent, guarded against panics inside automerge.
 //!
 //! Inspection (`authorize`) and the sequence check (`sequence`) refuse what is known to make
 //! automerge 0.12 fail badly, but automerge still has `unwrap`s on paths a crafted change
@@ -9,8 +9,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::Automerge;
 use automerge::sync::{Message, State, SyncDoc as _};
+use automerge::{Automerge, Change};
 
 /// Why a received message was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +37,20 @@ pub fn receive_guarded(
         Ok(result) => result.map_err(ApplyError::from),
         Err(_) => Err(ApplyError::Panicked),
     }
+}
+
+/// `Automerge::load(bytes)`, `None` if automerge refuses the bytes or panics on them (a
+/// crafted column can make its decoder panic: found by fuzzing).
+pub fn load_document(bytes: &[u8]) -> Option<Automerge> {
+    catch_unwind(|| Automerge::load(bytes).ok()).ok().flatten()
+}
+
+/// `Change::try_from(bytes)`, `None` if automerge refuses the bytes or panics on them.
+pub fn parse_change(bytes: &[u8]) -> Option<Change> {
+    catch_unwind(|| Change::try_from(bytes).ok()).ok().flatten()
+}
+
+/// `Message::decode(bytes)`, `None` if automerge refuses the bytes or panics on them.
+pub fn decode_message(bytes: &[u8]) -> Option<Message> {
+    catch_unwind(|| Message::decode(bytes).ok()).ok().flatten()
 }

@@ -173,7 +173,8 @@ pub fn inspect_changes(
                 .map_err(|_| RefusalReason::Malformed)?;
             inflate_budget = inflate_budget.saturating_sub(inflated);
             if part.kind == DOCUMENT_CHUNK {
-                let doc = Automerge::load(part.bytes).map_err(|_| RefusalReason::Malformed)?;
+                let doc =
+                    crate::apply::load_document(part.bytes).ok_or(RefusalReason::Malformed)?;
                 if content_rules {
                     for change in doc.get_changes(&[]) {
                         // Genesis changes are admitted by hash (the author check).
@@ -200,7 +201,8 @@ pub fn inspect_changes(
                     });
                 }
             } else {
-                let change = Change::try_from(part.bytes).map_err(|_| RefusalReason::Malformed)?;
+                let change =
+                    crate::apply::parse_change(part.bytes).ok_or(RefusalReason::Malformed)?;
                 if content_rules && !is_genesis_actor(change.actor_id()) {
                     judge.check_content(&change)?;
                 }
@@ -398,7 +400,7 @@ pub fn outgoing_change_facts(message: &Message) -> Option<Vec<ChangeFacts>> {
             if part.kind == DOCUMENT_CHUNK {
                 return None;
             }
-            let change = Change::try_from(part.bytes).ok()?;
+            let change = crate::apply::parse_change(part.bytes)?;
             facts.push(ChangeFacts {
                 hash: change.hash(),
                 actor: change.actor_id().clone(),

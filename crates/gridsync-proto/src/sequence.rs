@@ -33,7 +33,7 @@ pub fn check_sequences(doc: Option<&Automerge>, message: &Message) -> Result<(),
             if !CHANGE_CHUNKS.contains(&part[8]) {
                 continue;
             }
-            let change = Change::try_from(part).map_err(|_| RefusalReason::Malformed)?;
+            let change = crate::apply::parse_change(part).ok_or(RefusalReason::Malformed)?;
             if doc.is_some_and(|d| d.get_change_meta_by_hash(&change.hash()).is_some()) {
                 continue; // Held already: automerge skips it.
             }

@@ -824,7 +824,7 @@ impl SyncSession {
             self.refuse(path, RefusalReason::NotShared);
             return Ok(());
         }
-        let Ok(mut message) = Message::decode(bytes) else {
+        let Some(mut message) = crate::apply::decode_message(bytes) else {
             self.refuse(path, RefusalReason::Malformed);
             return Ok(());
         };
