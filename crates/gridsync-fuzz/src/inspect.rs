@@ -194,7 +194,7 @@ fn signatures(
         signature: fake_signature(actor, &signed_bytes(path, &hash)),
     };
     let mut out = Vec::new();
-    if mode % 4 == 0 || mode % 4 == 2 {
+    if mode.is_multiple_of(2) {
         for hash in newest_per_actor(facts) {
             if let Some(fact) = facts.iter().find(|f| f.hash == hash) {
                 out.push(sign(hash, &fact.actor, path));

@@ -25,7 +25,10 @@ pub use inspect::inspect_and_apply;
 pub use invite::parse_invite;
 
 /// The targets by name (the names of the fuzz targets and of their corpus directories).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target: a function over arbitrary bytes that must never panic.
+pub type Target = fn(&[u8]);
+
+pub const TARGETS: &[(&str, Target)] = &[
     ("decode_frames", decode_frames),
     ("inspect_and_apply", inspect_and_apply),
     (

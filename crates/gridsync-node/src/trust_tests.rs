@@ -71,11 +71,11 @@ fn peer_of(member: &Member) -> PeerIdentity {
     }
 }
 
+/// What one side of a sync refused, by document.
+type Refusals = Vec<(DocPath, RefusalReason)>;
+
 /// Syncs `a` and `b` until neither has anything to send; returns what each refused.
-fn sync(
-    a: &mut Member,
-    b: &mut Member,
-) -> (Vec<(DocPath, RefusalReason)>, Vec<(DocPath, RefusalReason)>) {
+fn sync(a: &mut Member, b: &mut Member) -> (Refusals, Refusals) {
     let mut sa = SyncSession::new(SessionConfig::new(a.identity.clone()), peer_of(b), 0);
     let mut sb = SyncSession::new(SessionConfig::new(b.identity.clone()), peer_of(a), 0);
     let mut refused = (Vec::new(), Vec::new());

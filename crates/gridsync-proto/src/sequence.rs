@@ -81,7 +81,7 @@ fn waits_for_a_missing_change(
         match incoming.get(hash) {
             Some(ancestor) => stack.extend(ancestor.deps()),
             None => {
-                if !doc.is_some_and(|d| d.get_change_meta_by_hash(hash).is_some()) {
+                if doc.is_none_or(|d| d.get_change_meta_by_hash(hash).is_none()) {
                     return true;
                 }
             }
