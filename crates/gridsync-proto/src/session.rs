@@ -124,6 +124,9 @@ pub struct SyncSession {
     pulls: BTreeSet<DocPath>,
     last_now: u64,
     last_progress: u64,
+    /// When the first byte of the frame still incomplete in the decoder arrived; `None`
+    /// while the decoder holds no partial frame. See `Limits::frame_timeout_ms`.
+    partial_frame_since: Option<u64>,
     up_to_date_reported: bool,
     closed: bool,
     stats: SessionStats,
@@ -216,6 +219,7 @@ impl SyncSession {
             awaiting_authors: BTreeSet::new(),
             last_now: now,
             last_progress: now,
+            partial_frame_since: None,
             up_to_date_reported: false,
             closed: false,
             stats: SessionStats::default(),
@@ -280,6 +284,8 @@ impl SyncSession {
             };
             self.stats.frames_received += 1;
             self.last_progress = now;
+            // Whatever is still buffered after this frame starts a new one, timed from now.
+            self.partial_frame_since = None;
             if let Err(e) = self.handle_frame(frame, docs) {
                 return Err(self.fail(e));
             }
@@ -287,8 +293,44 @@ impl SyncSession {
                 return Ok(());
             }
         }
+        if self.decoder.buffered() == 0 {
+            self.partial_frame_since = None;
+        } else {
+            self.partial_frame_since.get_or_insert(now);
+        }
+        // Checked here too, not only by the timer: a trickling peer's bytes keep arriving,
+        // and a driver may well serve them before its timer.
+        if let Err(e) = self.check_partial_frame(now) {
+            return Err(self.fail(e));
+        }
         self.pump(docs);
         Ok(())
+    }
+
+    /// When the partial frame in the decoder must be complete, if there is one: its first
+    /// byte's time plus `frame_timeout_ms`, plus the time its bytes so far would take at
+    /// `min_frame_bytes_per_sec` (the rule documented on [`Limits::frame_timeout_ms`]).
+    fn partial_frame_deadline(&self) -> Option<u64> {
+        let since = self.partial_frame_since?;
+        let limits = &self.config.limits;
+        let rate = limits.min_frame_bytes_per_sec.max(1);
+        let received = self.decoder.buffered() as u64;
+        let earned = received.saturating_mul(1000) / rate;
+        Some(
+            since
+                .saturating_add(limits.frame_timeout_ms)
+                .saturating_add(earned),
+        )
+    }
+
+    fn check_partial_frame(&self, now: u64) -> Result<(), SessionError> {
+        match (self.partial_frame_deadline(), self.partial_frame_since) {
+            (Some(deadline), Some(since)) if now >= deadline => Err(SessionError::FrameTimeout {
+                elapsed_ms: now.saturating_sub(since),
+                received: self.decoder.buffered(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Reports that the peer finished its stream. Ending in the middle of a frame is a
@@ -335,6 +377,10 @@ impl SyncSession {
         let span = self.span.clone();
         let _entered = span.enter();
         self.last_now = now;
+        if let Err(e) = self.check_partial_frame(now) {
+            self.fail(e);
+            return;
+        }
         let idle = self.config.limits.idle_timeout_ms;
         if now >= self.last_progress.saturating_add(idle) {
             if !self.verified || !matches!(self.inventory, InventoryPhase::Done) {
@@ -354,6 +400,16 @@ impl SyncSession {
         if self.closed {
             return None;
         }
+        let frame_deadline = self.partial_frame_deadline();
+        let other = self.poll_other_timeouts();
+        match (frame_deadline, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The timers other than the partial frame's: deferred work and the idle timeout.
+    fn poll_other_timeouts(&self) -> Option<u64> {
         let has_deferred = !self.dirty.is_empty() || self.can_start_next();
         if self.verified
             && has_deferred

@@ -44,6 +44,20 @@ pub struct Limits {
     pub max_inventory_rounds: u32,
     /// Milliseconds without progress before a session still in hello or inventory is closed.
     pub idle_timeout_ms: u64,
+    /// How long a frame may take to arrive once its first byte has, in milliseconds, before
+    /// the session is closed with [`SessionError::FrameTimeout`](super::SessionError::FrameTimeout).
+    ///
+    /// The rule: a frame whose first byte arrived at `t0` and of which `n` bytes have arrived
+    /// must be complete by `t0 + frame_timeout_ms + n * 1000 / min_frame_bytes_per_sec`. A
+    /// peer that keeps sending at least `min_frame_bytes_per_sec` never reaches the deadline
+    /// (a 32 MiB frame over a slow link is fine); one that sends a header and then trickles
+    /// a byte every few seconds is closed about `frame_timeout_ms` after it started, however
+    /// long the frame it announced. Without it such a peer holds a connection slot and a
+    /// growing buffer for as long as it likes, after the idle timeout stopped applying.
+    pub frame_timeout_ms: u64,
+    /// The sending rate that keeps a partial frame alive past `frame_timeout_ms` (see there).
+    /// Zero is taken as one byte per second.
+    pub min_frame_bytes_per_sec: u64,
 }
 
 impl Default for Limits {
@@ -56,6 +70,9 @@ impl Default for Limits {
             max_heads_per_doc: 1024,
             max_inventory_rounds: 64,
             idle_timeout_ms: 30_000,
+            frame_timeout_ms: 30_000,
+            // 1 KiB/s: below a bad 2G link; a 1 MiB document still arrives in 17 minutes.
+            min_frame_bytes_per_sec: 1024,
         }
     }
 }
