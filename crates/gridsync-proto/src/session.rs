@@ -129,6 +129,8 @@ pub struct SyncSession {
     partial_frame_since: Option<u64>,
     up_to_date_reported: bool,
     closed: bool,
+    /// The error that closed the session, if one did (for drivers woken by a timer).
+    close_error: Option<SessionError>,
     stats: SessionStats,
     /// One span per peer connection; every input is handled inside it.
     span: tracing::Span,
@@ -222,6 +224,7 @@ impl SyncSession {
             partial_frame_since: None,
             up_to_date_reported: false,
             closed: false,
+            close_error: None,
             stats: SessionStats::default(),
             span,
         };
@@ -452,6 +455,12 @@ impl SyncSession {
         self.closed
     }
 
+    /// The error that closed the session, `None` while open or after an orderly close. A
+    /// driver woken by its timer reads here why `handle_timeout` closed the session.
+    pub fn close_error(&self) -> Option<SessionError> {
+        self.close_error.clone()
+    }
+
     /// Ends the session in an orderly way.
     pub fn close(&mut self) {
         if self.closed {
@@ -477,6 +486,7 @@ impl SyncSession {
                 });
             }
             self.closed = true;
+            self.close_error = Some(error.clone());
             self.events.push_back(SessionEvent::Closed {
                 reason: CloseReason::Error(error.clone()),
             });
