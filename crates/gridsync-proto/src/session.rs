@@ -44,6 +44,15 @@ enum InventoryPhase {
     Done,
 }
 
+/// The progress window of a partial frame (see `Limits::frame_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+struct FrameWindow {
+    /// When the window opened: the frame's first byte, or the last time it brought enough.
+    opened: u64,
+    /// The frame's bytes received since.
+    bytes: u64,
+}
+
 /// Per-document sync bookkeeping for this peer.
 #[derive(Debug)]
 struct TrackedDoc {
@@ -124,9 +133,9 @@ pub struct SyncSession {
     pulls: BTreeSet<DocPath>,
     last_now: u64,
     last_progress: u64,
-    /// When the first byte of the frame still incomplete in the decoder arrived; `None`
-    /// while the decoder holds no partial frame. See `Limits::frame_timeout_ms`.
-    partial_frame_since: Option<u64>,
+    /// While the decoder holds a partial frame: when its current progress window opened
+    /// and how many of its bytes arrived since. See `Limits::frame_timeout_ms`.
+    frame_window: Option<FrameWindow>,
     up_to_date_reported: bool,
     closed: bool,
     /// The error that closed the session, if one did (for drivers woken by a timer).
@@ -221,7 +230,7 @@ impl SyncSession {
             awaiting_authors: BTreeSet::new(),
             last_now: now,
             last_progress: now,
-            partial_frame_since: None,
+            frame_window: None,
             up_to_date_reported: false,
             closed: false,
             close_error: None,
@@ -288,7 +297,7 @@ impl SyncSession {
             self.stats.frames_received += 1;
             self.last_progress = now;
             // Whatever is still buffered after this frame starts a new one, timed from now.
-            self.partial_frame_since = None;
+            self.frame_window = None;
             if let Err(e) = self.handle_frame(frame, docs) {
                 return Err(self.fail(e));
             }
@@ -296,40 +305,58 @@ impl SyncSession {
                 return Ok(());
             }
         }
-        if self.decoder.buffered() == 0 {
-            self.partial_frame_since = None;
-        } else {
-            self.partial_frame_since.get_or_insert(now);
-        }
-        // Checked here too, not only by the timer: a trickling peer's bytes keep arriving,
-        // and a driver may well serve them before its timer.
+        // Checked before these bytes count: a window that already closed short is not
+        // saved by bytes arriving after its deadline.
         if let Err(e) = self.check_partial_frame(now) {
             return Err(self.fail(e));
+        }
+        let buffered = self.decoder.buffered() as u64;
+        if buffered == 0 {
+            self.frame_window = None;
+        } else {
+            let needed = self.window_bytes_needed();
+            let window = self.frame_window.get_or_insert(FrameWindow {
+                opened: now,
+                bytes: 0,
+            });
+            // A frame begun in this chunk counts only its own bytes.
+            window.bytes = window
+                .bytes
+                .saturating_add((bytes.len() as u64).min(buffered));
+            if window.bytes >= needed {
+                *window = FrameWindow {
+                    opened: now,
+                    bytes: 0,
+                };
+            }
         }
         self.pump(docs);
         Ok(())
     }
 
-    /// When the partial frame in the decoder must be complete, if there is one: its first
-    /// byte's time plus `frame_timeout_ms`, plus the time its bytes so far would take at
-    /// `min_frame_bytes_per_sec` (the rule documented on [`Limits::frame_timeout_ms`]).
-    fn partial_frame_deadline(&self) -> Option<u64> {
-        let since = self.partial_frame_since?;
+    /// Bytes a partial frame must bring per window (see `Limits::frame_timeout_ms`).
+    fn window_bytes_needed(&self) -> u64 {
         let limits = &self.config.limits;
-        let rate = limits.min_frame_bytes_per_sec.max(1);
-        let received = self.decoder.buffered() as u64;
-        let earned = received.saturating_mul(1000) / rate;
+        (limits.min_frame_bytes_per_sec.max(1))
+            .saturating_mul(limits.frame_timeout_ms)
+            .div_ceil(1000)
+            .max(1)
+    }
+
+    /// When the partial frame's current window closes, if there is a partial frame.
+    fn partial_frame_deadline(&self) -> Option<u64> {
+        let window = self.frame_window?;
         Some(
-            since
-                .saturating_add(limits.frame_timeout_ms)
-                .saturating_add(earned),
+            window
+                .opened
+                .saturating_add(self.config.limits.frame_timeout_ms),
         )
     }
 
     fn check_partial_frame(&self, now: u64) -> Result<(), SessionError> {
-        match (self.partial_frame_deadline(), self.partial_frame_since) {
-            (Some(deadline), Some(since)) if now >= deadline => Err(SessionError::FrameTimeout {
-                elapsed_ms: now.saturating_sub(since),
+        match (self.frame_window, self.partial_frame_deadline()) {
+            (Some(window), Some(deadline)) if now >= deadline => Err(SessionError::FrameTimeout {
+                elapsed_ms: now.saturating_sub(window.opened),
                 received: self.decoder.buffered(),
             }),
             _ => Ok(()),

@@ -111,11 +111,13 @@ fn a_partial_frame_trickled_a_byte_every_few_seconds_is_closed_in_bounded_time()
 }
 
 #[test]
-fn a_large_frame_arriving_at_the_minimum_rate_is_not_cut_off() {
+fn a_large_frame_arriving_just_above_the_minimum_rate_is_not_cut_off() {
     let limits = Limits::default();
-    let rate = limits.min_frame_bytes_per_sec as usize;
+    // A tenth above the minimum: arrivals come in whole seconds here, so exactly the
+    // minimum fills each window only at the instant it closes.
+    let rate = limits.min_frame_bytes_per_sec as usize * 11 / 10;
     let mut pair = synced_pair(limits.clone());
-    // Five times the frame timeout's worth at exactly the minimum rate.
+    // Five times the frame timeout's worth.
     let frame = frame_of_len(rate * 5 * (limits.frame_timeout_ms as usize / 1000));
     let mut now = pair.now;
     for second in frame.chunks(rate) {
@@ -146,11 +148,44 @@ fn a_stalled_partial_frame_times_out_even_with_no_more_bytes() {
     let frame = frame_of_len(200);
     pair.inject(Side::A, &frame[..3])
         .expect("a partial frame is no error yet");
-    // 2 s, plus the 2 ms that 3 bytes earn at the minimum rate of 1 KiB/s.
-    assert_eq!(pair.a.session.poll_timeout(), Some(start + 2_002));
-    tick(&mut pair, start + 2_001);
+    assert_eq!(pair.a.session.poll_timeout(), Some(start + 2_000));
+    tick(&mut pair, start + 1_999);
     assert!(!pair.a.session.is_closed());
-    tick(&mut pair, start + 2_002);
+    tick(&mut pair, start + 2_000);
     assert!(pair.a.session.is_closed());
+    assert!(closed_by_frame_timeout(&mut pair));
+}
+
+#[test]
+fn a_burst_does_not_buy_time_for_trickling_afterwards() {
+    let limits = Limits::default();
+    let timeout = limits.frame_timeout_ms;
+    let mut pair = synced_pair(limits);
+    let frame = frame_of_len(2 * 1024 * 1024);
+    let start = pair.now;
+    // 1 MiB at once: at 1 KiB/s that is a thousand seconds' worth, but it only opens a new
+    // window; the trickle after it must keep up in that window.
+    pair.inject(Side::A, &frame[..1024 * 1024])
+        .expect("a partial frame is no error yet");
+    let mut sent = 1024 * 1024;
+    let mut now = start;
+    while !pair.a.session.is_closed() && now < start + 10 * timeout {
+        now += 2_000;
+        pair.now = now;
+        if pair.inject(Side::A, &frame[sent..sent + 1]).is_err() {
+            break;
+        }
+        sent += 1;
+        tick(&mut pair, now);
+    }
+    assert!(
+        pair.a.session.is_closed(),
+        "the trickling peer was never closed"
+    );
+    assert!(
+        now <= start + timeout + 2_000,
+        "closed only after {} ms",
+        now - start
+    );
     assert!(closed_by_frame_timeout(&mut pair));
 }
