@@ -3,6 +3,7 @@
 //! One integration-test binary made of modules (declared by the `gridsync` crate as the
 //! `e2e` test), so the suite links once.
 
+mod bounded_sessions;
 mod cli;
 mod dashboard;
 mod deploy;

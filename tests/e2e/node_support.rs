@@ -104,6 +104,25 @@ impl NodeProcess {
         NodeProcess::spawn(device, name, &[], "info", true)
     }
 
+    /// Like [`NodeProcess::start`], with `config_toml` written to `node.toml` in the data
+    /// directory and passed as `--config` (flags still set listen, peers and mDNS).
+    #[track_caller]
+    pub fn start_with_config(
+        device: &Device,
+        name: &str,
+        peers: &[SocketAddr],
+        config_toml: &str,
+    ) -> NodeProcess {
+        let config = device.path().join("node.toml");
+        std::fs::write(&config, config_toml).expect("write node config");
+        NodeProcess::spawn_with(device, name, peers, "info", false, Some(&config))
+    }
+
+    /// The node's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     #[track_caller]
     fn spawn(
         device: &Device,
@@ -111,6 +130,18 @@ impl NodeProcess {
         peers: &[SocketAddr],
         rust_log: &str,
         mdns: bool,
+    ) -> NodeProcess {
+        NodeProcess::spawn_with(device, name, peers, rust_log, mdns, None)
+    }
+
+    #[track_caller]
+    fn spawn_with(
+        device: &Device,
+        name: &str,
+        peers: &[SocketAddr],
+        rust_log: &str,
+        mdns: bool,
+        config: Option<&Path>,
     ) -> NodeProcess {
         let log_path = device.path().join(LOG_FILE);
         let log = File::options()
@@ -124,6 +155,9 @@ impl NodeProcess {
             .arg(device.path())
             .arg("run")
             .arg("--json");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         if mdns {
             command.args(["--listen", "0.0.0.0:0"]);
         } else {
@@ -441,4 +475,11 @@ pub fn await_plan(devices: &[&Device], timeout: Duration) {
             .all(|d| documents(&status(d)).contains_key(PLAN_DOC))),
         "the plan did not reach every device"
     );
+}
+
+/// How many lines of `log` contain every one of `needles`.
+pub fn count_lines(log: &str, needles: &[&str]) -> usize {
+    log.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .count()
 }

@@ -14,8 +14,8 @@ use gridsync_proto::{NodeId, Role};
 
 use crate::node_support::{
     BLDG_1_DOC, BLDG_2_DOC, DEVICES_DOC, LOG_FILE, NodeProcess, PLAN_DOC, STREET, Street,
-    add_visit, await_plan, documents, ids, import_plan, peer, peer_in_sync, read_log, status,
-    visit_ids, wait_until,
+    add_visit, await_plan, count_lines, documents, ids, import_plan, peer, peer_in_sync, read_log,
+    status, visit_ids, wait_until,
 };
 use crate::support::Device;
 
@@ -67,13 +67,6 @@ fn same_heads(devices: &[&Device], path: &str) -> bool {
         .map(|d| documents(&status(d)).get(path).cloned())
         .collect();
     digests[0].is_some() && digests.iter().all(|d| *d == digests[0])
-}
-
-/// How many lines of `log` contain every one of `needles`.
-fn count_lines(log: &str, needles: &[&str]) -> usize {
-    log.lines()
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .count()
 }
 
 #[test]

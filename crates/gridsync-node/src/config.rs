@@ -12,6 +12,38 @@ use serde::{Deserialize, Serialize};
 /// Default UDP port a node listens on.
 pub const DEFAULT_PORT: u16 = 7700;
 
+/// Default cap on links open at once to one peer (one certificate). Two links to a peer
+/// coexist normally for a while (both sides dialed at once, or a restarted peer's old link
+/// not yet timed out); four leaves room for that and for a flapping network.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 4;
+/// Default cap on links open at once in total. An office meets a few dozen devices at a
+/// time (60 captains, volunteers passing by); each link holds at most a few MiB of session
+/// buffers, so 256 bounds the office's connection memory well inside a small server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default time a peer's frame may take to arrive once begun (see
+/// `gridsync_proto::Limits::frame_timeout_ms`).
+pub const DEFAULT_FRAME_TIMEOUT_MS: u64 = 30_000;
+
+/// A volunteer's device holds its grid's buildings and the street-wide documents: the
+/// reference street (../shared/scenario.md) has about 1,000 buildings in 638 micro-grids,
+/// so even a volunteer scoped to the whole street, carrying every building, holds about
+/// 1,000 documents. 5,000 never bites an honest phone, and stops a peer from filling it
+/// with documents named inside its scopes.
+pub const VOLUNTEER_DEFAULT_MAX_DOCUMENTS: usize = 5_000;
+/// A volunteer's default store cap: a week of daily sweeps of the whole street is about
+/// 100,000 visit records, roughly 100 MiB of automerge history plus the plan; 512 MiB is
+/// several times that, and a small share of a phone's storage.
+pub const VOLUNTEER_DEFAULT_MAX_STORE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The storage caps a node runs with, and whether they are a role's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageCaps {
+    pub max_documents: Option<usize>,
+    pub max_store_bytes: Option<u64>,
+    /// True when at least one cap is a role default rather than the configuration's.
+    pub defaulted: bool,
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -50,6 +82,13 @@ pub struct NodeConfig {
     pub max_documents: Option<usize>,
     /// Most bytes the store may take on disk; past it, changes are refused. `None`: no cap.
     pub max_store_bytes: Option<u64>,
+    /// Most links open at once to one peer (certificate); more are refused at once.
+    pub max_connections_per_peer: usize,
+    /// Most links open at once in total; more are refused at once.
+    pub max_connections: usize,
+    /// Milliseconds a peer's frame may take to arrive once its first byte has (longer while
+    /// bytes keep coming at a minimum rate); then the connection is closed.
+    pub frame_timeout_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -63,6 +102,9 @@ impl Default for NodeConfig {
             http: None,
             max_documents: None,
             max_store_bytes: None,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            frame_timeout_ms: DEFAULT_FRAME_TIMEOUT_MS,
         }
     }
 }
@@ -96,7 +138,42 @@ impl NodeConfig {
                 message: "must be at least backoff_initial_ms".into(),
             });
         }
+        for (field, value) in [
+            (
+                "max_connections_per_peer",
+                self.max_connections_per_peer as u64,
+            ),
+            ("max_connections", self.max_connections as u64),
+            ("frame_timeout_ms", self.frame_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The storage caps for a node of `role`: the configured ones, and for a volunteer's
+    /// device (a phone) [`VOLUNTEER_DEFAULT_MAX_DOCUMENTS`] and
+    /// [`VOLUNTEER_DEFAULT_MAX_STORE_BYTES`] where the configuration sets none. Other roles
+    /// run on laptops and servers whose operator sizes them, so they get no default cap.
+    pub fn storage_caps(&self, role: gridsync_proto::Role) -> StorageCaps {
+        let volunteer = role == gridsync_proto::Role::Volunteer;
+        let max_documents = self
+            .max_documents
+            .or(volunteer.then_some(VOLUNTEER_DEFAULT_MAX_DOCUMENTS));
+        let max_store_bytes = self
+            .max_store_bytes
+            .or(volunteer.then_some(VOLUNTEER_DEFAULT_MAX_STORE_BYTES));
+        StorageCaps {
+            max_documents,
+            max_store_bytes,
+            defaulted: max_documents != self.max_documents
+                || max_store_bytes != self.max_store_bytes,
+        }
     }
 
     pub fn backoff_initial(&self) -> Duration {
@@ -132,5 +209,67 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_volunteer_gets_phone_sized_caps_unless_configured() {
+        use gridsync_proto::Role;
+        let config = NodeConfig::default();
+        let caps = config.storage_caps(Role::Volunteer);
+        assert_eq!(caps.max_documents, Some(VOLUNTEER_DEFAULT_MAX_DOCUMENTS));
+        assert_eq!(
+            caps.max_store_bytes,
+            Some(VOLUNTEER_DEFAULT_MAX_STORE_BYTES)
+        );
+        assert!(caps.defaulted);
+        // Other roles are sized by their operator: no default cap.
+        for role in [Role::Captain, Role::Relay, Role::Office] {
+            let caps = config.storage_caps(role);
+            assert_eq!((caps.max_documents, caps.max_store_bytes), (None, None));
+            assert!(!caps.defaulted);
+        }
+        // An explicit value wins, each cap on its own.
+        let config = NodeConfig {
+            max_documents: Some(20_000),
+            ..NodeConfig::default()
+        };
+        let caps = config.storage_caps(Role::Volunteer);
+        assert_eq!(caps.max_documents, Some(20_000));
+        assert_eq!(
+            caps.max_store_bytes,
+            Some(VOLUNTEER_DEFAULT_MAX_STORE_BYTES)
+        );
+        let config = NodeConfig {
+            max_documents: Some(10),
+            max_store_bytes: Some(1 << 20),
+            ..NodeConfig::default()
+        };
+        let caps = config.storage_caps(Role::Volunteer);
+        assert_eq!(
+            (caps.max_documents, caps.max_store_bytes),
+            (Some(10), Some(1 << 20))
+        );
+        assert!(!caps.defaulted);
+    }
+
+    #[test]
+    fn connection_caps_default_sanely_and_zero_is_refused() {
+        let config = NodeConfig::default();
+        assert_eq!(
+            config.max_connections_per_peer,
+            DEFAULT_MAX_CONNECTIONS_PER_PEER
+        );
+        assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let zero = NodeConfig {
+            max_connections_per_peer: 0,
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            zero.validate(),
+            Err(ConfigError::Invalid {
+                field: "max_connections_per_peer",
+                ..
+            })
+        ));
     }
 }

@@ -44,6 +44,8 @@ pub enum ConnectionEnd {
     Protocol(#[from] gridsync_proto::SessionError),
     #[error("peer was revoked by the street office")]
     Revoked,
+    #[error("refused: {0}")]
+    Refused(#[from] crate::conn_slots::SlotRefused),
 }
 
 /// Runs one connection until it ends; records its status in the peer table.
@@ -51,9 +53,19 @@ pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -
     let peer = link.peer.clone();
     let span = info_span!("peer", node = %peer.node_id, role = %peer.role, addr = %link.remote);
     async move {
+        // Over a cap, the link is refused before its session starts: no hello, no
+        // inventory, no entry in the peer table, and the links already open go on.
+        let _slot = match shared.slots.try_acquire(&peer.node_id) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                warn!(reason = %refused, "refusing connection");
+                link.close(&refused.to_string());
+                return ConnectionEnd::Refused(refused);
+            }
+        };
         // Two links to one peer can coexist for a while (both dialed at once, or the old one
-        // of a restarted peer not yet timed out); each syncs correctly on its own, so none
-        // is refused. The table counts them.
+        // of a restarted peer not yet timed out); each syncs correctly on its own, so up to
+        // the per-peer cap none is refused. The table counts them.
         shared.peers.link_opened(PeerStatus {
             node_id: peer.node_id.clone(),
             role: peer.role,
@@ -106,7 +118,8 @@ async fn drive_session(
         role: link.peer.role,
         scopes: link.peer.scopes.clone(),
     };
-    let config = SessionConfig::new(shared.identity.clone());
+    let mut config = SessionConfig::new(shared.identity.clone());
+    config.limits.frame_timeout_ms = shared.config.frame_timeout_ms;
     let mut session = SyncSession::new(config, peer, unix_ms());
     let mut changes = shared.changes.subscribe();
     let mut shutdown = shared.shutdown.clone();
@@ -179,8 +192,19 @@ async fn drive_session(
                 Err(RecvError::Closed) => return ConnectionEnd::Shutdown,
             },
             _ = tokio::time::sleep(sleep_for) => {
-                let mut replica = shared.lock_replica();
-                session.handle_timeout(unix_ms(), &mut *replica);
+                {
+                    let mut replica = shared.lock_replica();
+                    session.handle_timeout(unix_ms(), &mut *replica);
+                }
+                if let Some(error) = session.close_error() {
+                    // A timer closed it (a stalled hello or inventory, a partial frame left
+                    // incomplete): send the goodbye, then close with the reason, which the
+                    // peer sees even if the goodbye is lost.
+                    warn!(%error, "closing session: peer too slow");
+                    let _ = flush(shared, &mut session, &mut link, sync_states).await;
+                    link.close(&error.to_string());
+                    return ConnectionEnd::Protocol(error);
+                }
             }
             // The fallback instant is never awaited: the branch is disabled without a deadline.
             _ = tokio::time::sleep_until(states_due.unwrap_or_else(Instant::now)),

@@ -10,6 +10,7 @@
 //! - `config`: the node's validated configuration (TOML plus flags).
 //! - `node`: the running node: accept loop, dialers with backoff, shutdown.
 //! - `connection`: drives one peer connection's sync session.
+//! - `conn_slots`: the caps on links per peer and in total.
 //! - `control`: the owner-only unix socket through which the CLI reaches a running node.
 //! - `discovery`: mDNS advertisement and dialing of LAN peers of the same street.
 //! - `peers`, `status`: what `gridsync status` shows.
@@ -19,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod config;
+pub mod conn_slots;
 pub mod connection;
 pub mod control;
 pub mod credentials;

@@ -16,7 +16,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, StorageCaps};
+use crate::conn_slots::ConnectionSlots;
 use crate::connection;
 use crate::ops::{FieldWrite, WriteError, WriteReceipt};
 use crate::peers::{FoundBy, PeerTable};
@@ -69,6 +70,10 @@ pub struct NodeShared {
     pub write_timings: WriteTimings,
     /// Tells when staged writes are durable (see [`DocChange::durable_after`]).
     pub durability: DurabilityWaiter,
+    /// Links open per peer and in total, against the configured caps.
+    pub slots: ConnectionSlots,
+    /// The storage caps in force (the configuration's, or a volunteer's defaults).
+    pub storage_caps: StorageCaps,
 }
 
 /// Running totals of local write latency: count, sum and maximum, in microseconds.
@@ -190,7 +195,16 @@ impl RunningNode {
         replica.set_signing_key(&credentials.key_der)?;
         replica.use_store_writer(writer_handle);
         replica.set_cache_limit(Some(CACHED_DOCUMENTS));
-        replica.set_limits(config.max_documents, config.max_store_bytes);
+        let storage_caps = config.storage_caps(credentials.identity.role);
+        replica.set_limits(storage_caps.max_documents, storage_caps.max_store_bytes);
+        info!(
+            max_documents = ?storage_caps.max_documents,
+            max_store_bytes = ?storage_caps.max_store_bytes,
+            role_default = storage_caps.defaulted,
+            max_connections_per_peer = config.max_connections_per_peer,
+            max_connections = config.max_connections,
+            "caps in force"
+        );
         replica.set_trust_root(credentials.ca_cert_der.clone());
         // Before any sync, so that whoever relays this device's changes can vouch for them.
         if replica.publish_device_certificate(&credentials.cert_der, unix_ms())? {
@@ -219,6 +233,8 @@ impl RunningNode {
             started_ms: unix_ms(),
             write_timings: WriteTimings::default(),
             durability,
+            slots: ConnectionSlots::new(config.max_connections_per_peer, config.max_connections),
+            storage_caps,
         });
         shared.refresh_revocations();
         let endpoint = Arc::new(endpoint);

@@ -21,6 +21,22 @@ pub struct NodeStatus {
     /// are refused; the office should revoke them.
     #[serde(default)]
     pub equivocating_devices: Vec<EquivocatingDevice>,
+    /// The caps the running node enforces (`None` when no node runs).
+    #[serde(default)]
+    pub limits: Option<LimitsStatus>,
+}
+
+/// The storage and connection caps a running node enforces, and its open links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsStatus {
+    pub max_documents: Option<usize>,
+    pub max_store_bytes: Option<u64>,
+    /// True when a storage cap is the role's default (a volunteer's phone) rather than the
+    /// configuration's.
+    pub storage_caps_defaulted: bool,
+    pub max_connections_per_peer: usize,
+    pub max_connections: usize,
+    pub open_connections: usize,
 }
 
 /// A device this node holds equivocation evidence against.
@@ -85,6 +101,14 @@ impl NodeStatus {
             started_ms: shared.started_ms,
             peers,
             documents,
+            limits: Some(LimitsStatus {
+                max_documents: shared.storage_caps.max_documents,
+                max_store_bytes: shared.storage_caps.max_store_bytes,
+                storage_caps_defaulted: shared.storage_caps.defaulted,
+                max_connections_per_peer: shared.config.max_connections_per_peer,
+                max_connections: shared.config.max_connections,
+                open_connections: shared.slots.total(),
+            }),
         }
     }
 }

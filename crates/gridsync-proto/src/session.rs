@@ -44,6 +44,15 @@ enum InventoryPhase {
     Done,
 }
 
+/// The progress window of a partial frame (see `Limits::frame_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+struct FrameWindow {
+    /// When the window opened: the frame's first byte, or the last time it brought enough.
+    opened: u64,
+    /// The frame's bytes received since.
+    bytes: u64,
+}
+
 /// Per-document sync bookkeeping for this peer.
 #[derive(Debug)]
 struct TrackedDoc {
@@ -124,8 +133,13 @@ pub struct SyncSession {
     pulls: BTreeSet<DocPath>,
     last_now: u64,
     last_progress: u64,
+    /// While the decoder holds a partial frame: when its current progress window opened
+    /// and how many of its bytes arrived since. See `Limits::frame_timeout_ms`.
+    frame_window: Option<FrameWindow>,
     up_to_date_reported: bool,
     closed: bool,
+    /// The error that closed the session, if one did (for drivers woken by a timer).
+    close_error: Option<SessionError>,
     stats: SessionStats,
     /// One span per peer connection; every input is handled inside it.
     span: tracing::Span,
@@ -251,8 +265,10 @@ impl SyncSession {
             awaiting_authors: BTreeSet::new(),
             last_now: now,
             last_progress: now,
+            frame_window: None,
             up_to_date_reported: false,
             closed: false,
+            close_error: None,
             stats: SessionStats::default(),
             span,
         };
@@ -315,6 +331,8 @@ impl SyncSession {
             };
             self.stats.frames_received += 1;
             self.last_progress = now;
+            // Whatever is still buffered after this frame starts a new one, timed from now.
+            self.frame_window = None;
             if let Err(e) = self.handle_frame(frame, docs) {
                 return Err(self.fail(e));
             }
@@ -322,8 +340,62 @@ impl SyncSession {
                 return Ok(());
             }
         }
+        // Checked before these bytes count: a window that already closed short is not
+        // saved by bytes arriving after its deadline.
+        if let Err(e) = self.check_partial_frame(now) {
+            return Err(self.fail(e));
+        }
+        let buffered = self.decoder.buffered() as u64;
+        if buffered == 0 {
+            self.frame_window = None;
+        } else {
+            let needed = self.window_bytes_needed();
+            let window = self.frame_window.get_or_insert(FrameWindow {
+                opened: now,
+                bytes: 0,
+            });
+            // A frame begun in this chunk counts only its own bytes.
+            window.bytes = window
+                .bytes
+                .saturating_add((bytes.len() as u64).min(buffered));
+            if window.bytes >= needed {
+                *window = FrameWindow {
+                    opened: now,
+                    bytes: 0,
+                };
+            }
+        }
         self.pump(docs);
         Ok(())
+    }
+
+    /// Bytes a partial frame must bring per window (see `Limits::frame_timeout_ms`).
+    fn window_bytes_needed(&self) -> u64 {
+        let limits = &self.config.limits;
+        (limits.min_frame_bytes_per_sec.max(1))
+            .saturating_mul(limits.frame_timeout_ms)
+            .div_ceil(1000)
+            .max(1)
+    }
+
+    /// When the partial frame's current window closes, if there is a partial frame.
+    fn partial_frame_deadline(&self) -> Option<u64> {
+        let window = self.frame_window?;
+        Some(
+            window
+                .opened
+                .saturating_add(self.config.limits.frame_timeout_ms),
+        )
+    }
+
+    fn check_partial_frame(&self, now: u64) -> Result<(), SessionError> {
+        match (self.frame_window, self.partial_frame_deadline()) {
+            (Some(window), Some(deadline)) if now >= deadline => Err(SessionError::FrameTimeout {
+                elapsed_ms: now.saturating_sub(window.opened),
+                received: self.decoder.buffered(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Reports that the peer finished its stream. Ending in the middle of a frame is a
@@ -370,6 +442,10 @@ impl SyncSession {
         let span = self.span.clone();
         let _entered = span.enter();
         self.last_now = now;
+        if let Err(e) = self.check_partial_frame(now) {
+            self.fail(e);
+            return;
+        }
         let idle = self.config.limits.idle_timeout_ms;
         if now >= self.last_progress.saturating_add(idle) {
             if !self.verified || !matches!(self.inventory, InventoryPhase::Done) {
@@ -389,6 +465,16 @@ impl SyncSession {
         if self.closed {
             return None;
         }
+        let frame_deadline = self.partial_frame_deadline();
+        let other = self.poll_other_timeouts();
+        match (frame_deadline, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The timers other than the partial frame's: deferred work and the idle timeout.
+    fn poll_other_timeouts(&self) -> Option<u64> {
         let has_deferred = !self.dirty.is_empty() || self.can_start_next();
         if self.verified
             && has_deferred
@@ -431,6 +517,12 @@ impl SyncSession {
         self.closed
     }
 
+    /// The error that closed the session, `None` while open or after an orderly close. A
+    /// driver woken by its timer reads here why `handle_timeout` closed the session.
+    pub fn close_error(&self) -> Option<SessionError> {
+        self.close_error.clone()
+    }
+
     /// Ends the session in an orderly way.
     pub fn close(&mut self) {
         if self.closed {
@@ -456,6 +548,7 @@ impl SyncSession {
                 });
             }
             self.closed = true;
+            self.close_error = Some(error.clone());
             self.events.push_back(SessionEvent::Closed {
                 reason: CloseReason::Error(error.clone()),
             });

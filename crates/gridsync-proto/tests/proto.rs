@@ -12,6 +12,8 @@ mod convergence;
 mod hostile;
 #[path = "proto/pair.rs"]
 mod pair;
+#[path = "proto/partial_frame.rs"]
+mod partial_frame;
 #[path = "proto/reconnect.rs"]
 mod reconnect;
 #[path = "proto/short_contact.rs"]

@@ -150,6 +150,7 @@ pub async fn run_host(ctx: Arc<HostContext>) -> Result<(), HostError> {
         http: None,
         max_documents: None,
         max_store_bytes: None,
+        ..NodeConfig::default()
     };
     let parts = NodeParts {
         replica,

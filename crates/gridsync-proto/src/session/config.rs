@@ -44,6 +44,23 @@ pub struct Limits {
     pub max_inventory_rounds: u32,
     /// Milliseconds without progress before a session still in hello or inventory is closed.
     pub idle_timeout_ms: u64,
+    /// How long a begun frame may go without enough progress, in milliseconds, before the
+    /// session is closed with [`SessionError::FrameTimeout`](super::SessionError::FrameTimeout).
+    ///
+    /// The rule: while a frame is incomplete, every window of `frame_timeout_ms` must bring
+    /// at least `min_frame_bytes_per_sec * frame_timeout_ms / 1000` bytes of it. The window
+    /// opens when the frame's first byte arrives and opens again each time it has brought
+    /// that many; a window that closes short of it closes the session. So a peer sending at
+    /// the minimum rate or faster never times out (a 32 MiB frame over a slow link is
+    /// fine), while one that sends a header, or a burst, and then trickles a byte every few
+    /// seconds is closed `frame_timeout_ms` after its last window opened. A rule on the
+    /// average rate since the frame began would let a burst buy an hour of trickling.
+    /// Without any rule such a peer holds a connection and a buffer for as long as it
+    /// likes once the idle timeout stopped applying (after the inventory).
+    pub frame_timeout_ms: u64,
+    /// The sending rate that keeps a begun frame alive (see `frame_timeout_ms`). Zero is
+    /// taken as one byte per second.
+    pub min_frame_bytes_per_sec: u64,
 }
 
 impl Default for Limits {
@@ -56,6 +73,9 @@ impl Default for Limits {
             max_heads_per_doc: 1024,
             max_inventory_rounds: 64,
             idle_timeout_ms: 30_000,
+            frame_timeout_ms: 30_000,
+            // 1 KiB/s: below a bad 2G link; a 1 MiB document still arrives in 17 minutes.
+            min_frame_bytes_per_sec: 1024,
         }
     }
 }

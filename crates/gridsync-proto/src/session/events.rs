@@ -93,6 +93,8 @@ pub enum SessionError {
     },
     #[error("peer made no progress for {0} ms")]
     Timeout(u64),
+    #[error("peer left a frame incomplete for {elapsed_ms} ms ({received} bytes of it received)")]
+    FrameTimeout { elapsed_ms: u64, received: usize },
     #[error("session is closed")]
     Closed,
 }
@@ -103,7 +105,7 @@ impl SessionError {
             SessionError::UnsupportedVersion { .. } => GoodbyeReason::UnsupportedVersion,
             SessionError::IdentityMismatch(_) => GoodbyeReason::IdentityMismatch,
             SessionError::TooManyDocs(_) => GoodbyeReason::LimitExceeded,
-            SessionError::Timeout(_) => GoodbyeReason::Timeout,
+            SessionError::Timeout(_) | SessionError::FrameTimeout { .. } => GoodbyeReason::Timeout,
             SessionError::Closed | SessionError::PeerClosed { .. } => GoodbyeReason::Normal,
             SessionError::Frame(_)
             | SessionError::BeforeHello(_)

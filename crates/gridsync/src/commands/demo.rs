@@ -337,6 +337,7 @@ fn start(devices: &mut [Device], i: usize) -> Result<()> {
         http: None,
         max_documents: None,
         max_store_bytes: None,
+        ..NodeConfig::default()
     };
     let revocations = RevocationList::new();
     let endpoint = NetEndpoint::bind(d.listen, &d.credentials, revocations.clone())?;

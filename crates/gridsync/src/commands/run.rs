@@ -188,6 +188,7 @@ pub fn status(data: &Path, out: Output) -> Result<()> {
                     })
                     .collect(),
                 equivocating_devices: gridsync_node::status::equivocating_devices(&replica),
+                limits: None,
             };
             print_status(&status, false, out)
         }
@@ -204,6 +205,18 @@ fn print_status(status: &NodeStatus, running: bool, out: Output) -> Result<()> {
             status.street,
             if running { "running" } else { "not running" }
         );
+        if let Some(limits) = &status.limits {
+            let or_none = |v: Option<String>| v.unwrap_or_else(|| "no cap".into());
+            text.push_str(&format!(
+                "caps: {} documents, {} store bytes{}; {} links per peer, {} in total ({} open)\n",
+                or_none(limits.max_documents.map(|n| n.to_string())),
+                or_none(limits.max_store_bytes.map(|n| n.to_string())),
+                if limits.storage_caps_defaulted { " (volunteer defaults)" } else { "" },
+                limits.max_connections_per_peer,
+                limits.max_connections,
+                limits.open_connections,
+            ));
+        }
         if running {
             text.push_str(&format!("peers ({}):\n", status.peers.len()));
             let now = unix_ms();
