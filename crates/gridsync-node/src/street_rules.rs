@@ -38,7 +38,7 @@ pub(crate) fn check_directory_change(
     directory: &mut DeviceDirectory,
 ) -> Result<(), RefusalReason> {
     let author = NodeId::from_actor(change.actor_id()).ok_or(RefusalReason::BadContent)?;
-    let expanded = change.decode();
+    let expanded = gridsync_proto::apply::decode_change(change).ok_or(RefusalReason::BadContent)?;
     let map = genesis_map();
     for op in &expanded.operations {
         let (Key::Map(key), OpType::Put(ScalarValue::Bytes(der))) = (&op.key, &op.action) else {
@@ -69,7 +69,7 @@ pub(crate) fn check_directory_change(
 
 /// Checks a change to the revocation list: additions of new text entries only.
 pub(crate) fn check_revocations_change(change: &Change) -> Result<(), RefusalReason> {
-    let expanded = change.decode();
+    let expanded = gridsync_proto::apply::decode_change(change).ok_or(RefusalReason::BadContent)?;
     let map = genesis_map();
     for op in &expanded.operations {
         let (Key::Map(key), OpType::Put(ScalarValue::Str(text))) = (&op.key, &op.action) else {

@@ -54,3 +54,9 @@ pub fn parse_change(bytes: &[u8]) -> Option<Change> {
 pub fn decode_message(bytes: &[u8]) -> Option<Message> {
     catch_unwind(|| Message::decode(bytes).ok()).ok().flatten()
 }
+
+/// `change.decode()` (its operations, for content rules), `None` if automerge panics on it:
+/// a crafted change can name an actor its own table lacks (found by fuzzing).
+pub fn decode_change(change: &Change) -> Option<automerge::ExpandedChange> {
+    catch_unwind(AssertUnwindSafe(|| change.decode())).ok()
+}
