@@ -418,15 +418,15 @@ const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT_CHUNK: u8 = 0;
 
 /// One storage chunk: its type and its bytes, header included.
-struct StorageChunk<'a> {
-    kind: u8,
-    bytes: &'a [u8],
+pub(crate) struct StorageChunk<'a> {
+    pub(crate) kind: u8,
+    pub(crate) bytes: &'a [u8],
 }
 
 /// Splits concatenated automerge storage chunks (magic, checksum, type, LEB128 length,
 /// data). `None` if the bytes are not a whole number of well-formed chunk frames; the parts
 /// themselves are parsed (and their checksums verified) by automerge afterwards.
-fn storage_chunks(mut bytes: &[u8]) -> Option<Vec<StorageChunk<'_>>> {
+pub(crate) fn storage_chunks(mut bytes: &[u8]) -> Option<Vec<StorageChunk<'_>>> {
     let mut parts = Vec::new();
     while !bytes.is_empty() {
         let header = bytes.get(..9)?;

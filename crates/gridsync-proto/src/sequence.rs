@@ -29,11 +29,11 @@ const CHANGE_CHUNKS: [u8; 2] = [1, 2];
 pub fn check_sequences(doc: Option<&Automerge>, message: &Message) -> Result<(), RefusalReason> {
     let mut incoming: HashMap<ChangeHash, Change> = HashMap::new();
     for chunk in message.changes.iter() {
-        for part in split(chunk).ok_or(RefusalReason::Malformed)? {
-            if !CHANGE_CHUNKS.contains(&part[8]) {
+        for part in crate::authorize::storage_chunks(chunk).ok_or(RefusalReason::Malformed)? {
+            if !CHANGE_CHUNKS.contains(&part.kind) {
                 continue;
             }
-            let change = crate::apply::parse_change(part).ok_or(RefusalReason::Malformed)?;
+            let change = crate::apply::parse_change(part.bytes).ok_or(RefusalReason::Malformed)?;
             if doc.is_some_and(|d| d.get_change_meta_by_hash(&change.hash()).is_some()) {
                 continue; // Held already: automerge skips it.
             }
@@ -116,27 +116,4 @@ fn held_sequences(doc: Option<&Automerge>) -> HashMap<ActorId, u64> {
         *seq = meta.seq.max(*seq);
     }
     held
-}
-
-/// Splits concatenated storage chunks (magic, checksum, type, LEB128 length, body). `None` if
-/// they do not frame exactly.
-fn split(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut parts = Vec::new();
-    while !bytes.is_empty() {
-        let mut len: u64 = 0;
-        let mut at = 9;
-        for i in 0..10u32 {
-            let byte = *bytes.get(at)?;
-            at += 1;
-            len |= u64::from(byte & 0x7f).checked_shl(7 * i)?;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        let total = at.checked_add(usize::try_from(len).ok()?)?;
-        let (part, rest) = bytes.split_at_checked(total)?;
-        parts.push(part);
-        bytes = rest;
-    }
-    Some(parts)
 }
