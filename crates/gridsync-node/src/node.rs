@@ -142,22 +142,6 @@ impl NodeShared {
 }
 
 /// Unix time in milliseconds: the one place the node reads the wall clock for the engine.
-/// Milliseconds on a monotonic clock, counted from the first call in this process: what sync
-/// sessions are timed by (idle and partial-frame timeouts, retries). A wall clock that jumps
-/// (a phone setting its time from the network, an operator fixing a wrong date) must neither
-/// close every session at once nor stall their timers for hours; wall time is only recorded
-/// (`unix_ms`), never used to time anything.
-pub fn monotonic_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    u64::try_from(
-        START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_millis(),
-    )
-    .unwrap_or(u64::MAX)
-}
-
 pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
