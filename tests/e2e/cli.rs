@@ -1217,7 +1217,7 @@ fn show_building_summarizes_households() {
 }
 
 /// The export columns, in order.
-const EXPORT_COLUMNS: [&str; 21] = [
+const EXPORT_COLUMNS: [&str; 23] = [
     "document",
     "kind",
     "id",
@@ -1239,6 +1239,8 @@ const EXPORT_COLUMNS: [&str; 21] = [
     "issues",
     "target",
     "action",
+    "clock",
+    "seen_ms",
 ];
 
 #[test]
@@ -1382,7 +1384,7 @@ fn export_writes_every_record_as_csv_or_json_lines() {
     assert!(
         lines
             .iter()
-            .all(|r| r.as_object().map(|o| o.len()) == Some(21))
+            .all(|r| r.as_object().map(|o| o.len()) == Some(EXPORT_COLUMNS.len()))
     );
 
     // --out FILE: nothing on stdout, a count on stderr, the same bytes as stdout gave.

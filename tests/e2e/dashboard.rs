@@ -2,7 +2,9 @@
 //!
 //! The test starts an office node with `--http`, logs in through the dashboard's form with
 //! the token the node printed, and checks that a visit added through the CLI reaches the
-//! page's figures over server-sent events, without a reload. It saves a screenshot to
+//! page's figures over server-sent events, without a reload, and that a volunteer whose clock
+//! runs 6 hours ahead (libfaketime preloaded into its processes) is marked in the device list
+//! while its visit counts at the office's first sight of it. It saves a screenshot to
 //! `<target dir>/dashboard-screenshot.png` for a person to look at. The WebDriver protocol is
 //! spoken with a small HTTP/1.1 client over `TcpStream` (no HTTP crate), which also checks
 //! that the API refuses a request without credentials. Chromedriver runs in its own process
@@ -21,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::node_support::{LOG_FILE, Street, add_visit, read_log, tail};
-use crate::support::{Device, gridsync_bin};
+use crate::node_support::{LOG_FILE, NodeProcess, Street, add_visit, await_plan, read_log, tail};
+use crate::support::{Device, LIBFAKETIME, gridsync_bin};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -48,7 +50,13 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
         }
     }
     let started = Instant::now();
-    let street = Street::with_plan(&[]);
+    let mut street = Street::with_plan(&[("vol-fast", "panhuo/grid-001")]);
+    // A volunteer whose phone's clock runs 6 hours ahead.
+    let fast_clock = street
+        .devices
+        .get_mut("vol-fast")
+        .expect("enrolled")
+        .set_clock_offset("+6h");
     let office = DashboardNode::start(&street.office);
 
     // A plain request, without token or session, is refused.
@@ -116,11 +124,22 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
         adding.elapsed()
     );
 
+    if fast_clock {
+        clock_ahead_is_flagged_not_trusted(&street, &office, &browser);
+    } else {
+        println!("skipping the fast clock: {LIBFAKETIME} is missing (apt-get install libfaketime)");
+    }
+
     // The tables refresh after the summary event; wait for them so the screenshot shows them.
     browser.wait_for("the grid table and the event log", || {
         let grids = browser.text(&browser.try_find("#grid-table").ok()?).ok()?;
         let log = browser.text(&browser.try_find("#event-log").ok()?).ok()?;
-        (grids.contains("grid-001") && log.contains("1/4 visited")).then_some(())
+        let visited = if fast_clock {
+            "2/4 visited"
+        } else {
+            "1/4 visited"
+        };
+        (grids.contains("grid-001") && log.contains(visited)).then_some(())
     });
     let screenshot = browser.screenshot();
     assert!(
@@ -137,6 +156,45 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
     println!("dashboard: whole test took {:?}", started.elapsed());
 }
 
+/// A visit logged by a device whose clock runs 6 hours ahead reaches the office: the device
+/// list marks it, and the visit counts at the office's first sight of it, not at the time the
+/// device claims (issue #11, clocks that lie).
+fn clock_ahead_is_flagged_not_trusted(street: &Street, office: &DashboardNode, browser: &Browser) {
+    let fast = street.device("vol-fast");
+    let _node = NodeProcess::start(fast, "vol-fast", &[office.quic]);
+    await_plan(&[fast], PAGE_TIMEOUT);
+    let before_sync = unix_ms();
+    let claimed = add_visit(fast, "h-2");
+    let tag = browser.wait_for("the fast device's clock flag in the device list", || {
+        let cell = browser
+            .try_find(r#"tr[data-device="vol-fast"] [data-trust="clock-ahead"]"#)
+            .ok()?;
+        browser.text(&cell).ok()
+    });
+    assert_eq!(tag, "clock ahead: 1 records");
+    let building = office.api("/api/v1/buildings/bldg-1");
+    let h2 = building["households"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["id"] == "h-2"))
+        .unwrap_or_else(|| panic!("h-2 in {building}"));
+    let latest = &h2["latest_visit"];
+    assert_eq!(latest["id"], claimed.as_str(), "{h2}");
+    assert_eq!(latest["clock_ahead"], true, "{h2}");
+    let at = latest["at_ms"].as_i64().expect("at_ms");
+    let claimed_at = latest["claimed_at_ms"].as_i64().expect("claimed_at_ms");
+    assert!(
+        at >= before_sync - 1_000 && at <= unix_ms() + 1_000,
+        "counted at the office's first sight, not at {claimed_at}: {h2}"
+    );
+    assert!(claimed_at > before_sync + 5 * 3_600_000, "{h2}");
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// `<target dir>/dashboard-screenshot.png`: the parent of cargo's temporary directory for
 /// integration tests, so `CARGO_TARGET_DIR` is respected.
 fn screenshot_path() -> PathBuf {
@@ -148,6 +206,8 @@ fn screenshot_path() -> PathBuf {
 struct DashboardNode {
     /// Where the dashboard listens.
     http: SocketAddr,
+    /// Where the node's QUIC endpoint listens.
+    quic: SocketAddr,
     /// The dashboard token the node printed on its first run.
     token: String,
     /// Where the node's stderr goes.
@@ -191,11 +251,17 @@ impl DashboardNode {
             let _ = tx.send((first, reader));
         });
         let started = match rx.recv_timeout(START_TIMEOUT) {
-            Ok((Some(Ok(value)), reader)) => value["http"]
-                .as_str()
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .map(|http| (http, reader))
-                .ok_or(format!("no http address in {value}")),
+            Ok((Some(Ok(value)), reader)) => {
+                let address = |key: &str| {
+                    value[key]
+                        .as_str()
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                };
+                match (address("http"), address("listening")) {
+                    (Some(http), Some(quic)) => Ok((http, quic, reader)),
+                    _ => Err(format!("no http or QUIC address in {value}")),
+                }
+            }
             Ok((Some(Err(e)), _)) => Err(format!("stdout is not JSON: {e}")),
             Ok((None, _)) => Err("stdout closed before the addresses".to_owned()),
             Err(_) => Err(format!("no addresses within {START_TIMEOUT:?}")),
@@ -205,8 +271,9 @@ impl DashboardNode {
             .lines()
             .find_map(|line| line.strip_prefix(TOKEN_LINE).map(|t| t.trim().to_owned()));
         match (started, token) {
-            (Ok((http, reader)), Some(token)) => DashboardNode {
+            (Ok((http, quic, reader)), Some(token)) => DashboardNode {
                 http,
+                quic,
                 token,
                 log_path,
                 child,
@@ -221,6 +288,17 @@ impl DashboardNode {
                 panic!("office node did not start: {why}\n{}", read_log(&log_path));
             }
         }
+    }
+}
+
+impl DashboardNode {
+    /// `GET path` with the office token; the JSON answer.
+    #[track_caller]
+    fn api(&self, path: &str) -> Value {
+        let reply = http_exchange_as(self.http, "GET", path, None, Some(&self.token))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+        serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 }
 
@@ -422,6 +500,17 @@ fn http_exchange(
     path: &str,
     body: Option<&Value>,
 ) -> std::io::Result<HttpReply> {
+    http_exchange_as(addr, method, path, body, None)
+}
+
+/// [`http_exchange`] with the office token when one is given.
+fn http_exchange_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> std::io::Result<HttpReply> {
     let invalid =
         |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
@@ -435,6 +524,9 @@ fn http_exchange(
     );
     if body.is_some() {
         request.push_str("Content-Type: application/json; charset=utf-8\r\n");
+    }
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     request.push_str("\r\n");
     request.push_str(&payload);

@@ -170,6 +170,7 @@ impl NodeProcess {
             .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
             .env_remove("GRIDSYNC_DATA")
+            .envs(device.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -11,7 +11,13 @@ pub fn gridsync_bin() -> PathBuf {
 /// One device's data directory plus a way to run commands against it.
 pub struct Device {
     pub dir: tempfile::TempDir,
+    /// Environment every command and node of this device runs with (a faked clock).
+    pub env: Vec<(String, String)>,
 }
+
+/// libfaketime, which shifts the clock of a process it is preloaded into (Debian package
+/// `libfaketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// The result of one command.
 #[derive(Debug)]
@@ -72,7 +78,22 @@ impl Device {
     pub fn new() -> Device {
         Device {
             dir: tempfile::tempdir().expect("temp dir"),
+            env: Vec::new(),
         }
+    }
+
+    /// Runs this device's commands and nodes with a wall clock `offset` off (libfaketime's
+    /// syntax, such as `+6h`); monotonic time stays true. `false` when libfaketime is missing.
+    pub fn set_clock_offset(&mut self, offset: &str) -> bool {
+        if !Path::new(LIBFAKETIME).exists() {
+            return false;
+        }
+        self.env.extend([
+            ("LD_PRELOAD".to_owned(), LIBFAKETIME.to_owned()),
+            ("FAKETIME".to_owned(), offset.to_owned()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+        ]);
+        true
     }
 
     pub fn path(&self) -> &Path {
@@ -87,6 +108,7 @@ impl Device {
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("GRIDSYNC_DATA")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("spawn gridsync");
         Run::from_output(output)

@@ -4,11 +4,13 @@
 //! name their target, so nothing is hidden. An exporter walks documents one by one and writes
 //! each row as it comes, so memory stays flat however many documents there are.
 
-use automerge::ReadDoc;
+use automerge::{ObjId, ReadDoc};
 use gridsync_proto::DocPath;
 use serde::Serialize;
 
-use crate::read::{iter_corrections, iter_deliveries, iter_sweeps, iter_visits};
+use crate::clock::FirstSight;
+use crate::codec;
+use crate::read::iter_kind_objects;
 use crate::records::{
     Correction, CorrectionAction, DeliveryEvent, MalformedRecord, SweepResult, Visit,
 };
@@ -59,13 +61,19 @@ pub struct ExportRow {
     pub target: Option<String>,
     /// A correction's action: `retract` or `replace`.
     pub action: Option<String>,
+    /// `clock-ahead` when the record's claimed time (`at_ms`, kept as written) ran ahead of
+    /// when the exporting node first saw it (see [`crate::clock`]).
+    pub clock: Option<String>,
+    /// For a clock-ahead record, when the exporting node first saw it: the time its figures
+    /// use.
+    pub seen_ms: Option<i64>,
 }
 
 impl ExportRow {
     /// The field names in serialization order: the CSV header. Written up front by every
     /// exporter, so an export with no records still names its columns (the csv crate writes
     /// a header only with the first row). A test keeps it equal to the serialized fields.
-    pub const COLUMNS: [&'static str; 21] = [
+    pub const COLUMNS: [&'static str; 23] = [
         "document",
         "kind",
         "id",
@@ -87,6 +95,8 @@ impl ExportRow {
         "issues",
         "target",
         "action",
+        "clock",
+        "seen_ms",
     ];
 }
 
@@ -184,18 +194,39 @@ fn correction_row(document: &str, c: Correction) -> ExportRow {
     row
 }
 
+/// Marks a row whose record ran ahead of its first sight; the claimed time stays in `at_ms`.
+fn with_clock(mut row: ExportRow, sight: &FirstSight, object: &ObjId) -> ExportRow {
+    if let Some(ahead) = sight.check(object, row.at_ms) {
+        row.clock = Some("clock-ahead".to_owned());
+        row.seen_ms = Some(ahead.seen_ms);
+    }
+    row
+}
+
 /// Streams every record of one building document as export rows (visits, then deliveries,
-/// sweeps and corrections, each in id order). Malformed records come through as `Err`.
+/// sweeps and corrections, each in id order), as written, with the clock rule's flag from
+/// `sight` ([`FirstSight::trust_claimed`] for none). Malformed records come through as `Err`.
 pub fn export_rows<'a, R: ReadDoc>(
     doc: &'a R,
     path: &'a DocPath,
+    sight: &'a FirstSight,
 ) -> impl Iterator<Item = Result<ExportRow, MalformedRecord>> + 'a {
     let p = path.as_str();
-    iter_visits(doc)
-        .map(move |r| r.map(|v| visit_row(p, v)))
-        .chain(iter_deliveries(doc).map(move |r| r.map(|e| delivery_row(p, e))))
-        .chain(iter_sweeps(doc).map(move |r| r.map(|s| sweep_row(p, s))))
-        .chain(iter_corrections(doc).map(move |r| r.map(|c| correction_row(p, c))))
+    let marked = move |object: ObjId, row: ExportRow| with_clock(row, sight, &object);
+    iter_kind_objects(doc, RecordKind::Visit, codec::read_visit::<R>)
+        .map(move |r| r.map(|(o, v)| marked(o, visit_row(p, v))))
+        .chain(
+            iter_kind_objects(doc, RecordKind::Delivery, codec::read_delivery::<R>)
+                .map(move |r| r.map(|(o, e)| marked(o, delivery_row(p, e)))),
+        )
+        .chain(
+            iter_kind_objects(doc, RecordKind::Sweep, codec::read_sweep::<R>)
+                .map(move |r| r.map(|(o, s)| marked(o, sweep_row(p, s)))),
+        )
+        .chain(
+            iter_kind_objects(doc, RecordKind::Correction, codec::read_correction::<R>)
+                .map(move |r| r.map(|(o, c)| marked(o, correction_row(p, c)))),
+        )
 }
 
 #[cfg(test)]

@@ -66,10 +66,11 @@
 //!
 //! `genesis` (skeletons, paths, actors), `vocab` (closed enums), `records` (record types),
 //! `check` and `codec` (field bounds and map encoding), `write` (validated writes), `read`
-//! (lenient reads, corrections), `delivery` (the delivery merge rule), `plan` (street plan,
+//! (lenient reads, corrections), `clock` (record times against first sight), `delivery` (the delivery merge rule), `plan` (street plan,
 //! CSV), `view` (building view), `export` (flat rows).
 
 mod check;
+pub mod clock;
 mod codec;
 pub mod delivery;
 pub mod export;
@@ -82,6 +83,7 @@ pub mod vocab;
 pub mod write;
 
 pub use check::FieldProblem;
+pub use clock::{CLOCK_AHEAD_TOLERANCE_MS, ClockAhead, FirstSight};
 pub use delivery::{ItemState, checklist, derive_item_state};
 pub use export::{ExportRow, export_rows};
 pub use genesis::{

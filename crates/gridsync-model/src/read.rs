@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
 
 use crate::check::FieldProblem;
+use crate::clock::{ClockAhead, FirstSight};
 use crate::codec;
 use crate::records::{
     Correction, CorrectionAction, DeliveryEvent, MalformedRecord, ReadRecords, RecordId,
@@ -34,11 +35,13 @@ fn malformed(kind: RecordKind, key: &str, problem: impl ToString) -> MalformedRe
     }
 }
 
-fn iter_kind<'a, R: ReadDoc, T: 'a>(
+/// The records of one kind with the object id each is stored as (which names the change that
+/// created it, see [`crate::clock`]).
+pub(crate) fn iter_kind_objects<'a, R: ReadDoc, T: 'a>(
     doc: &'a R,
     kind: RecordKind,
     parse: Parser<R, T>,
-) -> impl Iterator<Item = Result<T, MalformedRecord>> + 'a {
+) -> impl Iterator<Item = Result<(ObjId, T), MalformedRecord>> + 'a {
     let map = top_map(doc, map_for(kind));
     let missing = map.is_none().then(|| {
         Err(malformed(
@@ -54,14 +57,22 @@ fn iter_kind<'a, R: ReadDoc, T: 'a>(
             .map(move |key| {
                 let id = RecordId::parse(&key).map_err(|e| malformed(kind, &key, e))?;
                 match doc.get(&map, key.as_str()) {
-                    Ok(Some((Value::Object(ObjType::Map), obj))) => {
-                        parse(doc, &obj, id).map_err(|e| malformed(kind, &key, e))
-                    }
+                    Ok(Some((Value::Object(ObjType::Map), obj))) => parse(doc, &obj, id)
+                        .map(|record| (obj, record))
+                        .map_err(|e| malformed(kind, &key, e)),
                     _ => Err(malformed(kind, &key, "record is not a map")),
                 }
             })
     });
     missing.into_iter().chain(records)
+}
+
+fn iter_kind<'a, R: ReadDoc, T: 'a>(
+    doc: &'a R,
+    kind: RecordKind,
+    parse: Parser<R, T>,
+) -> impl Iterator<Item = Result<T, MalformedRecord>> + 'a {
+    iter_kind_objects(doc, kind, parse).map(|r| r.map(|(_, record)| record))
 }
 
 /// Streams the visits of a building document in id order (as written, uncorrected).
@@ -127,15 +138,69 @@ pub struct BuildingRecords {
     pub corrections: Vec<Correction>,
     /// Records skipped because they did not parse.
     pub malformed: Vec<MalformedRecord>,
+    /// Records whose claimed time ran ahead of their first sight, by id: their `at_ms` above
+    /// is already the first-sight time (see [`crate::clock`]).
+    pub clock_ahead: BTreeMap<RecordId, ClockAhead>,
+}
+
+/// Bounds the time of one record by the clock rule, noting it when bounded.
+fn bound_time(
+    sight: &FirstSight,
+    object: &ObjId,
+    id: &RecordId,
+    at_ms: &mut i64,
+    clock_ahead: &mut BTreeMap<RecordId, ClockAhead>,
+) {
+    if let Some(ahead) = sight.check(object, *at_ms) {
+        *at_ms = ahead.seen_ms;
+        clock_ahead.insert(id.clone(), ahead);
+    }
 }
 
 impl BuildingRecords {
-    /// Reads all four record maps of a building document.
+    /// Reads all four record maps of a building document, taking every claimed time as it is.
     pub fn read<R: ReadDoc>(doc: &R) -> Self {
-        let visits = collect(iter_visits(doc));
-        let deliveries = collect(iter_deliveries(doc));
-        let sweeps = collect(iter_sweeps(doc));
-        let corrections = collect(iter_corrections(doc));
+        Self::read_seen(doc, &FirstSight::trust_claimed())
+    }
+
+    /// Reads all four record maps of a building document, times bounded by when this node
+    /// first saw each record ([`crate::clock`]).
+    pub fn read_seen<R: ReadDoc>(doc: &R, sight: &FirstSight) -> Self {
+        let mut ahead = BTreeMap::new();
+        let visits = collect(
+            iter_kind_objects(doc, RecordKind::Visit, codec::read_visit::<R>).map(|r| {
+                r.map(|(object, mut v)| {
+                    bound_time(sight, &object, &v.id, &mut v.at_ms, &mut ahead);
+                    v
+                })
+            }),
+        );
+        let deliveries = collect(
+            iter_kind_objects(doc, RecordKind::Delivery, codec::read_delivery::<R>).map(|r| {
+                r.map(|(object, mut e)| {
+                    bound_time(sight, &object, &e.id, &mut e.at_ms, &mut ahead);
+                    e
+                })
+            }),
+        );
+        let sweeps = collect(
+            iter_kind_objects(doc, RecordKind::Sweep, codec::read_sweep::<R>).map(|r| {
+                r.map(|(object, mut s)| {
+                    bound_time(sight, &object, &s.id, &mut s.at_ms, &mut ahead);
+                    s
+                })
+            }),
+        );
+        let corrections = collect(
+            iter_kind_objects(doc, RecordKind::Correction, codec::read_correction::<R>).map(|r| {
+                r.map(|(object, mut c)| {
+                    // Only the correction's own time: a replacement never moves the
+                    // visit it replaces in time (see `corrected_visits`).
+                    bound_time(sight, &object, &c.id, &mut c.at_ms, &mut ahead);
+                    c
+                })
+            }),
+        );
         let mut malformed = visits.malformed;
         malformed.extend(deliveries.malformed);
         malformed.extend(sweeps.malformed);
@@ -146,6 +211,7 @@ impl BuildingRecords {
             sweeps: sweeps.records,
             corrections: corrections.records,
             malformed,
+            clock_ahead: ahead,
         }
     }
 
@@ -177,9 +243,14 @@ impl BuildingRecords {
                 }),
                 Some(c) => match &c.action {
                     CorrectionAction::Retract => None,
+                    // A correction changes what a visit says, never when it happened: the
+                    // time stays the original's (bounded by the clock rule like any record's),
+                    // so a correction cannot move a visit into another round or make it the
+                    // latest.
                     CorrectionAction::ReplaceVisit(new) => Some(CorrectedVisit {
                         current: Visit {
                             id: v.id.clone(),
+                            at_ms: v.at_ms,
                             ..(**new).clone()
                         },
                         original: v.clone(),

@@ -160,7 +160,8 @@ pub struct SweepResult {
 pub enum CorrectionAction {
     /// The target no longer counts (for example a delivery marked by mistake).
     Retract,
-    /// The target visit reads as this visit instead; its `id` equals the target's.
+    /// The target visit reads as this visit instead; its `id` equals the target's, and its
+    /// time is the target's whatever it says (a correction never moves a visit in time).
     ReplaceVisit(Box<Visit>),
 }
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ReadDoc;
 
+use crate::clock::ClockAhead;
 use crate::delivery::{ItemState, checklist};
 use crate::plan::{Household, StreetPlan};
 use crate::read::{BuildingRecords, CorrectedVisit};
@@ -27,6 +28,9 @@ pub struct LatestVisit {
     pub at_ms: i64,
     /// Who visited.
     pub volunteer: String,
+    /// Set when the visit claimed a time ahead of this node's first sight of it; `at_ms` is
+    /// then that first sight.
+    pub clock_ahead: Option<ClockAhead>,
 }
 
 /// One household in a [`BuildingView`].
@@ -194,6 +198,7 @@ pub fn building_view_of_records(
                     outcome: v.current.outcome,
                     at_ms: v.current.at_ms,
                     volunteer: v.current.volunteer.clone(),
+                    clock_ahead: records.clock_ahead.get(&v.current.id).copied(),
                 }),
                 flags: contacted
                     .map(|v| v.current.flags.clone())

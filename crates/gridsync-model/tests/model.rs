@@ -1,6 +1,7 @@
 //! Integration tests of gridsync-model: convergence, merge rules, validation, hostile input.
 
 mod model {
+    pub mod clock;
     pub mod convergence;
     pub mod delivery_merge;
     pub mod first_visit;

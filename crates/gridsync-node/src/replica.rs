@@ -952,6 +952,25 @@ impl Replica {
         Ok(self.docs.get(path))
     }
 
+    /// When this node first held each change of the document at `path` (its provenance), for
+    /// the clock rule of [`gridsync_model::clock`]; changes with no recorded arrival (written
+    /// here, or arrived and not yet committed) count as first seen at `now_ms`. `None` when
+    /// the document is not held.
+    pub fn first_sight(
+        &mut self,
+        path: &DocPath,
+        now_ms: i64,
+    ) -> Result<Option<gridsync_model::FirstSight>, ReplicaError> {
+        self.ensure_loaded(path)?;
+        let Some(doc) = self.docs.get(path) else {
+            return Ok(None);
+        };
+        let arrivals = self.store.first_received(path)?;
+        Ok(Some(gridsync_model::FirstSight::of_document(
+            doc, arrivals, now_ms,
+        )))
+    }
+
     /// Loads every stored document into memory (a node serving peers needs them all).
     pub fn load_all(&mut self) -> Result<usize, ReplicaError> {
         for path in self.store.doc_paths()? {

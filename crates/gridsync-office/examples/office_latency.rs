@@ -457,10 +457,20 @@ fn export_in_process(node: &RunningNode) -> Result<(u64, Duration)> {
     let mut writer = csv::Writer::from_writer(std::io::sink());
     let mut rows = 0u64;
     for path in paths {
-        // Loaded from the store if it is not in memory.
-        let doc = node.shared.lock_replica().doc(&path)?.cloned();
-        let Some(doc) = doc else { continue };
-        for row in gridsync_model::export_rows(&doc, &path).filter_map(Result::ok) {
+        // Loaded from the store if it is not in memory, with its first sight, as the
+        // office's export does.
+        let (doc, sight) = {
+            let mut replica = node.shared.lock_replica();
+            let now = gridsync_node::node::unix_ms() as i64;
+            let Some(sight) = replica.first_sight(&path, now)? else {
+                continue;
+            };
+            let Some(doc) = replica.doc(&path)?.cloned() else {
+                continue;
+            };
+            (doc, sight)
+        };
+        for row in gridsync_model::export_rows(&doc, &path, &sight).filter_map(Result::ok) {
             writer.serialize(&row)?;
             rows += 1;
         }

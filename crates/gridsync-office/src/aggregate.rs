@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use automerge::{Automerge, ReadDoc};
-use gridsync_model::{DocKind, StreetPlan, genesis};
+use gridsync_model::{DocKind, FirstSight, StreetPlan, genesis};
 use gridsync_proto::DocPath;
 
 use crate::summary::{
@@ -139,7 +139,9 @@ impl Aggregator {
     }
 
     /// Recomputes everything from `plan` and every document held (plan changed, round
-    /// changed, or start-up). Documents that are not building documents are ignored.
+    /// changed, or start-up). Documents that are not building documents are ignored. Their
+    /// records' claimed times are taken as they are (documents held in memory only, with no
+    /// first sight recorded: simulations and recounts).
     pub fn rebuild<'a, R: ReadDoc + 'a>(
         &mut self,
         plan: Arc<StreetPlan>,
@@ -150,7 +152,9 @@ impl Aggregator {
         self.round = round;
         let summaries: Vec<BuildingSummary> = docs
             .into_iter()
-            .filter_map(|(path, doc)| self.summarize_path(path, doc))
+            .filter_map(|(path, doc)| {
+                self.summarize_document(path, doc, &FirstSight::trust_claimed())
+            })
             .collect();
         self.install_rebuilt(summaries);
     }
@@ -185,7 +189,14 @@ impl Aggregator {
             .collect();
         for id in missing {
             let place = self.placement(&id, None);
-            let summary = summarize(&self.empty, None, &self.plan, &place, self.round);
+            let summary = summarize(
+                &self.empty,
+                &FirstSight::trust_claimed(),
+                None,
+                &self.plan,
+                &place,
+                self.round,
+            );
             self.buildings.insert(id, summary);
         }
         for (id, s) in &self.buildings {
@@ -201,6 +212,7 @@ impl Aggregator {
                 let t = self.authors.entry(author.clone()).or_default();
                 t.records += tally.records;
                 t.last_record_ms = t.last_record_ms.max(tally.last_record_ms);
+                t.clock_ahead += tally.clock_ahead;
             }
         }
         let grids: Vec<String> = self.grids.keys().cloned().collect();
@@ -220,15 +232,14 @@ impl Aggregator {
     /// `&self`, so that a rebuild can summarize many documents on several threads and install
     /// them afterwards with [`Aggregator::install_rebuilt`] (or one at a time with
     /// [`Aggregator::replace_building`]).
+    ///
+    /// `sight` says when the office first saw each record, for the clock rule.
     pub fn summarize_document<R: ReadDoc>(
         &self,
         path: &DocPath,
         doc: &R,
+        sight: &FirstSight,
     ) -> Option<BuildingSummary> {
-        self.summarize_path(path, doc)
-    }
-
-    fn summarize_path<R: ReadDoc>(&self, path: &DocPath, doc: &R) -> Option<BuildingSummary> {
         if !is_building_path(&self.street, path) {
             return None;
         }
@@ -236,6 +247,7 @@ impl Aggregator {
         let place = self.placement(building, Some(path));
         Some(summarize(
             doc,
+            sight,
             Some(path.as_str()),
             &self.plan,
             &place,
@@ -251,8 +263,13 @@ impl Aggregator {
 
     /// Folds one changed document into the aggregation. Returns whether it was a building
     /// document (anything else, the plan included, is left to [`Aggregator::rebuild`]).
-    pub fn update_document<R: ReadDoc>(&mut self, path: &DocPath, doc: &R) -> bool {
-        match self.summarize_path(path, doc) {
+    pub fn update_document<R: ReadDoc>(
+        &mut self,
+        path: &DocPath,
+        doc: &R,
+        sight: &FirstSight,
+    ) -> bool {
+        match self.summarize_document(path, doc, sight) {
             Some(summary) => {
                 self.replace_building(summary);
                 true
@@ -272,6 +289,7 @@ impl Aggregator {
             for (author, tally) in &old.authors {
                 if let Some(t) = self.authors.get_mut(author) {
                     t.records = t.records.saturating_sub(tally.records);
+                    t.clock_ahead = t.clock_ahead.saturating_sub(tally.clock_ahead);
                     if tally.last_record_ms >= t.last_record_ms {
                         rescan.push(author.clone());
                     }
@@ -287,6 +305,7 @@ impl Aggregator {
             let t = self.authors.entry(author.clone()).or_default();
             t.records += tally.records;
             t.last_record_ms = t.last_record_ms.max(tally.last_record_ms);
+            t.clock_ahead += tally.clock_ahead;
         }
         for author in rescan {
             let last = self

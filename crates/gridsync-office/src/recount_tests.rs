@@ -10,10 +10,10 @@ use std::sync::Arc;
 use automerge::Automerge;
 use gridsync_model::read::{iter_corrections, iter_deliveries, iter_sweeps, iter_visits};
 use gridsync_model::{
-    Correction, CorrectionAction, DeliveryEvent, DeliveryItem, DeliveryStatus, DocKind, Household,
-    NeedKind, RecordId, RecordKind, SpecialNeed, StreetPlan, SweepResult, Visit, VisitOutcome,
-    WriteContext, Zone, actor_for, building_path, genesis, record_correction, record_delivery,
-    record_sweep, record_visit,
+    Correction, CorrectionAction, DeliveryEvent, DeliveryItem, DeliveryStatus, DocKind, FirstSight,
+    Household, NeedKind, RecordId, RecordKind, SpecialNeed, StreetPlan, SweepResult, Visit,
+    VisitOutcome, WriteContext, Zone, actor_for, building_path, genesis, record_correction,
+    record_delivery, record_sweep, record_visit,
 };
 use gridsync_proto::{DocPath, NodeId};
 use rand::rngs::StdRng;
@@ -421,7 +421,7 @@ fn incremental_figures_equal_a_recount_from_raw_records() {
                 .entry(path.clone())
                 .or_insert_with(|| genesis(DocKind::Building).with_actor(actor.clone()));
             random_write(&mut rng, doc, &street.plan, &building);
-            assert!(agg.update_document(&path, &street.docs[&path]));
+            assert!(agg.update_document(&path, &street.docs[&path], &FirstSight::trust_claimed()));
             if step % 150 == 0 {
                 assert_matches_recount(&agg, &street, round);
             }
@@ -507,11 +507,19 @@ fn documents_that_are_not_buildings_are_ignored_and_unplanned_ones_counted() {
     agg.rebuild(street.plan.clone(), round, street.docs.iter());
     let plan_doc = genesis(DocKind::StreetPlan);
     let plan_path = DocPath::parse("panhuo/plan").expect("valid path");
-    assert!(!agg.update_document(&plan_path, &plan_doc));
+    assert!(!agg.update_document(&plan_path, &plan_doc, &FirstSight::trust_claimed()));
     let other_street = DocPath::parse("other/grid-000/b-00-00").expect("valid path");
-    assert!(!agg.update_document(&other_street, &genesis(DocKind::Building)));
+    assert!(!agg.update_document(
+        &other_street,
+        &genesis(DocKind::Building),
+        &FirstSight::trust_claimed()
+    ));
     let stray = DocPath::parse("panhuo/grid-077/b-77-00").expect("valid path");
-    assert!(agg.update_document(&stray, &genesis(DocKind::Building)));
+    assert!(agg.update_document(
+        &stray,
+        &genesis(DocKind::Building),
+        &FirstSight::trust_claimed()
+    ));
     let s = agg.building("b-77-00").expect("stray building");
     assert_eq!(s.community, crate::summary::UNPLANNED_COMMUNITY);
     assert_eq!(s.grid, "grid-077");
@@ -525,10 +533,10 @@ fn summaries_made_on_several_threads_equal_a_sequential_rebuild() {
     let mut street = Street::new(4, false);
     let round = RoundWindow::starting_at(NOW - 24 * HOUR);
     write_randomly(&mut street, &mut rng, 300);
-    let docs: Vec<(DocPath, Automerge)> = street
+    let docs: Vec<crate::state::SeenDocument> = street
         .docs
         .iter()
-        .map(|(path, doc)| (path.clone(), doc.clone()))
+        .map(|(path, doc)| (path.clone(), doc.clone(), FirstSight::trust_claimed()))
         .collect();
     assert!(docs.len() > 3, "several buildings written");
     for workers in [1, 2, 3] {
@@ -555,7 +563,9 @@ fn stored_summaries_decode_to_exactly_what_was_encoded() {
     agg.rebuild(street.plan.clone(), round, no_documents);
     let mut seen = Totals::default();
     for (path, doc) in &street.docs {
-        let summary = agg.summarize_document(path, doc).expect("a building");
+        let summary = agg
+            .summarize_document(path, doc, &FirstSight::trust_claimed())
+            .expect("a building");
         seen.add(&summary.totals);
         let bytes = crate::stored::encode(&summary);
         let decoded = crate::stored::decode(path, &bytes).expect("decodes");

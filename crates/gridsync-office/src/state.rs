@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
-use gridsync_model::StreetPlan;
+use gridsync_model::{FirstSight, StreetPlan};
 use gridsync_node::Replica;
 use gridsync_node::node::{NodeShared, unix_ms};
 use gridsync_proto::DocPath;
@@ -386,13 +386,14 @@ fn rebuild_chunk(
     let reused_count = reused.len() as u64;
     // The others: copy their documents out under the lock (loading them if need be), with the
     // heads they have now, and summarize them on every core outside it.
-    let docs: Vec<(DocPath, automerge::Automerge)> = {
+    let docs: Vec<SeenDocument> = {
         let mut replica = inner.shared.lock_replica();
+        let now = unix_ms() as i64;
         chunk
             .iter()
             .filter(|path| !reused.contains_key(path))
-            .filter_map(|path| match replica.doc(path) {
-                Ok(doc) => Some((path.clone(), doc?.clone())),
+            .filter_map(|path| match copy_seen(&mut replica, path, now) {
+                Ok(seen) => seen,
                 Err(e) => {
                     warn!(%path, error = %e, "cannot load a building document");
                     None
@@ -405,7 +406,7 @@ fn rebuild_chunk(
         let entries: Vec<DerivedEntry> = docs
             .iter()
             .zip(&fresh)
-            .filter_map(|((path, doc), summary)| {
+            .filter_map(|((path, doc, _), summary)| {
                 Some(DerivedEntry {
                     path: path.clone(),
                     source_key: basis.source_key(path, &doc.get_heads()).to_vec(),
@@ -418,7 +419,7 @@ fn rebuild_chunk(
     let computed = fresh.iter().flatten().count() as u64;
     let mut fresh: BTreeMap<DocPath, BuildingSummary> = docs
         .into_iter()
-        .map(|(path, _)| path)
+        .map(|(path, _, _)| path)
         .zip(fresh)
         .filter_map(|(path, summary)| Some((path, summary?)))
         .collect();
@@ -478,16 +479,35 @@ fn in_parallel<T: Sync, R: Send>(
     })
 }
 
+/// A building document copied out of the replica, with when the office first saw each of
+/// its changes (the clock rule's input).
+pub(crate) type SeenDocument = (DocPath, automerge::Automerge, FirstSight);
+
+/// A copy of the document at `path` with its first sight as of `now_ms`, `None` when it is
+/// not held. Called under the replica lock.
+pub(crate) fn copy_seen(
+    replica: &mut Replica,
+    path: &DocPath,
+    now_ms: i64,
+) -> Result<Option<SeenDocument>, gridsync_node::replica::ReplicaError> {
+    let Some(sight) = replica.first_sight(path, now_ms)? else {
+        return Ok(None);
+    };
+    Ok(replica
+        .doc(path)?
+        .map(|doc| (path.clone(), doc.clone(), sight)))
+}
+
 /// Summaries of the documents `docs` (`None` for one that is not a building of this street),
 /// computed on up to `workers` threads, in `docs` order. Reading a building's records is
 /// nearly all of a rebuild's cost (about 2 ms for 50 visits), hence the threads.
 pub(crate) fn summarize_in_parallel(
     aggregator: &Aggregator,
-    docs: &[(DocPath, automerge::Automerge)],
+    docs: &[SeenDocument],
     workers: usize,
 ) -> Vec<Option<BuildingSummary>> {
-    in_parallel(docs, workers, |(path, doc)| {
-        aggregator.summarize_document(path, doc)
+    in_parallel(docs, workers, |(path, doc, sight)| {
+        aggregator.summarize_document(path, doc, sight)
     })
 }
 
@@ -504,6 +524,14 @@ async fn rebuild_off_runtime(inner: &Arc<OfficeInner>, round: RoundWindow) {
 fn update_one(inner: &OfficeInner, path: &DocPath) -> Option<DerivedEntry> {
     let started = Instant::now();
     let mut replica = inner.shared.lock_replica();
+    let sight = match replica.first_sight(path, unix_ms() as i64) {
+        Ok(Some(sight)) => sight,
+        Ok(None) => return None,
+        Err(e) => {
+            warn!(%path, error = %e, "cannot load a changed document");
+            return None;
+        }
+    };
     let doc = match replica.doc(path) {
         Ok(Some(doc)) => doc,
         Ok(None) => return None,
@@ -513,7 +541,7 @@ fn update_one(inner: &OfficeInner, path: &DocPath) -> Option<DerivedEntry> {
         }
     };
     let mut agg = inner.aggregator();
-    let summary = agg.summarize_document(path, doc)?;
+    let summary = agg.summarize_document(path, doc, &sight)?;
     let entry = inner.basis().as_ref().map(|basis| DerivedEntry {
         path: path.clone(),
         source_key: basis.source_key(path, &doc.get_heads()).to_vec(),

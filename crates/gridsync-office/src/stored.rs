@@ -30,7 +30,7 @@ use crate::summary::{AuthorTally, BuildingSummary, RoundWindow};
 pub const SUMMARY_KIND: &str = "office.building-summary/1";
 
 /// Version of what a stored summary means and how it is encoded; part of every source key.
-pub const SUMMARY_FORMAT: u32 = 1;
+pub const SUMMARY_FORMAT: u32 = 2;
 
 /// What every summary of one aggregation was derived from besides its own document: the plan
 /// (by its document's heads) and the round. Captured together with the plan the aggregation

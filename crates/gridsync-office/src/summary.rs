@@ -14,6 +14,9 @@
 //! - **deliveries**: one per (household, checklist item), by its derived status: `pending`
 //!   (requested or out for delivery), `delivered`, `failed` (latest event failed, no retry
 //!   yet), `cancelled`; `failed_attempts` counts every live failed event.
+//! - **clock ahead**: records whose claimed time ran more than ten minutes ahead of the
+//!   office's first sight of them; every figure above places them at that first sight
+//!   (`gridsync_model::clock`), and the household line keeps the claimed time beside it.
 //! - **sweep coverage**: for the building's latest sweep round, the plan units named by any
 //!   live sweep result of that round, against the building's units in the plan.
 
@@ -21,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ReadDoc;
 use gridsync_model::{
-    BuildingRecords, DeliveryItem, DeliveryStatus, NeedKind, SpecialNeed, StreetPlan, VisitOutcome,
-    Zone, building_view_of_records,
+    BuildingRecords, DeliveryItem, DeliveryStatus, FirstSight, NeedKind, RecordId, SpecialNeed,
+    StreetPlan, VisitOutcome, Zone, building_view_of_records,
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +135,9 @@ pub struct Totals {
     pub unplanned_households: u32,
     /// Time of the newest record, unix milliseconds.
     pub last_record_ms: Option<i64>,
+    /// Records (as written) whose claimed time ran ahead of when the office first saw them:
+    /// counted at that first sight instead (see `gridsync_model::clock`).
+    pub clock_ahead: u32,
 }
 
 fn max_opt<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -187,6 +193,7 @@ impl Totals {
         r.malformed += o.malformed;
         self.unplanned_households += other.unplanned_households;
         self.last_record_ms = max_opt(self.last_record_ms, other.last_record_ms);
+        self.clock_ahead += other.clock_ahead;
     }
 }
 
@@ -202,7 +209,13 @@ pub struct VisitLine {
     pub id: String,
     #[serde(deserialize_with = "vocab_name::<_, VisitOutcome>")]
     pub outcome: VocabStr,
+    /// When it counts as having happened: the claimed time, or the office's first sight of a
+    /// clock-ahead record.
     pub at_ms: i64,
+    /// The time its device claimed.
+    pub claimed_at_ms: i64,
+    /// Its device's clock ran ahead of the office's first sight of it.
+    pub clock_ahead: bool,
     pub volunteer: String,
 }
 
@@ -249,14 +262,17 @@ pub struct HouseholdLine {
 pub struct AuthorTally {
     /// Records written (as written, before corrections).
     pub records: u32,
-    /// Time of the newest of them, unix milliseconds.
+    /// Time of the newest of them, unix milliseconds (clock rule applied).
     pub last_record_ms: i64,
+    /// Those whose claimed time ran ahead of the office's first sight.
+    pub clock_ahead: u32,
 }
 
 impl AuthorTally {
-    fn note(&mut self, at_ms: i64) {
+    fn note(&mut self, at_ms: i64, clock_ahead: bool) {
         self.records += 1;
         self.last_record_ms = self.last_record_ms.max(at_ms);
+        self.clock_ahead += u32::from(clock_ahead);
     }
 }
 
@@ -288,16 +304,18 @@ pub struct Placement {
 /// Community reported for buildings the plan does not know.
 pub const UNPLANNED_COMMUNITY: &str = "(unplanned)";
 
-/// Derives a building's summary from its document (a genesis skeleton if it has none yet).
+/// Derives a building's summary from its document (a genesis skeleton if it has none yet),
+/// record times bounded by `sight` (when the office first saw each record).
 pub fn summarize<R: ReadDoc>(
     doc: &R,
+    sight: &FirstSight,
     document: Option<&str>,
     plan: &StreetPlan,
     place: &Placement,
     round: RoundWindow,
 ) -> BuildingSummary {
     // Read once: the view and the round figures both work from the same records.
-    let records = BuildingRecords::read(doc);
+    let records = BuildingRecords::read_seen(doc, sight);
     let view = building_view_of_records(&records, plan, &place.building);
     let corrected = records.corrected_visits();
 
@@ -382,6 +400,8 @@ pub fn summarize<R: ReadDoc>(
                 id: v.id.to_string(),
                 outcome: v.outcome.as_str(),
                 at_ms: v.at_ms,
+                claimed_at_ms: v.clock_ahead.map_or(v.at_ms, |a| a.claimed_ms),
+                clock_ahead: v.clock_ahead.is_some(),
                 volunteer: v.volunteer.clone(),
             }),
             ever_reached,
@@ -429,23 +449,25 @@ pub fn summarize<R: ReadDoc>(
     // Records as written, and who wrote them.
     let mut authors: BTreeMap<String, AuthorTally> = BTreeMap::new();
     let mut last: Option<i64> = None;
-    let mut note = |who: &str, at: i64| {
-        authors.entry(who.to_owned()).or_default().note(at);
+    let mut note = |who: &str, at: i64, id: &RecordId| {
+        let ahead = records.clock_ahead.contains_key(id);
+        authors.entry(who.to_owned()).or_default().note(at, ahead);
         last = last.max(Some(at));
     };
     for v in &records.visits {
-        note(&v.volunteer, v.at_ms);
+        note(&v.volunteer, v.at_ms, &v.id);
     }
     for e in &records.deliveries {
-        note(&e.by, e.at_ms);
+        note(&e.by, e.at_ms, &e.id);
     }
     for s in &records.sweeps {
-        note(&s.by, s.at_ms);
+        note(&s.by, s.at_ms, &s.id);
     }
     for c in &records.corrections {
-        note(&c.by, c.at_ms);
+        note(&c.by, c.at_ms, &c.id);
     }
     totals.last_record_ms = last;
+    totals.clock_ahead = records.clock_ahead.len() as u32;
     totals.records = RecordTotals {
         visits: records.visits.len() as u32,
         deliveries: records.deliveries.len() as u32,

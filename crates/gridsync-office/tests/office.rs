@@ -1148,3 +1148,178 @@ async fn a_restarted_office_reuses_stored_summaries_and_recomputes_what_changed(
     assert_eq!(office.summary_sources(), (documents as u64, 0));
     office.shutdown().await
 }
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A visit to `household` by this device's node id, at the device's own clock.
+fn visit(household: &str, outcome: &str) -> FieldWrite {
+    FieldWrite::Visit {
+        household: household.into(),
+        outcome: outcome.into(),
+        people: 1,
+        flags: vec![],
+        needs: vec![],
+        note: None,
+        volunteer: None,
+        at_ms: None,
+    }
+}
+
+/// A replacement of visit `record` of building `b-00` with `outcome`.
+fn replace(record: &str, outcome: &str) -> FieldWrite {
+    FieldWrite::Correction {
+        building: "b-00".into(),
+        record: record.into(),
+        reason: "wrong outcome".into(),
+        outcome: Some(outcome.into()),
+    }
+}
+
+/// Waits until `node` holds the plan and its copy of building `b-00` holds `visits` visits.
+async fn wait_for_visits(node: &RunningNode, visits: usize) -> Result<()> {
+    let path = DocPath::parse(&format!("{STREET}/grid-000/b-00"))?;
+    for _ in 0..400 {
+        {
+            let mut replica = node.shared.lock_replica();
+            let held = match replica.doc(&path)? {
+                Some(doc) => iter_visits(doc).count(),
+                None => 0,
+            };
+            if replica.street_plan()?.is_some() && held == visits {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("the device never received {visits} visits")
+}
+
+/// A device enrolled, given the plan and building `b-00` as they are at the office by a first
+/// contact, then stopped: its replica, to write on with a clock of its own.
+async fn device_with_building(
+    office: &Office,
+    name: &str,
+    visits: usize,
+) -> Result<(NodeCredentials, Replica)> {
+    let (credentials, replica) = enroll(&office.ca, office.dir.path(), name, Role::Volunteer)?;
+    let node = start_node(credentials.clone(), replica, vec![office.node().local_addr])?;
+    wait_for_visits(&node, visits).await?;
+    node.shutdown().await;
+    let mut replica = Replica::open(&office.dir.path().join(name))?;
+    replica.set_signing_key(&credentials.key_der)?;
+    replica.set_trust_root(office.ca.cert_der().to_vec());
+    Ok((credentials, replica))
+}
+
+fn household<'a>(building: &'a Value, id: &str) -> Result<&'a Value> {
+    building["households"]
+        .as_array()
+        .context("households")?
+        .iter()
+        .find(|h| h["id"] == id)
+        .with_context(|| format!("household {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_whose_clock_is_6_hours_ahead_neither_moves_nor_pins_records() -> Result<()> {
+    let now = unix_ms() as i64;
+    let office = Office::start(1, now - HOUR_MS).await?;
+    // An honest captain, connected to the office, has visited h-00-01.
+    let (credentials, replica) = enroll(&office.ca, office.dir.path(), "cap-1", Role::Captain)?;
+    let captain = start_node(credentials, replica, vec![office.node().local_addr])?;
+    wait_for_visits(&captain, 0).await?;
+    let honest = captain.write(visit("h-00-01", "contacted"))?;
+    let honest_id = honest.record_id.context("a visit id")?;
+    office.settle(1).await?;
+
+    // A volunteer whose clock runs 6 hours ahead logs two visits and corrects the captain's.
+    let (credentials, mut fast) = device_with_building(&office, "vol-fast", 1).await?;
+    let fast_now = unix_ms() + 6 * HOUR_MS as u64;
+    let fast_h0 = visit("h-00-00", "not-home").apply(&mut fast, fast_now)?;
+    visit("h-00-02", "not-home").apply(&mut fast, fast_now)?;
+    replace(&honest_id, "refused").apply(&mut fast, fast_now)?;
+    let fast = start_node(credentials, fast, vec![office.node().local_addr])?;
+    office.settle(4).await?;
+    fast.shutdown().await;
+
+    // Later, by the true time, the captain visits h-00-00 and corrects his own visit.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    captain.write(visit("h-00-00", "contacted"))?;
+    captain.write(replace(&honest_id, "moved-out"))?;
+    office.settle(6).await?;
+
+    let building = get_json(office.http, "/api/v1/buildings/b-00").await?;
+    // "The latest visit" of h-00-00 is the captain's, which is later by the office's clock.
+    let h0 = household(&building, "h-00-00")?;
+    assert_eq!(h0["latest_visit"]["volunteer"], "cap-1", "{h0}");
+    assert_eq!(h0["round_outcome"], "contacted", "{h0}");
+    assert_eq!(h0["visits"], 2);
+    // The captain's correction of his visit is in force, not the fast device's.
+    let h1 = household(&building, "h-00-01")?;
+    assert_eq!(h1["latest_visit"]["outcome"], "moved-out", "{h1}");
+    // h-00-02, visited only by the fast device, counts in the current round, at the time the
+    // office first saw the visit, flagged.
+    let h2 = household(&building, "h-00-02")?;
+    assert_eq!(h2["round_outcome"], "not-home", "{h2}");
+    let seen = h2["latest_visit"]["at_ms"].as_i64().context("at_ms")?;
+    assert!(seen < unix_ms() as i64 + 1000, "{h2}");
+    assert_eq!(h2["latest_visit"]["clock_ahead"], true, "{h2}");
+    assert!(h2["latest_visit"]["claimed_at_ms"].as_i64() > Some(now + 5 * HOUR_MS));
+    // Flagged in the figures and per device: two visits and a correction.
+    assert_eq!(building["totals"]["clock_ahead"], 3, "{building}");
+    let summary = get_json(office.http, "/api/v1/summary").await?;
+    assert_eq!(summary["totals"]["clock_ahead"], 3);
+    assert_eq!(summary["totals"]["visited"], 3);
+    let devices = get_json(office.http, "/api/v1/devices").await?;
+    let line = devices["devices"]
+        .as_array()
+        .context("devices")?
+        .iter()
+        .find(|d| d["device"] == "vol-fast")
+        .context("the fast device listed")?
+        .clone();
+    assert_eq!(line["clock_ahead"], 3, "{line}");
+    assert!(line["last_record_ms"].as_i64() < Some(unix_ms() as i64 + 1000));
+    // The export keeps the claimed time and says when the office first saw the record.
+    let export = String::from_utf8(get_authed(office.http, "/api/v1/export.csv").await?.body)?;
+    let fast_id = fast_h0.record_id.context("a visit id")?;
+    let row = export
+        .lines()
+        .find(|l| l.contains(&fast_id))
+        .context("the fast visit exported")?;
+    assert!(row.contains("clock-ahead"), "{row}");
+    captain.shutdown().await;
+
+    // The next round starts after the visits truly happened but before the fast device's
+    // clock said they did: they are not counted in it.
+    let mut stopped = office.stop().await?;
+    stopped.round_start_ms = now + 3 * HOUR_MS;
+    let office = stopped.restart().await?;
+    let building = get_json(office.http, "/api/v1/buildings/b-00").await?;
+    let h2 = household(&building, "h-00-02")?;
+    assert_eq!(h2["round_outcome"], Value::Null, "{h2}");
+    assert_eq!(building["totals"]["visited"], 0, "{building}");
+    office.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_whose_clock_is_6_hours_behind_loses_no_record() -> Result<()> {
+    let now = unix_ms() as i64;
+    let office = Office::start(1, now - 7 * HOUR_MS).await?;
+    let (credentials, mut slow) = device_with_building(&office, "vol-slow", 0).await?;
+    let slow_now = unix_ms() - 6 * HOUR_MS as u64;
+    visit("h-00-03", "contacted").apply(&mut slow, slow_now)?;
+    let slow = start_node(credentials, slow, vec![office.node().local_addr])?;
+    office.settle(1).await?;
+    slow.shutdown().await;
+    let building = get_json(office.http, "/api/v1/buildings/b-00").await?;
+    let h3 = household(&building, "h-00-03")?;
+    // Held, counted and shown at the time its device claims: nothing bounds it from below.
+    assert_eq!(h3["visits"], 1);
+    assert_eq!(h3["round_outcome"], "contacted", "{h3}");
+    assert_eq!(h3["latest_visit"]["at_ms"], slow_now, "{h3}");
+    assert_eq!(h3["latest_visit"]["clock_ahead"], false, "{h3}");
+    assert_eq!(building["totals"]["visited"], 1);
+    assert_eq!(building["totals"]["clock_ahead"], 0);
+    office.shutdown().await
+}

@@ -64,6 +64,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// When each change of the document at `path` that arrived from a peer was first held,
+    /// unix milliseconds (changes written here have no row).
+    pub fn first_received(&self, path: &DocPath) -> Result<Vec<([u8; 32], i64)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT change_hash, received_ms FROM provenance WHERE path = ?1")?;
+        let rows = statement.query_map([path.as_str()], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hash, received_ms) = row?;
+            // A hash of another length cannot name a change; the row is ignored, not trusted.
+            if let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) {
+                out.push((hash, received_ms));
+            }
+        }
+        Ok(out)
+    }
+
     /// The recorded origin of one change, if any.
     pub fn change_origin(
         &self,

@@ -3,8 +3,8 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
 use gridsync_model::{
-    BuildingRecords, DocKind, RecordKind, building_view, export_rows, genesis, read_plan,
-    record_visit,
+    BuildingRecords, DocKind, FirstSight, RecordKind, building_view, export_rows, genesis,
+    read_plan, record_visit,
 };
 use gridsync_proto::DocPath;
 
@@ -113,7 +113,7 @@ fn malformed_visits_are_skipped_and_reported() {
     assert_eq!(h1.visits, 1);
 
     let path = DocPath::parse("panhuo/grid-017/bldg-12").expect("valid path");
-    let rows: Vec<_> = export_rows(&doc, &path).collect();
+    let rows: Vec<_> = export_rows(&doc, &path, &FirstSight::trust_claimed()).collect();
     assert_eq!(rows.iter().filter(|r| r.is_ok()).count(), 1);
     assert_eq!(rows.iter().filter(|r| r.is_err()).count(), 13);
 }

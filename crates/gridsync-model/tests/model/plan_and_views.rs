@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use gridsync_model::{
-    CorrectionAction, DeliveryItem, DeliveryStatus, DocKind, Household, NeedKind, PlanImport,
-    RecordKind, StreetPlan, VisitOutcome, Zone, apply_import, building_view, export_rows, genesis,
-    has_open_needs, parse_csv, read_plan, record_correction, record_delivery, record_sweep,
-    record_visit,
+    CorrectionAction, DeliveryItem, DeliveryStatus, DocKind, FirstSight, Household, NeedKind,
+    PlanImport, RecordKind, StreetPlan, VisitOutcome, Zone, apply_import, building_view,
+    export_rows, genesis, has_open_needs, parse_csv, read_plan, record_correction, record_delivery,
+    record_sweep, record_visit,
 };
 use gridsync_proto::DocPath;
 
@@ -157,7 +157,7 @@ fn building_view_applies_corrections_rules_and_needs() {
     let path = DocPath::parse("panhuo/grid-017/bldg-12").expect("valid path");
     let mut csv_out = csv::Writer::from_writer(Vec::new());
     let mut rows = 0;
-    for row in export_rows(&doc, &path) {
+    for row in export_rows(&doc, &path, &FirstSight::trust_claimed()) {
         let row = row.expect("well-formed");
         serde_json::to_string(&row).expect("json");
         csv_out.serialize(&row).expect("csv");

@@ -212,6 +212,29 @@ pub(crate) struct DeviceLine {
     pub behind_ms: Option<i64>,
     /// The office node itself (its records are local, not received from anyone).
     pub local: bool,
+    /// Its records whose claimed time ran ahead of the office's first sight (its clock is
+    /// wrong: they are counted at that first sight).
+    pub clock_ahead: u32,
+    /// The office holds proof that it signed two different changes in one place of its
+    /// history; what to do about it.
+    pub equivocation: Option<String>,
+}
+
+impl DeviceLine {
+    /// A device the office knows of but holds no record of.
+    fn unseen(device: String) -> Self {
+        DeviceLine {
+            device,
+            records: 0,
+            last_record_ms: None,
+            peer: None,
+            last_contact_ms: None,
+            behind_ms: None,
+            local: false,
+            clock_ahead: 0,
+            equivocation: None,
+        }
+    }
 }
 
 pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
@@ -229,22 +252,26 @@ pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
                     last_contact_ms: None,
                     behind_ms: None,
                     local: false,
+                    clock_ahead: tally.clock_ahead,
+                    equivocation: None,
                 },
             );
         }
     });
     for peer in state.office.node().peers.snapshot() {
         let id = peer.node_id.to_string();
-        let line = lines.entry(id.clone()).or_insert_with(|| DeviceLine {
-            device: id,
-            records: 0,
-            last_record_ms: None,
-            peer: None,
-            last_contact_ms: None,
-            behind_ms: None,
-            local: false,
-        });
-        line.peer = Some(peer);
+        lines
+            .entry(id.clone())
+            .or_insert_with(|| DeviceLine::unseen(id))
+            .peer = Some(peer);
+    }
+    let equivocators =
+        gridsync_node::status::equivocating_devices(&state.office.node().lock_replica());
+    for e in equivocators {
+        let line = lines
+            .entry(e.node_id.clone())
+            .or_insert_with(|| DeviceLine::unseen(e.node_id.clone()));
+        line.equivocation = Some(e.advice);
     }
     let own_id = state.office.node().identity.node_id.to_string();
     if let Some(line) = lines.get_mut(&own_id) {
@@ -300,10 +327,10 @@ fn matching_rows(
     kind: Option<RecordKind>,
     household: Option<&str>,
 ) -> Vec<ExportRow> {
-    let Some(doc) = super::export::copy_document(state, path) else {
+    let Some((doc, sight)) = super::export::copy_document(state, path) else {
         return Vec::new();
     };
-    export_rows(&doc, path)
+    export_rows(&doc, path, &sight)
         .filter_map(Result::ok)
         .filter(|r| kind.is_none_or(|k| r.kind == k.as_str()))
         .filter(|r| household.is_none_or(|h| r.household.as_deref() == Some(h)))

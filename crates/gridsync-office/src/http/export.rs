@@ -8,11 +8,13 @@
 
 use std::io::Write;
 
+use automerge::Automerge;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use gridsync_model::ExportRow;
+use gridsync_model::{ExportRow, FirstSight};
+use gridsync_node::node::unix_ms;
 use gridsync_proto::DocPath;
 use tokio::sync::mpsc;
 
@@ -126,10 +128,10 @@ fn for_each_row(
     for path in building_paths(state) {
         // Copy one document out (loading it if need be) and let go of the lock before
         // writing anything.
-        let Some(doc) = copy_document(state, &path) else {
+        let Some((doc, sight)) = copy_document(state, &path) else {
             continue;
         };
-        for row in gridsync_model::export_rows(&doc, &path).filter_map(Result::ok) {
+        for row in gridsync_model::export_rows(&doc, &path, &sight).filter_map(Result::ok) {
             rows += 1;
             each(&row)?;
         }
@@ -137,13 +139,13 @@ fn for_each_row(
     Ok(rows)
 }
 
-/// A copy of the document at `path`, loaded from the store if it is not in memory; `None`
-/// when it is gone or cannot be loaded (logged: one unreadable document does not stop an
-/// export or a records page).
-pub(crate) fn copy_document(state: &AppState, path: &DocPath) -> Option<automerge::Automerge> {
+/// A copy of the document at `path`, loaded from the store if it is not in memory, with when
+/// the office first saw each of its records; `None` when it is gone or cannot be loaded
+/// (logged: one unreadable document does not stop an export or a records page).
+pub(crate) fn copy_document(state: &AppState, path: &DocPath) -> Option<(Automerge, FirstSight)> {
     let mut replica = state.office.node().lock_replica();
-    match replica.doc(path) {
-        Ok(doc) => doc.cloned(),
+    match crate::state::copy_seen(&mut replica, path, unix_ms() as i64) {
+        Ok(seen) => seen.map(|(_, doc, sight)| (doc, sight)),
         Err(e) => {
             tracing::warn!(%path, error = %e, "cannot load a building document");
             None

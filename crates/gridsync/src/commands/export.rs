@@ -36,6 +36,7 @@ pub fn run(data: &Path, args: ExportArgs) -> Result<()> {
     let mut rows = 0u64;
     let mut skipped = 0u64;
     let street = replica.street().to_owned();
+    let now_ms = gridsync_node::node::unix_ms() as i64;
     for path in replica.store().doc_paths()? {
         // Building documents are `{street}/{grid}/{building}`; the plan and other street-wide
         // documents hold no field records.
@@ -45,7 +46,10 @@ pub fn run(data: &Path, args: ExportArgs) -> Result<()> {
         let Some(doc) = replica.store().load_doc(&path)? else {
             continue;
         };
-        for row in gridsync_model::export_rows(&doc, &path) {
+        // Rows say which records' claimed times ran ahead of this node's first sight of them.
+        let arrivals = replica.store().first_received(&path)?;
+        let sight = gridsync_model::FirstSight::of_document(&doc, arrivals, now_ms);
+        for row in gridsync_model::export_rows(&doc, &path, &sight) {
             match row {
                 Ok(row) => {
                     rows += 1;
