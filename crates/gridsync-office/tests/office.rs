@@ -1323,3 +1323,69 @@ async fn a_volunteer_whose_clock_is_6_hours_behind_loses_no_record() -> Result<(
     assert_eq!(building["totals"]["clock_ahead"], 0);
     office.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_list_marks_a_device_caught_signing_two_histories() -> Result<()> {
+    use automerge::transaction::Transactable;
+    use gridsync_proto::signature::signed_bytes;
+    use gridsync_proto::{ChangeSignature, RefusalReason, SignedHead};
+
+    let office = Office::start(1, unix_ms() as i64 - HOUR_MS).await?;
+    let (credentials, mut replica) = device_with_building(&office, "vol-twin", 0).await?;
+    let path = DocPath::parse(&format!("{STREET}/grid-000/b-00"))?;
+    let before = replica.heads(&path)?.unwrap_or_default();
+    visit("h-00-00", "contacted").apply(&mut replica, unix_ms())?;
+    let node = start_node(credentials.clone(), replica, vec![office.node().local_addr])?;
+    office.settle(1).await?;
+    node.shutdown().await;
+
+    // The same key signs another change under the same actor and sequence number.
+    let mut replica = Replica::open(&office.dir.path().join("vol-twin"))?;
+    let held = replica.doc(&path)?.context("held")?;
+    let actor = held
+        .get_changes_meta(&before)
+        .into_iter()
+        .map(|c| c.actor.into_owned())
+        .find(|a| NodeId::from_actor(a).is_some_and(|n| n.as_str() == "vol-twin"))
+        .context("the visit's change")?;
+    let mut fork = held.fork_at(&before)?;
+    fork.set_actor(actor);
+    let mut tx = fork.transaction();
+    tx.put(automerge::ROOT, "other", "forked")?;
+    tx.commit();
+    let twin = fork.get_last_local_change().context("the twin")?;
+    let signer = gridsync_net::ChangeSigner::from_pkcs8(&credentials.key_der)?;
+    let head = SignedHead {
+        actor: twin.actor_id().clone(),
+        seq: twin.seq(),
+        signature: ChangeSignature {
+            hash: twin.hash(),
+            signature: signer.sign(&signed_bytes(&path, &twin.hash()))?,
+        },
+    };
+    let checked = office
+        .node()
+        .shared
+        .lock_replica()
+        .check_signed_head(&path, &head);
+    assert_eq!(checked, Err(RefusalReason::Equivocation));
+
+    let devices = get_json(office.http, "/api/v1/devices").await?;
+    let line = devices["devices"]
+        .as_array()
+        .context("devices")?
+        .iter()
+        .find(|d| d["device"] == "vol-twin")
+        .context("the device listed")?
+        .clone();
+    let advice = line["equivocation"].as_str().context("marked")?;
+    assert!(advice.contains("gridsync revoke vol-twin"), "{line}");
+    let honest = devices["devices"]
+        .as_array()
+        .context("devices")?
+        .iter()
+        .filter(|d| d["device"] != "vol-twin")
+        .all(|d| d["equivocation"].is_null());
+    assert!(honest, "{devices}");
+    office.shutdown().await
+}
