@@ -10,5 +10,6 @@ mod deploy;
 mod export_memory;
 mod netns;
 mod node_support;
+mod readme;
 mod support;
 mod sync;

@@ -16,7 +16,7 @@ use crate::{Store, StoreError};
 /// saving the whole document, which costs time proportional to the document. The trigger
 /// therefore grows with the snapshot, keeping the amortized cost per append constant.
 ///
-/// Measured with automerge 0.12 on ten-field visits (see examples/write_bench.rs): a change
+/// Measured with automerge 0.12 on ten-field visits (see gridsync-bench's `store_writes`): a change
 /// chunk is ~280 bytes and loads in ~32 us, a visit costs ~26 bytes and ~13 us inside a
 /// snapshot. With `snapshot_factor` 4 the pending chunks of a large document cost about as
 /// much to load as its snapshot, and compaction adds ~40 us per append; a fixed limit of 64

@@ -18,7 +18,7 @@
 //! [`Store::append_batch`] (one fsync for the lot).
 //!
 //! Opening checks the file header itself, then runs `PRAGMA quick_check`, which reads the
-//! whole file: about 40 ms for a 54 MB store with a warm page cache (examples/open_bench.rs).
+//! whole file: about 40 ms for a 54 MB store with a warm page cache (gridsync-bench's `store_open`).
 //!
 //! Layout: `format` (file header inspection, schema, format version and migrations),
 //! `store` (opening, creating, statistics), `documents` (append, load, compaction),

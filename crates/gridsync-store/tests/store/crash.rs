@@ -10,7 +10,7 @@ use gridsync_store::Store;
 
 use crate::support::{SplitMix, path, seed};
 
-/// Documents the crash writer rotates through (see examples/crash_writer.rs).
+/// Documents the crash writer rotates through (see src/bin/crash_writer.rs).
 const DOCUMENTS: &[&str] = &[
     "crash/grid-1/bldg-1",
     "crash/grid-1/bldg-2",

@@ -2,7 +2,7 @@
 //! (the reference street's size), streamed by the office's `/api/v1/export.csv` and
 //! `/api/v1/export.json`, while a sampler thread watches the process's resident memory.
 //!
-//! Run with `cargo run -p gridsync-office --example export_memory [VISITS_PER_BUILDING]`.
+//! Run with `cargo run --release -p gridsync-bench --bin office_export_memory [VISITS_PER_BUILDING]`.
 //! It builds the street in a temporary directory, starts an office node with its HTTP server
 //! on loopback, downloads both exports, prints what it saw, and exits non-zero if the
 //! resident memory grew by more than a quarter of the export's size while streaming.

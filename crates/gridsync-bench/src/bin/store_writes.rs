@@ -1,7 +1,7 @@
 //! Write benchmark: acknowledged durable visits per second, one at a time and batched,
 //! beside the in-memory automerge rate for the same records (no store) in the same run.
 //!
-//! Run in release mode: `cargo run --release -p gridsync-store --example write_bench [dir]`.
+//! Run in release mode: `cargo run --release -p gridsync-bench --bin store_writes [dir]`.
 //! The store lives in a fresh directory under `dir` (default: the system temp dir) per run,
 //! so pass a directory on the disk you care about. One visit is one automerge change that
 //! puts a map of ten fields under `visits/<id>`, then `save_incremental`, then the append.

@@ -1,7 +1,7 @@
 //! Measures what opening a store costs, and how much of it is `PRAGMA quick_check`, on a
 //! store of about 50 MB (page cache warm).
 //!
-//! Run: `cargo run --release -p gridsync-store --example open_bench [dir]`.
+//! Run: `cargo run --release -p gridsync-bench --bin store_open [dir]`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! visits each) and a captain connected to it over QUIC on loopback that logs visits to
 //! households spread across the street.
 //!
-//! Run with `cargo run --release -p gridsync-office --example office_latency`.
+//! Run with `cargo run --release -p gridsync-bench --bin office_latency`.
 //! For every visit the captain writes it takes the time at which `write` returned and the time
 //! at which the office's aggregation first counts it (the building's visit count reaches what
 //! the write makes it), and reports p50/p99/max of that latency: the change's trip over QUIC,
