@@ -6,15 +6,15 @@
 //! runs 6 hours ahead (libfaketime preloaded into its processes) is marked in the device list
 //! while its visit counts at the office's first sight of it. It saves a screenshot to
 //! `<target dir>/dashboard-screenshot.png` for a person to look at. The WebDriver protocol is
-//! spoken with a small HTTP/1.1 client over `TcpStream` (no HTTP crate), which also checks
+//! spoken with the test kit's HTTP client (ureq), which also checks
 //! that the API refuses a request without credentials. Chromedriver runs in its own process
 //! group, which Chromium joins; dropping [`Browser`] ends the session and kills that group,
 //! and dropping [`DashboardNode`] kills the node, so nothing outlives a failed test. Without
 //! `/usr/bin/chromium` or `/usr/bin/chromedriver` the test says it skips.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -25,13 +25,12 @@ use serde_json::{Value, json};
 
 use crate::node_support::{LOG_FILE, NodeProcess, Street, add_visit, await_plan, read_log, tail};
 use crate::support::{Device, LIBFAKETIME, gridsync_bin};
+use gridsync_testkit::http;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long the node or chromedriver may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// Bound on one HTTP exchange (a WebDriver command, or a request to the dashboard).
-const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the page may take to show what the test waits for.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Interval between two looks at the page.
@@ -60,12 +59,13 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
     let office = DashboardNode::start(&street.office);
 
     // A plain request, without token or session, is refused.
-    let refused = http_exchange(office.http, "GET", "/api/v1/summary", None)
+    let refused = http::request(office.http, "GET", "/api/v1/summary", &[], "")
         .expect("request the summary without credentials");
     assert_eq!(
-        refused.status, 401,
+        refused.status,
+        401,
         "the API answered a request without credentials: {}",
-        refused.body
+        refused.text()
     );
 
     let browser = Browser::start();
@@ -295,10 +295,7 @@ impl DashboardNode {
     /// `GET path` with the office token; the JSON answer.
     #[track_caller]
     fn api(&self, path: &str) -> Value {
-        let reply = http_exchange_as(self.http, "GET", path, None, Some(&self.token))
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
-        serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        http::get_json(self.http, path, &self.token).unwrap_or_else(|e| panic!("GET {path}: {e:#}"))
     }
 }
 
@@ -390,11 +387,17 @@ impl Browser {
 
     /// Sends a command to chromedriver; returns the reply's `value`, or the WebDriver error.
     fn raw_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
-        let body = (method == "POST").then_some(&body);
-        let reply = http_exchange(self.driver, method, path, body)
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let value: Value = serde_json::from_str(&reply.body)
-            .map_err(|e| format!("{method} {path}: reply is not JSON ({e}): {}", reply.body))?;
+        let body = if method == "POST" {
+            body.to_string()
+        } else {
+            String::new()
+        };
+        let json = [("Content-Type", "application/json; charset=utf-8")];
+        let reply = http::request(self.driver, method, path, &json, &body)
+            .map_err(|e| format!("{method} {path}: {e:#}"))?;
+        let value: Value = reply
+            .json()
+            .map_err(|e| format!("{method} {path}: reply is not JSON ({e}): {}", reply.text()))?;
         if reply.status != 200 {
             return Err(format!(
                 "{method} {path}: {} {}: {}",
@@ -484,109 +487,6 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Status and body of an HTTP response.
-struct HttpReply {
-    status: u16,
-    body: String,
-}
-
-/// One HTTP/1.1 exchange on a new connection: `Connection: close`, a JSON body if given, and
-/// a reply framed by `Content-Length` or chunked encoding, or else by the end of the stream.
-fn http_exchange(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> std::io::Result<HttpReply> {
-    http_exchange_as(addr, method, path, body, None)
-}
-
-/// [`http_exchange`] with the office token when one is given.
-fn http_exchange_as(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-    token: Option<&str>,
-) -> std::io::Result<HttpReply> {
-    let invalid =
-        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let payload = body.map(Value::to_string).unwrap_or_default();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
-         Connection: close\r\nContent-Length: {}\r\n",
-        payload.len()
-    );
-    if body.is_some() {
-        request.push_str("Content-Type: application/json; charset=utf-8\r\n");
-    }
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&payload);
-    stream.write_all(request.as_bytes())?;
-
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| invalid("no HTTP status line"))?;
-    let mut content_length = None;
-    let mut chunked = false;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(invalid("headers cut short"));
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                content_length = value.parse::<usize>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size_line = String::new();
-            reader.read_line(&mut size_line)?;
-            let size_hex = size_line.trim().split(';').next().unwrap_or_default();
-            let size =
-                usize::from_str_radix(size_hex, 16).map_err(|_| invalid("bad chunk size"))?;
-            if size == 0 {
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            reader.read_exact(&mut body[start..])?;
-            let mut crlf = [0u8; 2];
-            reader.read_exact(&mut crlf)?;
-        }
-    } else if let Some(length) = content_length {
-        body.resize(length, 0);
-        reader.read_exact(&mut body)?;
-    } else {
-        reader.read_to_end(&mut body)?;
-    }
-    Ok(HttpReply {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
 }
 
 /// Decodes standard base64 (padding and whitespace ignored); `None` on any other byte.

@@ -36,11 +36,11 @@ use automerge::{Automerge, ChangeHash};
 use gridsync_model::{
     DocKind, Household, RecordId, StreetPlan, Visit, VisitOutcome, WriteContext, Zone,
 };
-use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList, StreetCa};
+use gridsync_net::{NetEndpoint, NodeCredentials, RevocationList, StreetCa};
 use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
 use gridsync_node::{NodeConfig, Replica};
-use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
+use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant};
 
 use crate::progress::Progress;
 
@@ -49,10 +49,6 @@ pub const STREET: &str = "panhuo";
 
 /// Buildings in one micro-grid of the generated street.
 pub const BUILDINGS_PER_GRID: usize = 20;
-
-/// How long a certificate issued by [`BenchStreet::enroll`] stays valid: long enough for any
-/// benchmark run.
-const CERT_VALIDITY_SECS: u64 = 86_400;
 
 /// Documents stored per `append_batch` transaction by [`store_docs`]: large enough that the
 /// fsync per batch costs nothing that matters, small enough to bound the batch's memory.
@@ -112,32 +108,14 @@ impl BenchStreet {
         role: Role,
         grants: &[ScopeGrant],
     ) -> anyhow::Result<Enrolled> {
-        let now = unix_ms() / 1000;
         let node_id = NodeId::parse(name).with_context(|| format!("bad node id {name:?}"))?;
-        let mut scopes = Scopes(grants.to_vec());
-        gridsync_node::credentials::add_street_wide_grants(STREET, &mut scopes)?;
-        let issued = self
-            .ca
-            .issue(&DeviceIdentity {
-                street: STREET.into(),
-                node_id: node_id.clone(),
-                role,
-                scopes,
-                not_before: now.saturating_sub(600),
-                not_after: now + CERT_VALIDITY_SECS,
-            })
-            .with_context(|| format!("cannot issue credentials for {name}"))?;
-        let mut replica = Replica::init(&self.node_dir(&node_id), &node_id, STREET)
-            .with_context(|| format!("cannot create the replica of {name}"))?;
-        // What the replica writes before its node starts (the plan import) is signed, and
-        // judged against the street CA, as on an installed device.
-        replica.set_trust_root(self.ca.cert_der().to_vec());
-        replica
-            .set_signing_key(&issued.key_der)
-            .with_context(|| format!("cannot use the key of {name}"))?;
+        let scopes = gridsync_testkit::street_scopes(STREET, grants.to_vec())?;
+        let (credentials, replica) =
+            gridsync_testkit::enroll(&self.ca, self.root(), name, role, scopes)
+                .with_context(|| format!("cannot enroll {name}"))?;
         Ok(Enrolled {
             node_id,
-            credentials: NodeCredentials::new(self.ca.cert_der(), &issued),
+            credentials,
             replica,
         })
     }

@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
-use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList, StreetCa};
-use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_net::StreetCa;
+use gridsync_node::node::unix_ms;
 use gridsync_node::ops::FieldWrite;
-use gridsync_node::{NodeConfig, Replica};
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
-use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
+use gridsync_proto::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const STREET: &str = "panhuo";
@@ -78,22 +77,13 @@ async fn run(per_building: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let now = unix_ms() / 1000;
     let ca = StreetCa::generate(STREET, now)?;
-    let node_id = NodeId::parse("office")?;
-    let mut scopes = Scopes(vec![ScopeGrant {
-        access: Access::Write,
-        prefix: DocPath::parse(STREET)?,
-    }]);
-    gridsync_node::credentials::add_street_wide_grants(STREET, &mut scopes)?;
-    let issued = ca.issue(&DeviceIdentity {
-        street: STREET.into(),
-        node_id: node_id.clone(),
-        role: Role::Office,
-        scopes,
-        not_before: now.saturating_sub(600),
-        not_after: now + 86_400,
-    })?;
-    let credentials = NodeCredentials::new(ca.cert_der(), &issued);
-    let mut replica = Replica::init(&dir.path().join("office"), &node_id, STREET)?;
+    let (credentials, mut replica) = gridsync_testkit::enroll(
+        &ca,
+        dir.path(),
+        "office",
+        Role::Office,
+        gridsync_testkit::write_scopes(STREET, STREET)?,
+    )?;
 
     let started = Instant::now();
     FieldWrite::PlanImport { csv: plan_csv() }.apply(&mut replica, unix_ms())?;
@@ -151,23 +141,7 @@ async fn run(per_building: usize) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let revocations = RevocationList::new();
-    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let endpoint = NetEndpoint::bind(listen, &credentials, revocations.clone())?;
-    let node = RunningNode::start(
-        NodeParts {
-            replica,
-            credentials,
-            config: NodeConfig {
-                listen,
-                mdns: false,
-                ..NodeConfig::default()
-            },
-            control_socket: false,
-        },
-        endpoint,
-        revocations,
-    )?;
+    let node = gridsync_testkit::start_loopback_node(credentials, replica, Vec::new())?;
     let token = OfficeToken::generate();
     let aggregated = Instant::now();
     let state = OfficeState::new(

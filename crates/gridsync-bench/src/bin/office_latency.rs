@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
-use gridsync_net::{DeviceIdentity, NetEndpoint, NodeCredentials, RevocationList, StreetCa};
-use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_net::{NodeCredentials, StreetCa};
+use gridsync_node::Replica;
+use gridsync_node::node::{RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
-use gridsync_node::{NodeConfig, Replica};
 use gridsync_office::aggregate::is_building_path;
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
-use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant, Scopes};
+use gridsync_proto::{DocPath, Role};
+use gridsync_testkit::{start_loopback_node as start_node, write_scopes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const STREET: &str = "panhuo";
@@ -84,52 +85,7 @@ fn enroll(
     name: &str,
     role: Role,
 ) -> Result<(NodeCredentials, Replica)> {
-    let now = unix_ms() / 1000;
-    let node_id = NodeId::parse(name)?;
-    let mut scopes = Scopes(vec![ScopeGrant {
-        access: Access::Write,
-        prefix: DocPath::parse(STREET)?,
-    }]);
-    gridsync_node::credentials::add_street_wide_grants(STREET, &mut scopes)?;
-    let issued = ca.issue(&DeviceIdentity {
-        street: STREET.into(),
-        node_id: node_id.clone(),
-        role,
-        scopes,
-        not_before: now.saturating_sub(600),
-        not_after: now + 86_400,
-    })?;
-    let mut replica = Replica::init(&root.join(name), &node_id, STREET)?;
-    // What it writes before its node starts is signed, as on a device.
-    replica.set_signing_key(&issued.key_der)?;
-    replica.set_trust_root(ca.cert_der().to_vec());
-    Ok((NodeCredentials::new(ca.cert_der(), &issued), replica))
-}
-
-/// Starts a node on loopback that dials `peers`.
-fn start_node(
-    credentials: NodeCredentials,
-    replica: Replica,
-    peers: Vec<SocketAddr>,
-) -> Result<RunningNode> {
-    let revocations = RevocationList::new();
-    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let endpoint = NetEndpoint::bind(listen, &credentials, revocations.clone())?;
-    let config = NodeConfig {
-        listen,
-        peers,
-        mdns: false,
-        backoff_initial_ms: 50,
-        backoff_max_ms: 500,
-        ..NodeConfig::default()
-    };
-    let parts = NodeParts {
-        replica,
-        credentials,
-        config,
-        control_socket: false,
-    };
-    Ok(RunningNode::start(parts, endpoint, revocations)?)
+    gridsync_testkit::enroll(ca, root, name, role, write_scopes(STREET, STREET)?)
 }
 
 /// Writes `VISITS_PER_BUILDING` visits into every building document, one append each.

@@ -21,8 +21,7 @@
 //! would have written them) and stores them with `Store::append_batch`, 1,000 a transaction.
 //! The office starts with a warm page cache (the store was just written), as after a restart.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -372,7 +371,7 @@ fn run_office(
             std::thread::sleep(Duration::from_millis(2));
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], ready.http_port));
-        let summary = http_get(addr, "/api/v1/summary", token)?;
+        let summary = gridsync_testkit::http::get_json(addr, "/api/v1/summary", token)?;
         let serving_after = spawned.elapsed();
         let counted = summary
             .pointer("/totals/records/visits")
@@ -382,7 +381,7 @@ fn run_office(
             bail!("the office counts {counted} visits, the store holds {visits}");
         }
         for path in ["/api/v1/places", "/api/v1/needs", "/api/v1/summary"] {
-            http_get(addr, path, token)?;
+            gridsync_testkit::http::get_json(addr, path, token)?;
         }
         let (resident_bytes, peak_bytes) = resident_memory(&child.id().to_string())?;
         Ok(OfficeRun {
@@ -419,55 +418,5 @@ fn wait_with_timeout(child: &mut Child) -> anyhow::Result<std::process::ExitStat
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `GET path` with the office token over HTTP/1.1; the JSON body of a 200 answer.
-fn http_get(addr: SocketAddr, path: &str, token: &str) -> anyhow::Result<serde_json::Value> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: office\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("an HTTP answer without the end of its header")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") {
-        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
-    }
-    let raw = &response[split + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(raw)?
-    } else {
-        raw.to_vec()
-    };
-    serde_json::from_slice(&body).with_context(|| format!("GET {path}: the body is not JSON"))
-}
-
-/// Removes HTTP/1.1 chunked framing.
-fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(raw.len());
-    loop {
-        let line_end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("a chunk size line without its end")?;
-        let size_text = std::str::from_utf8(&raw[..line_end])?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if raw.len() < size + 2 {
-            bail!("a chunk shorter than announced");
-        }
-        body.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
     }
 }
