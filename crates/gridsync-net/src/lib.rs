@@ -45,7 +45,9 @@ pub mod tls;
 #[cfg(feature = "turmoil")]
 pub mod turmoil_socket;
 
-pub use ca::{DeviceCertError, IssuedIdentity, StreetCa, StreetCaPem, verify_device_certificate};
+pub use ca::{
+    CaError, DeviceCertError, IssuedIdentity, StreetCa, StreetCaPem, verify_device_certificate,
+};
 pub use change_signing::{
     CHANGE_SIGNATURE_LEN, ChangeSigner, SigningError, certificate_public_key,
     verify_change_signature,

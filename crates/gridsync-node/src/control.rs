@@ -81,13 +81,12 @@ impl ControlServer {
             if std::os::unix::net::UnixStream::connect(&path).is_ok() {
                 return Err(crate::NodeError::AlreadyRunning(path));
             }
-            std::fs::remove_file(&path).map_err(|e| crate::NodeError::Control(e.to_string()))?;
+            std::fs::remove_file(&path).map_err(|source| control_error(&path, source))?;
         }
-        let listener = bind_owner_only(&path)
-            .map_err(|e| crate::NodeError::Control(format!("{}: {e}", path.display())))?;
+        let listener = bind_owner_only(&path).map_err(|source| control_error(&path, source))?;
         // Already owner-only; this only drops the execute bit, which means nothing on a socket.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| crate::NodeError::Control(e.to_string()))?;
+            .map_err(|source| control_error(&path, source))?;
         Ok(ControlServer {
             shared,
             listener,
@@ -202,6 +201,13 @@ static UMASK: Mutex<()> = Mutex::new(());
 /// itself. The umask is process-wide: files other threads create in that instant are
 /// owner-only too, which is only ever stricter, and it is restored at once. (The store does
 /// not rely on the umask; it sets its files' modes itself.)
+fn control_error(path: &Path, source: std::io::Error) -> crate::NodeError {
+    crate::NodeError::Control {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 fn bind_owner_only(path: &Path) -> std::io::Result<UnixListener> {
     use rustix::fs::Mode;
     let _one_at_a_time = UMASK.lock().unwrap_or_else(PoisonError::into_inner);

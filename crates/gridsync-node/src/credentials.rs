@@ -24,8 +24,10 @@ pub enum CredentialsError {
     NoIdentity,
     #[error("this node holds no street CA: only the office can enroll and revoke devices")]
     NotOffice,
-    #[error("stored street CA is not valid: {0}")]
-    BadCa(String),
+    #[error("the stored street CA is not text")]
+    BadCaText(#[source] std::string::FromUtf8Error),
+    #[error("the stored street CA is not valid")]
+    BadCa(#[source] gridsync_net::CaError),
 }
 
 /// Stores an invite as this device's identity.
@@ -64,10 +66,10 @@ pub fn load_street_ca(store: &Store) -> Result<StreetCa, CredentialsError> {
         .get_meta(CA_KEY_KEY)?
         .ok_or(CredentialsError::NotOffice)?;
     let pem = StreetCaPem {
-        cert_pem: String::from_utf8(cert).map_err(|e| CredentialsError::BadCa(e.to_string()))?,
-        key_pem: String::from_utf8(key).map_err(|e| CredentialsError::BadCa(e.to_string()))?,
+        cert_pem: String::from_utf8(cert).map_err(CredentialsError::BadCaText)?,
+        key_pem: String::from_utf8(key).map_err(CredentialsError::BadCaText)?,
     };
-    StreetCa::from_pem(&pem).map_err(|e| CredentialsError::BadCa(e.to_string()))
+    StreetCa::from_pem(&pem).map_err(CredentialsError::BadCa)
 }
 
 /// Adds the grants every device of a street needs on the street-wide documents: read the

@@ -53,8 +53,12 @@ pub enum NodeError {
     Net(#[from] gridsync_net::NetError),
     #[error("another node is already running on this data directory (control socket {0})")]
     AlreadyRunning(std::path::PathBuf),
-    #[error("control socket: {0}")]
-    Control(String),
+    #[error("cannot set up the control socket {path}")]
+    Control {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
 }

@@ -216,7 +216,7 @@ impl RunningNode {
             scopes: credentials.identity.scopes.clone(),
         };
         let revocations_path = crate::revocations::revocations_path(replica.street())
-            .map_err(|e| ReplicaError::BadStreet(e.to_string()))?;
+            .map_err(ReplicaError::BadStreet)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
         let local_addr = endpoint.local_addr()?;

@@ -4,7 +4,10 @@
 //!
 //! Requests carry plain strings (they come from flags or JSON); `apply` parses them into the
 //! field model's types, mints the record id, finds the building document from the street
-//! plan, and writes through [`Replica::write`], which returns only once the change is durable.
+//! plan, and writes through [`Replica::write`]. Without a store writer (the CLI with no node
+//! running) the change is durable when `apply` returns Ok; on a running node the write is
+//! staged with the store writer and durable once its ticket settles
+//! ([`Replica::last_write_ticket`]): `NodeShared::write` waits for that before it answers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,7 +115,8 @@ where
 }
 
 impl FieldWrite {
-    /// Validates and applies the write; durable when it returns Ok.
+    /// Validates and applies the write. Durable when it returns Ok only without a store
+    /// writer; with one, wait on [`Replica::last_write_ticket`] (as `NodeShared::write` does).
     pub fn apply(self, replica: &mut Replica, now_ms: u64) -> Result<WriteReceipt, WriteError> {
         let now = now_ms as i64;
         let by = replica.node_id().to_string();

@@ -55,10 +55,12 @@ pub enum ReplicaError {
     Store(#[from] StoreError),
     #[error("the data directory {0} has no node id: run `gridsync init` first")]
     NotInitialized(PathBuf),
-    #[error("stored node id is not valid: {0}")]
+    #[error("the stored node id of {0} is not valid")]
     BadNodeId(String),
-    #[error("stored street name is not valid: {0}")]
-    BadStreet(String),
+    #[error("the stored street name of {0} is not valid")]
+    BadStoredStreet(String),
+    #[error("not a valid street name")]
+    BadStreet(#[source] gridsync_proto::PathError),
     #[error(transparent)]
     Record(#[from] gridsync_model::RecordError),
     #[error(
@@ -74,12 +76,20 @@ pub enum ReplicaError {
         bytes: u64,
         max_bytes: Option<u64>,
     },
-    #[error("stored identity is not valid: {0}")]
-    Credentials(String),
+    #[error("the stored identity is not valid")]
+    Credentials(#[source] crate::credentials::CredentialsError),
+    #[error("the stored invite does not hold usable credentials")]
+    Invite(#[source] gridsync_net::InviteError),
+    #[error("the device key cannot sign")]
+    Signing(#[source] gridsync_net::SigningError),
     #[error("automerge refused the change: {0}")]
     Automerge(#[from] automerge::AutomergeError),
-    #[error("cannot merge document {0}: {1}")]
-    Merge(String, String),
+    #[error("cannot merge document {path}")]
+    Merge {
+        path: DocPath,
+        #[source]
+        source: automerge::AutomergeError,
+    },
     #[error("cannot apply the plan: {0}")]
     PlanApply(#[from] gridsync_model::plan::PlanApplyError),
     #[error(transparent)]
@@ -161,8 +171,7 @@ const WARN_AT: f64 = 0.9;
 impl Replica {
     /// Creates a new replica in `dir` for the given node and street.
     pub fn init(dir: &Path, node_id: &NodeId, street: &str) -> Result<Self, ReplicaError> {
-        gridsync_proto::path::validate_segment(street)
-            .map_err(|e| ReplicaError::BadStreet(e.to_string()))?;
+        gridsync_proto::path::validate_segment(street).map_err(ReplicaError::BadStreet)?;
         let mut store = Store::create(dir)?;
         store.put_meta(meta_keys::NODE_ID, node_id.as_str().as_bytes())?;
         store.put_meta(meta_keys::STREET, street.as_bytes())?;
@@ -190,7 +199,7 @@ impl Replica {
             .get_meta(meta_keys::STREET)?
             .ok_or_else(|| ReplicaError::NotInitialized(dir.to_owned()))?;
         let street = String::from_utf8(street)
-            .map_err(|_| ReplicaError::BadStreet(dir.display().to_string()))?;
+            .map_err(|_| ReplicaError::BadStoredStreet(dir.display().to_string()))?;
         let mut store = store;
         let incarnation = current_incarnation(&mut store)?;
         let mut replica = Self::from_parts(dir, store, node_id, street, incarnation);
@@ -198,16 +207,14 @@ impl Replica {
         replica.equivocators = crate::evidence::load(&replica.store)?;
         match crate::credentials::load_invite(&replica.store) {
             Ok(Some(invite)) => {
-                let credentials = invite
-                    .credentials()
-                    .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+                let credentials = invite.credentials().map_err(ReplicaError::Invite)?;
                 replica.write_scopes = Some(invite.identity.scopes);
                 replica.set_signing_key(&credentials.key_der)?;
                 replica.directory.set_ca(&credentials.ca_cert_der);
                 replica.trust_root = Some(credentials.ca_cert_der);
             }
             Ok(None) => {}
-            Err(e) => return Err(ReplicaError::Credentials(e.to_string())),
+            Err(e) => return Err(ReplicaError::Credentials(e)),
         }
         Ok(replica)
     }
@@ -316,8 +323,7 @@ impl Replica {
     /// Sets the device key local changes are signed with (PKCS#8 DER of the certificate's
     /// key). [`Replica::open`] sets it from the installed identity.
     pub fn set_signing_key(&mut self, key_der: &[u8]) -> Result<(), ReplicaError> {
-        let signer = ChangeSigner::from_pkcs8(key_der)
-            .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+        let signer = ChangeSigner::from_pkcs8(key_der).map_err(ReplicaError::Signing)?;
         self.signer = Some(signer);
         Ok(())
     }
@@ -401,7 +407,7 @@ impl Replica {
         };
         let signature = signer
             .sign(&signed_bytes(path, &newest.hash))
-            .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+            .map_err(ReplicaError::Signing)?;
         Ok(vec![SignedHead {
             actor: self.actor.clone(),
             seq: newest.seq,
@@ -447,7 +453,7 @@ impl Replica {
             let signer = self.signer.as_ref().expect("signer set");
             let signature = signer
                 .sign(&signed_bytes(path, &hash))
-                .map_err(|e| ReplicaError::Credentials(e.to_string()))?;
+                .map_err(ReplicaError::Signing)?;
             signed.push(SignedHead {
                 actor,
                 seq,
@@ -614,8 +620,8 @@ impl Replica {
         cert_der: &[u8],
         now_ms: u64,
     ) -> Result<bool, ReplicaError> {
-        let path = crate::directory::directory_path(&self.street)
-            .map_err(|e| ReplicaError::BadStreet(e.to_string()))?;
+        let path =
+            crate::directory::directory_path(&self.street).map_err(ReplicaError::BadStreet)?;
         let node_id = self.node_id.clone();
         let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
         self.write_with_genesis(&path, crate::directory::genesis, |doc| {
@@ -1005,7 +1011,10 @@ impl Replica {
     }
 
     /// Applies `op` to the document at `path` (created from its deterministic genesis when
-    /// absent) and makes the new changes durable before returning `op`'s result.
+    /// absent) and returns `op`'s result. Without a store writer the new changes are durable
+    /// when it returns; with one (a running node) they are staged, and durable once
+    /// [`Replica::last_write_ticket`] settles: a caller that acknowledges the write to a person
+    /// waits for that first.
     ///
     /// `op` must be atomic (the model's operations validate first and commit one
     /// transaction). If the append to the store fails (a full disk, say), the document is
@@ -1233,8 +1242,7 @@ impl Replica {
     /// The street plan held by this replica (`None` before any plan was imported or
     /// received). Malformed plan entries are skipped by the model and logged here.
     pub fn street_plan(&mut self) -> Result<Option<Arc<StreetPlan>>, ReplicaError> {
-        let path = gridsync_model::plan_path(&self.street)
-            .map_err(|e| ReplicaError::BadStreet(e.to_string()))?;
+        let path = gridsync_model::plan_path(&self.street).map_err(ReplicaError::BadStreet)?;
         self.ensure_loaded(&path)?;
         let Some(doc) = self.docs.get(&path) else {
             return Ok(None);
@@ -1283,7 +1291,10 @@ impl Replica {
         let before = doc.get_heads();
         let mut incoming = other.fork();
         doc.merge(&mut incoming)
-            .map_err(|e| ReplicaError::Merge(path.to_string(), e.to_string()))?;
+            .map_err(|source| ReplicaError::Merge {
+                path: path.clone(),
+                source,
+            })?;
         if doc.get_heads() == before {
             return Ok(false);
         }
