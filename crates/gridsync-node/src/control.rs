@@ -94,18 +94,23 @@ impl ControlServer {
         })
     }
 
+    /// Serves requests until shutdown, then waits for the request tasks, which end at
+    /// shutdown too (a client still connected is dropped; a write already handed to the
+    /// replica completes on its blocking thread whatever happens to its answer).
     pub async fn serve(self) {
         let mut shutdown = self.shared.shutdown.clone();
+        let mut requests = tokio::task::JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
-                _ = shutdown.changed() => return,
+                Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+                _ = shutdown.changed() => break,
             };
             match accepted {
                 Ok((stream, _)) => {
                     let shared = self.shared.clone();
                     let own_uid = self.own_uid;
-                    tokio::spawn(async move {
+                    requests.spawn(async move {
                         if let Some(refusal) = peer_refusal(&stream, own_uid) {
                             warn!(reason = %refusal, "control connection refused");
                             // The request is not even read: only the refusal goes back.
@@ -116,8 +121,14 @@ impl ControlServer {
                             }
                             return;
                         }
-                        if let Err(e) = serve_one(shared, stream).await {
-                            debug!(error = %e, "control request failed");
+                        let mut shutdown = shared.shutdown.clone();
+                        tokio::select! {
+                            served = serve_one(shared, stream) => {
+                                if let Err(e) = served {
+                                    debug!(error = %e, "control request failed");
+                                }
+                            }
+                            _ = shutdown.changed() => {}
                         }
                     });
                 }

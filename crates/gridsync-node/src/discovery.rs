@@ -23,6 +23,8 @@ pub async fn discover_and_dial(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoin
     };
     let mut shutdown = shared.shutdown.clone();
     let mut dialing = std::collections::BTreeSet::new();
+    // Dialers end at shutdown; keeping them here lets the node's shutdown wait for them.
+    let mut dialers = tokio::task::JoinSet::new();
     loop {
         let found = tokio::select! {
             found = discovery.next() => found,
@@ -42,7 +44,7 @@ pub async fn discover_and_dial(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoin
         };
         let addr = SocketAddr::new(*ip, peer.port);
         info!(node = %peer.node_id, %addr, "found a peer on the LAN");
-        tokio::spawn(dial_loop(
+        dialers.spawn(dial_loop(
             shared.clone(),
             endpoint.clone(),
             addr,
@@ -50,4 +52,5 @@ pub async fn discover_and_dial(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoin
         ));
     }
     discovery.shutdown();
+    while dialers.join_next().await.is_some() {}
 }

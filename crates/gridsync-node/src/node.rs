@@ -309,24 +309,31 @@ impl RunningNode {
     }
 }
 
+/// Accepts connections until shutdown, one task each, then waits for those tasks: they see
+/// the same shutdown signal and close their sessions, so [`RunningNode::shutdown`] (which
+/// waits for this loop) waits for every connection too.
 async fn accept_loop(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>) {
     let mut shutdown = shared.shutdown.clone();
+    let mut connections = JoinSet::new();
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,
-            _ = shutdown.changed() => return,
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown.changed() => break,
         };
         match incoming {
-            None => return,
+            None => break,
             Some(Ok(link)) => {
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     connection::drive(shared, link, FoundBy::Inbound).await;
                 });
             }
             Some(Err(e)) => warn!(error = %e, "refused an incoming connection"),
         }
     }
+    while connections.join_next().await.is_some() {}
 }
 
 /// Keeps a connection to `addr` up: dial, run the session, and on any end wait a capped,
