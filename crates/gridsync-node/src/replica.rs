@@ -839,6 +839,34 @@ impl Replica {
         }
     }
 
+    /// Deletes the derived values of `kind` whose document path is not in `keep` (documents
+    /// gone, or no longer of that kind): staged with the store writer like
+    /// [`Replica::store_derived`], or committed now without one. Returns how many.
+    pub fn retain_derived(
+        &mut self,
+        kind: &str,
+        keep: &std::collections::BTreeSet<DocPath>,
+    ) -> Result<usize, ReplicaError> {
+        let stale: Vec<(String, String)> = self
+            .store
+            .derived_paths(kind)?
+            .into_iter()
+            .filter(|path| !DocPath::parse(path).is_ok_and(|p| keep.contains(&p)))
+            .map(|path| (kind.to_owned(), path))
+            .collect();
+        let count = stale.len();
+        match &mut self.writer {
+            Some(writer) => {
+                writer.stage(WriteBatch {
+                    derived_deleted: stale,
+                    ..WriteBatch::default()
+                });
+                Ok(count)
+            }
+            None => Ok(self.store.retain_derived(kind, keep)?),
+        }
+    }
+
     /// Makes `append` durable: staged with the store writer, or committed now. Keeps the
     /// heads index current either way.
     fn store_append(&mut self, append: DocumentAppend) -> Result<(), ReplicaError> {

@@ -447,8 +447,7 @@ mod tests {
                 origins: Vec::new(),
                 signed_heads: Vec::new(),
             }],
-            sync_states: Vec::new(),
-            derived: Vec::new(),
+            ..WriteBatch::default()
         }
     }
 

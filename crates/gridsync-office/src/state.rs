@@ -233,7 +233,6 @@ fn rebuild(inner: &OfficeInner, round: RoundWindow) {
         let removed = inner
             .shared
             .lock_replica()
-            .store_mut()
             .retain_derived(SUMMARY_KIND, &keep);
         if let Err(e) = removed {
             warn!(error = %e, "cannot delete stale stored summaries");

@@ -119,6 +119,16 @@ impl Store {
         Ok(deleted)
     }
 
+    /// The stored paths of every entry of `kind`, as stored (a path that does not parse is
+    /// listed too, so that it can be deleted).
+    pub fn derived_paths(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT path FROM derived WHERE kind = ?1")?;
+        let paths = statement.query_map([kind], |row| row.get::<_, String>(0))?;
+        Ok(paths.collect::<Result<_, _>>()?)
+    }
+
     /// Deletes the entries of `kind` whose path is not in `keep` (documents gone, or no longer
     /// of that kind), in one transaction. Returns how many were deleted. A stored path that
     /// does not parse is deleted too: no caller can ever ask for it.
@@ -153,6 +163,17 @@ impl Store {
         tx.commit()?;
         Ok(stale.len())
     }
+}
+
+/// Deletes the entry of `kind` stored under `path` inside a caller's transaction.
+pub(crate) fn delete_derived_path(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &str,
+    path: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM derived WHERE kind = ?1 AND path = ?2")?
+        .execute((kind, path))?;
+    Ok(())
 }
 
 #[cfg(test)]

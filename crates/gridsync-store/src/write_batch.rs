@@ -43,11 +43,16 @@ pub struct WriteBatch {
     /// Values derived from documents (see [`Store::put_derived`]), by kind; later entries
     /// for the same kind and path replace earlier ones.
     pub derived: Vec<(String, DerivedEntry)>,
+    /// Derived values to delete, as (kind, stored path), before `derived` is written.
+    pub derived_deleted: Vec<(String, String)>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.sync_states.is_empty() && self.derived.is_empty()
+        self.appends.is_empty()
+            && self.sync_states.is_empty()
+            && self.derived.is_empty()
+            && self.derived_deleted.is_empty()
     }
 
     /// Moves everything of `other` after what this batch holds.
@@ -55,6 +60,7 @@ impl WriteBatch {
         self.appends.extend(other.appends);
         self.sync_states.extend(other.sync_states);
         self.derived.extend(other.derived);
+        self.derived_deleted.extend(other.derived_deleted);
     }
 }
 
@@ -80,6 +86,9 @@ impl Store {
         }
         for write in &batch.sync_states {
             crate::sync_states::insert_sync_state(&tx, &write.peer, &write.path, &write.state)?;
+        }
+        for (kind, path) in &batch.derived_deleted {
+            crate::derived::delete_derived_path(&tx, kind, path)?;
         }
         for (kind, entry) in &batch.derived {
             crate::derived::insert_derived(&tx, kind, std::slice::from_ref(entry))?;
@@ -162,7 +171,19 @@ mod tests {
                     value: vec![2],
                 },
             )],
+            // A value derived from a document no longer held goes in the same transaction.
+            derived_deleted: vec![("test.kind".into(), "panhuo/grid-001/gone".into())],
         };
+        store
+            .put_derived(
+                "test.kind",
+                &[DerivedEntry {
+                    path: path("panhuo/grid-001/gone"),
+                    source_key: vec![9],
+                    value: vec![9],
+                }],
+            )
+            .unwrap();
         store.write_batch(&batch).unwrap();
         drop(store);
 
@@ -208,6 +229,7 @@ mod tests {
                 }],
                 sync_states: Vec::new(),
                 derived: Vec::new(),
+                derived_deleted: Vec::new(),
             })
             .unwrap();
         let chunk = edit(&mut doc, "2");

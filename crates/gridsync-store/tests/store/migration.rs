@@ -62,6 +62,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_documents() {
             }],
             sync_states: Vec::new(),
             derived: Vec::new(),
+            derived_deleted: Vec::new(),
         })
         .expect("write after migration");
     assert_eq!(
