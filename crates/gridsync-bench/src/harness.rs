@@ -36,10 +36,10 @@ use automerge::{Automerge, ChangeHash};
 use gridsync_model::{
     DocKind, Household, RecordId, StreetPlan, Visit, VisitOutcome, WriteContext, Zone,
 };
-use gridsync_net::{NetEndpoint, NodeCredentials, RevocationList, StreetCa};
-use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_net::{NodeCredentials, StreetCa};
+use gridsync_node::Replica;
+use gridsync_node::node::{RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
-use gridsync_node::{NodeConfig, Replica};
 use gridsync_proto::{Access, DocPath, NodeId, Role, ScopeGrant};
 
 use crate::progress::Progress;
@@ -161,32 +161,14 @@ pub fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
 }
 
 /// Starts a node on an ephemeral port of 127.0.0.1 that keeps dialing `peers` (reconnecting
-/// after 50-500 ms), without mDNS or control socket. Must be called inside a tokio runtime.
-/// The replica's documents are loaded into memory before the node accepts connections.
+/// after 50-500 ms), without mDNS or control socket (the test kit's loopback node). Must be
+/// called inside a tokio runtime.
 pub fn start_node(
     credentials: NodeCredentials,
     replica: Replica,
     peers: Vec<SocketAddr>,
 ) -> anyhow::Result<RunningNode> {
-    let revocations = RevocationList::new();
-    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let endpoint = NetEndpoint::bind(listen, &credentials, revocations.clone())
-        .context("cannot bind a QUIC endpoint on loopback")?;
-    let config = NodeConfig {
-        listen,
-        peers,
-        mdns: false,
-        backoff_initial_ms: 50,
-        backoff_max_ms: 500,
-        ..NodeConfig::default()
-    };
-    let parts = NodeParts {
-        replica,
-        credentials,
-        config,
-        control_socket: false,
-    };
-    RunningNode::start(parts, endpoint, revocations).context("cannot start node")
+    gridsync_testkit::start_loopback_node(credentials, replica, peers).context("cannot start node")
 }
 
 /// Shuts nodes down one after the other (each closes its connections with a goodbye).
