@@ -10,8 +10,8 @@
 //!
 //! What it shows:
 //! - `gridsync revoke`: the CA-signed revocation written at the office (`FieldWrite::Revocation`);
-//! - the revocation reaching the captain (who never hears it from the office about this
-//!   device in particular: it arrives as a document) and an honest volunteer beyond it;
+//! - the revocation reaching the captain as document data, like any record, and going on
+//!   to an honest volunteer beyond it;
 //! - the captain closing its link with the revoked phone and refusing it in the TLS handshake
 //!   from then on, with the reason given to the phone;
 //! - what the phone writes afterwards reaching no one, while the honest volunteer's visits
