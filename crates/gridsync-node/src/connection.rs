@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::node::{DocChange, NodeShared, unix_ms};
+use crate::node::{DocChange, NodeShared, monotonic_ms, unix_ms};
 use crate::peers::{FoundBy, PeerStatus};
 
 /// The longest a sync state waits in memory before it is written.
@@ -120,7 +120,9 @@ async fn drive_session(
     };
     let mut config = SessionConfig::new(shared.identity.clone());
     config.limits.frame_timeout_ms = shared.config.frame_timeout_ms;
-    let mut session = SyncSession::new(config, peer, unix_ms());
+    // Timed by the monotonic clock: a wall-clock jump must not close or stall the session.
+    // Only what is shown (`connected_since_ms`, `last_sync_ms`) is wall time.
+    let mut session = SyncSession::new(config, peer, monotonic_ms());
     let mut changes = shared.changes.subscribe();
     let mut shutdown = shared.shutdown.clone();
 
@@ -134,9 +136,11 @@ async fn drive_session(
         if sync_states.pending.is_due(Instant::now()) {
             sync_states.write_now();
         }
+        // The session's deadlines are on `monotonic_ms`'s scale, so they are compared with
+        // that clock only; a past deadline sleeps zero ("run the timer now").
         let sleep_for = session
             .poll_timeout()
-            .map(|at| Duration::from_millis(at.saturating_sub(unix_ms())))
+            .map(|at| Duration::from_millis(at.saturating_sub(monotonic_ms())))
             .unwrap_or(Duration::from_secs(3600));
         // Armed only while states wait, so a quiet session still writes them on time.
         let states_due = sync_states.pending.due_at();
@@ -146,7 +150,7 @@ async fn drive_session(
                 Ok(Some(bytes)) => {
                     let result = {
                         let mut replica = shared.lock_replica();
-                        session.handle_bytes(unix_ms(), &bytes, &mut *replica)
+                        session.handle_bytes(monotonic_ms(), &bytes, &mut *replica)
                     };
                     if let Err(e) = result {
                         warn!(error = %e, "closing session: peer sent invalid data");
@@ -177,7 +181,7 @@ async fn drive_session(
                     // even while it is being made durable here (see `store_writer`).
                     if change.from.as_ref() != Some(&peer_id) {
                         let mut replica = shared.lock_replica();
-                        session.local_change(unix_ms(), &change.path, &mut *replica);
+                        session.local_change(monotonic_ms(), &change.path, &mut *replica);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -186,7 +190,7 @@ async fn drive_session(
                     warn!(missed, "change feed lagged; re-offering all documents");
                     let mut replica = shared.lock_replica();
                     for path in gridsync_proto::DocumentSet::paths(&*replica) {
-                        session.local_change(unix_ms(), &path, &mut *replica);
+                        session.local_change(monotonic_ms(), &path, &mut *replica);
                     }
                 }
                 Err(RecvError::Closed) => return ConnectionEnd::Shutdown,
@@ -194,7 +198,7 @@ async fn drive_session(
             _ = tokio::time::sleep(sleep_for) => {
                 {
                     let mut replica = shared.lock_replica();
-                    session.handle_timeout(unix_ms(), &mut *replica);
+                    session.handle_timeout(monotonic_ms(), &mut *replica);
                 }
                 if let Some(error) = session.close_error() {
                     // A timer closed it (a stalled hello or inventory, a partial frame left

@@ -19,6 +19,20 @@ impl DocumentSet for Replica {
         self.known_heads(path)
     }
 
+    fn inventory_item(
+        &mut self,
+        path: &DocPath,
+    ) -> Option<gridsync_proto::inventory::InventoryItem> {
+        Replica::inventory_item(self, path)
+    }
+
+    fn inventory_items(
+        &mut self,
+        shared: &dyn Fn(&DocPath) -> bool,
+    ) -> Vec<(DocPath, gridsync_proto::inventory::InventoryItem)> {
+        Replica::inventory_items(self, shared)
+    }
+
     fn doc(&mut self, path: &DocPath) -> Option<&Automerge> {
         match Replica::doc(self, path) {
             Ok(doc) => doc,

@@ -30,6 +30,8 @@ pub mod docset;
 pub mod evidence;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod inventory_lock_tests;
 pub mod node;
 pub mod ops;
 pub mod peers;

@@ -16,7 +16,7 @@ use crate::frame::{
     Frame, FrameDecoder, GoodbyeReason, Hello, PROTOCOL_VERSION, RangeSummary, RefusalReason,
     encode_frame,
 };
-use crate::inventory::{InventorySnapshot, TurnOutcome, heads_digest};
+use crate::inventory::{InventorySnapshot, TurnOutcome};
 use crate::path::DocPath;
 
 mod config;
@@ -646,15 +646,13 @@ impl SyncSession {
     }
 
     fn start_inventory(&mut self, docs: &mut dyn DocumentSet) {
-        let mut items = Vec::new();
-        for path in docs.paths() {
-            if self.is_shared(&path)
-                && let Some(heads) = docs.heads(&path)
-            {
-                items.push((path, heads_digest(&heads)));
-            }
-        }
-        let snapshot = InventorySnapshot::new(items);
+        let local = &self.config.local.scopes;
+        let peer = &self.peer.scopes;
+        let mut items = docs.inventory_items(&|path| is_shared(local, peer, path));
+        // Checked again here: whatever the node's listing does, nothing outside the shared
+        // set may reach the peer, not even as a share of a fingerprint.
+        items.retain(|(path, _)| is_shared(local, peer, path));
+        let snapshot = InventorySnapshot::from_items(items);
         self.queue(&Frame::Inventory(vec![snapshot.root_part()]));
         self.inventory = InventoryPhase::Running {
             snapshot,

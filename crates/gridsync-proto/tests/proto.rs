@@ -6,6 +6,8 @@
 mod authorization;
 #[path = "proto/bounded.rs"]
 mod bounded;
+#[path = "proto/clock.rs"]
+mod clock;
 #[path = "proto/convergence.rs"]
 mod convergence;
 #[path = "proto/hostile.rs"]

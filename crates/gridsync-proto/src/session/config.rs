@@ -152,6 +152,31 @@ pub trait DocumentSet {
     fn paths(&self) -> Vec<DocPath>;
     /// A document's current heads, `None` if it is not held.
     fn heads(&self, path: &DocPath) -> Option<Vec<ChangeHash>>;
+    /// A held document's inventory item (its heads' digest and fingerprint), `None` if it
+    /// is not held. Asked for every shared document when a session starts, while the node
+    /// holds its documents' lock: a node with many documents keeps the items made from
+    /// unchanged heads rather than hash them all again.
+    fn inventory_item(&mut self, path: &DocPath) -> Option<crate::inventory::InventoryItem> {
+        self.heads(path)
+            .map(|heads| crate::inventory::InventoryItem::of(path, &heads))
+    }
+    /// The inventory items of every held document `shared` accepts, in any order: what a
+    /// session summarises when it starts. A node may list them from an index of its own
+    /// rather than look each path up.
+    fn inventory_items(
+        &mut self,
+        shared: &dyn Fn(&DocPath) -> bool,
+    ) -> Vec<(DocPath, crate::inventory::InventoryItem)> {
+        let mut items = Vec::new();
+        for path in self.paths() {
+            if shared(&path)
+                && let Some(item) = self.inventory_item(&path)
+            {
+                items.push((path, item));
+            }
+        }
+        items
+    }
     /// A document, `None` if it is not held. Takes `&mut self` so that a node can load
     /// documents on demand rather than keep every one in memory.
     fn doc(&mut self, path: &DocPath) -> Option<&Automerge>;

@@ -381,7 +381,19 @@ impl Pair {
         b: (Identity, MemoryDocs),
         limits: Limits,
     ) -> Self {
-        let now = 1_000;
+        Self::with_limits_at(a, b, limits, 1_000)
+    }
+
+    /// Like [`with_limits`](Self::with_limits), with both sessions' clocks starting at
+    /// `start`: a node times its sessions by a monotonic clock counted from process start, so
+    /// `start` may be 0.
+    pub fn with_limits_at(
+        a: (Identity, MemoryDocs),
+        b: (Identity, MemoryDocs),
+        limits: Limits,
+        start: u64,
+    ) -> Self {
+        let now = start;
         let make = |me: &Identity, other: &Identity, docs: MemoryDocs| Node {
             session: SyncSession::new(
                 SessionConfig {
