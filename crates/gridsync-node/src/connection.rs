@@ -18,7 +18,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::node::{DocChange, NodeShared, monotonic_ms, unix_ms};
+use crate::clock::{monotonic_ms, unix_ms};
+use crate::node::{DocChange, NodeShared};
 use crate::peers::{FoundBy, PeerStatus};
 
 /// The longest a sync state waits in memory before it is written.

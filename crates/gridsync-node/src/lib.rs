@@ -19,6 +19,7 @@
 // failure path, where their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod clock;
 pub mod config;
 pub mod conn_slots;
 pub mod connection;

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gridsync_net::{NetEndpoint, NodeCredentials, RevocationList};
 use gridsync_proto::{DocPath, LocalIdentity, NodeId};
@@ -141,25 +141,7 @@ impl NodeShared {
     }
 }
 
-/// Unix time in milliseconds: the one place the node reads the wall clock, for what is
-/// recorded or shown (record times, status); sync sessions are timed by [`monotonic_ms`].
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Milliseconds on a monotonic clock, counted from the first call in this process: what sync
-/// sessions are timed by (idle and partial-frame timeouts, deferred work). A wall clock that
-/// jumps (a phone setting its time from the network, an operator fixing a wrong date) must
-/// neither close every session at once nor stall their timers for hours; wall time is only
-/// recorded for display (`unix_ms`), never used to time a session.
-pub fn monotonic_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-}
+pub use crate::clock::{monotonic_ms, unix_ms};
 
 /// Everything a node is made of before it starts.
 pub struct NodeParts {

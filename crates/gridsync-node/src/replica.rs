@@ -532,8 +532,13 @@ impl Replica {
         }) else {
             return Ok(());
         };
-        let evidence =
-            crate::evidence::Equivocation::new(&node_id, path, prior, head, crate::node::unix_ms());
+        let evidence = crate::evidence::Equivocation::new(
+            &node_id,
+            path,
+            prior,
+            head,
+            crate::clock::unix_ms(),
+        );
         tracing::error!(device = %node_id, %path, seq = head.seq, "a device signed two different changes with one sequence number; its changes are refused from now on; revoke it");
         if let Err(error) = crate::evidence::save(&mut self.store, &evidence) {
             tracing::warn!(%error, "cannot store the equivocation evidence");
@@ -654,7 +659,7 @@ impl Replica {
             if self
                 .directory
                 .device(&node)
-                .is_some_and(|d| d.not_after < crate::node::unix_ms() / 1000)
+                .is_some_and(|d| d.not_after < crate::clock::unix_ms() / 1000)
             {
                 // An expired certificate writes nothing new; what it wrote while valid and
                 // already arrived stays.
@@ -1287,7 +1292,7 @@ impl Replica {
             let origins: Vec<gridsync_store::ChangeOrigin> = match via {
                 None => Vec::new(),
                 Some(via) => {
-                    let received_ms = crate::node::unix_ms() as i64;
+                    let received_ms = crate::clock::unix_ms() as i64;
                     doc.get_changes_meta(before)
                         .iter()
                         .map(|change| gridsync_store::ChangeOrigin {
