@@ -67,7 +67,10 @@ async fn trickle(endpoint: Arc<NetEndpoint>, office: SocketAddr, hello: Vec<u8>)
     // A send error means the office closed first; its reason follows on recv.
     let _ = link.send(&begun).await;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let give_up = tokio::time::sleep(Duration::from_secs(30));
+    // Past the client's own QUIC idle timeout (30 s after the last packet it received): a
+    // client that missed the office's close, and every packet after it, ends on that timeout
+    // (counted below) rather than racing this deadline.
+    let give_up = tokio::time::sleep(Duration::from_secs(45));
     tokio::pin!(give_up);
     loop {
         tokio::select! {
