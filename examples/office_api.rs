@@ -75,7 +75,7 @@ async fn main() -> Result<()> {
     let office = start(&office_dir, vec![])?;
     // The aggregator reads every building once at start: off the async threads. Rounds are
     // daily, from local midnight in Ningbo (480 minutes east of UTC).
-    let shared = office.shared.clone();
+    let shared = office.handle().clone();
     let state = tokio::task::spawn_blocking(move || {
         OfficeState::new(shared, OfficeOptions::daily(token, 480))
     })
@@ -132,7 +132,7 @@ async fn main() -> Result<()> {
     )?;
     let volunteer = start(&vol_dir, vec![office.local_addr])?;
     wait_for("the plan to reach vol-0042", || {
-        Ok(volunteer.shared.lock_replica().street_plan()?.is_some())
+        Ok(volunteer.handle().lock_replica().street_plan()?.is_some())
     })
     .await?;
     let writes = [
@@ -393,7 +393,7 @@ fn start(dir: &Path, peers: Vec<SocketAddr>) -> Result<RunningNode> {
 }
 
 async fn write(node: &RunningNode, write: FieldWrite) -> Result<WriteReceipt> {
-    let shared = node.shared.clone();
+    let shared = node.handle().clone();
     tokio::task::spawn_blocking(move || Ok(shared.write(write)?)).await?
 }
 

@@ -66,7 +66,7 @@ async fn main() -> Result<()> {
     drop(ca); // From here on, the CA is only in the office's store.
     let office_ca = |office: &RunningNode| -> Result<StreetCa> {
         Ok(credentials::load_street_ca(
-            office.shared.lock_replica().store(),
+            office.handle().lock_replica().store(),
         )?)
     };
 
@@ -91,8 +91,8 @@ async fn main() -> Result<()> {
     say("office, cap-01 (dials the office), vol-0042 and vol-0099 (dial cap-01) running".into());
 
     wait_for("both volunteers to hold the plan", || {
-        Ok(honest.shared.lock_replica().street_plan()?.is_some()
-            && lost.shared.lock_replica().street_plan()?.is_some())
+        Ok(honest.handle().lock_replica().street_plan()?.is_some()
+            && lost.handle().lock_replica().street_plan()?.is_some())
     })
     .await?;
 
@@ -116,7 +116,7 @@ async fn main() -> Result<()> {
     // The revocation document reaches the captain, who verifies the CA's signature, starts
     // refusing vol-0099 and closes the link it has with it.
     wait_for("cap-01 to apply the revocation", || {
-        Ok(captain.shared.revocations.is_revoked(&lost_id))
+        Ok(captain.handle().is_revoked(&lost_id))
     })
     .await?;
     say("cap-01 received the revocation and refuses vol-0099 from now on".into());
@@ -128,7 +128,7 @@ async fn main() -> Result<()> {
     // And it travels on: the honest volunteer carries the revocation document too, so any
     // device she meets later learns it from her, even one that never reaches the office.
     wait_for("vol-0042 to apply the revocation", || {
-        Ok(honest.shared.revocations.is_revoked(&lost_id))
+        Ok(honest.handle().is_revoked(&lost_id))
     })
     .await?;
     say("vol-0042 holds the revocation as well".into());
@@ -285,12 +285,12 @@ fn start(dir: &Path, peers: Vec<SocketAddr>) -> Result<RunningNode> {
 }
 
 async fn write(node: &RunningNode, write: FieldWrite) -> Result<WriteReceipt> {
-    let shared = node.shared.clone();
+    let shared = node.handle().clone();
     tokio::task::spawn_blocking(move || Ok(shared.write(write)?)).await?
 }
 
 fn visits_held(node: &RunningNode, path: &DocPath) -> Result<BTreeSet<String>> {
-    let mut replica = node.shared.lock_replica();
+    let mut replica = node.handle().lock_replica();
     Ok(match replica.doc(path)? {
         Some(doc) => iter_visits(doc)
             .filter_map(Result::ok)

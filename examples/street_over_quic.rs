@@ -92,7 +92,7 @@ async fn main() -> Result<()> {
     // The plan is street-wide: every device carries it, so it reaches the volunteer through
     // the captain. The volunteer needs it before writing: a visit is checked against it.
     wait_for("the street plan to reach vol-0042", || {
-        Ok(volunteer.shared.lock_replica().street_plan()?.is_some())
+        Ok(volunteer.handle().lock_replica().street_plan()?.is_some())
     })
     .await?;
     say("vol-0042 holds the street plan (relayed by cap-01)".into());
@@ -260,12 +260,12 @@ fn start(dir: &Path, listen: SocketAddr, peers: Vec<SocketAddr>) -> Result<Runni
 /// A field write on a running node. It blocks until the change is durable, so it runs on a
 /// blocking thread, off the async workers.
 async fn write(node: &RunningNode, write: FieldWrite) -> Result<gridsync_node::ops::WriteReceipt> {
-    let shared = node.shared.clone();
+    let shared = node.handle().clone();
     tokio::task::spawn_blocking(move || Ok(shared.write(write)?)).await?
 }
 
 fn visits_held(node: &RunningNode, path: &DocPath) -> Result<BTreeSet<String>> {
-    visits_in(&mut node.shared.lock_replica(), path)
+    visits_in(&mut node.handle().lock_replica(), path)
 }
 
 /// The ids of the visits in one building document of a replica.

@@ -200,7 +200,7 @@ pub async fn wait_until(
 
 /// How many of `expected`'s documents `node` holds at exactly the expected heads.
 pub fn docs_at_heads(node: &RunningNode, expected: &BTreeMap<DocPath, Vec<ChangeHash>>) -> usize {
-    let replica = node.shared.lock_replica();
+    let replica = node.handle().lock_replica();
     expected
         .iter()
         .filter(|(path, heads)| replica.known_heads(path).as_ref() == Some(*heads))

@@ -180,7 +180,7 @@ fn run_office(dir: &Path, report: &Path, started: Instant) -> anyhow::Result<()>
         )?;
         let node_start_ms = since(node_started);
         let aggregate_started = Instant::now();
-        let shared = node.shared.clone();
+        let shared = node.handle().clone();
         let state = tokio::task::spawn_blocking(move || {
             gridsync_office::OfficeState::new(
                 shared,

@@ -100,7 +100,7 @@ pub fn initial_sync(
     source_replica.load_all()?;
     let run = harness::block_on(async {
         let office = harness::start_node(enrolled.credentials, enrolled.replica, Vec::new())?;
-        let mut feed = office.shared.changes.subscribe();
+        let mut feed = office.handle().subscribe();
         let relay = match through_relay {
             true => Some(CountingRelay::start(office.local_addr).await?),
             false => None,
@@ -114,9 +114,8 @@ pub fn initial_sync(
         let last = wait_for_documents(&office, &mut feed, &source.expected, progress).await;
         let cpu = process_cpu().saturating_sub(cpu_before);
         let frame_bytes = office
-            .shared
-            .peers
-            .snapshot()
+            .handle()
+            .peers()
             .iter()
             .find(|p| p.node_id == source.node_id)
             .map_or(0, |p| p.bytes_sent + p.bytes_received);
@@ -149,7 +148,7 @@ async fn wait_for_documents(
     let mut done: BTreeSet<DocPath> = BTreeSet::new();
     let mut last = Instant::now();
     let at_heads = |path: &DocPath| {
-        let replica = office.shared.lock_replica();
+        let replica = office.handle().lock_replica();
         let heads = replica.known_heads(path);
         heads.is_some_and(|d| expected.get(path).is_some_and(|h| d == *h))
     };
@@ -189,13 +188,13 @@ async fn wait_for_documents(
     }
     let ticket = match last_ticket {
         0 => office
-            .shared
+            .handle()
             .lock_replica()
             .last_write_ticket()
             .unwrap_or(0),
         seen => seen,
     };
-    let mut settled = office.shared.durability.settled();
+    let mut settled = office.handle().durable_progress();
     settled
         .wait_for(|at| *at >= ticket)
         .await

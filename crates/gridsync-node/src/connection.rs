@@ -50,7 +50,11 @@ pub enum ConnectionEnd {
 }
 
 /// Runs one connection until it ends; records its status in the peer table.
-pub async fn drive(shared: Arc<NodeShared>, link: PeerLink, found_by: FoundBy) -> ConnectionEnd {
+pub(crate) async fn drive(
+    shared: Arc<NodeShared>,
+    link: PeerLink,
+    found_by: FoundBy,
+) -> ConnectionEnd {
     let peer = link.peer.clone();
     let span = info_span!("peer", node = %peer.node_id, role = %peer.role, addr = %link.remote);
     async move {
@@ -343,7 +347,7 @@ fn handle_event(
 
 /// A changed document, to be pushed to every peer but `from`; durable once the store
 /// writer settles `durable_after`.
-pub fn announce_change(
+pub(crate) fn announce_change(
     shared: &NodeShared,
     path: DocPath,
     from: Option<NodeId>,

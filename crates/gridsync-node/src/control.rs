@@ -75,7 +75,7 @@ pub struct ControlServer {
 impl ControlServer {
     /// Binds the socket, owner-only from its first instant. A stale socket file from a node
     /// that died is replaced; a live one (another node running on the same data) is an error.
-    pub fn bind(shared: Arc<NodeShared>) -> Result<Self, crate::NodeError> {
+    pub(crate) fn bind(shared: Arc<NodeShared>) -> Result<Self, crate::NodeError> {
         let path = socket_path(shared.lock_replica().dir());
         if path.exists() {
             if std::os::unix::net::UnixStream::connect(&path).is_ok() {
@@ -229,7 +229,7 @@ fn bind_owner_only(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Removes the socket file on shutdown.
-pub fn remove_socket(shared: &NodeShared) {
+pub(crate) fn remove_socket(shared: &NodeShared) {
     let path = socket_path(shared.lock_replica().dir());
     let _ = std::fs::remove_file(path);
 }

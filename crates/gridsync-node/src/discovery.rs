@@ -12,7 +12,11 @@ use tracing::{info, warn};
 use crate::node::{NodeShared, dial_loop};
 use crate::peers::FoundBy;
 
-pub async fn discover_and_dial(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>, port: u16) {
+pub(crate) async fn discover_and_dial(
+    shared: Arc<NodeShared>,
+    endpoint: Arc<NetEndpoint>,
+    port: u16,
+) {
     let street = shared.lock_replica().street().to_owned();
     let mut discovery = match Discovery::start(&street, &shared.identity.node_id, port) {
         Ok(d) => d,

@@ -31,6 +31,7 @@ pub mod docset;
 pub mod evidence;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handle;
 #[cfg(test)]
 mod inventory_lock_tests;
 pub mod node;
@@ -45,6 +46,7 @@ pub(crate) mod street_rules;
 mod trust_tests;
 
 pub use config::NodeConfig;
+pub use handle::NodeHandle;
 pub use replica::{Replica, ReplicaError};
 
 /// Why a node could not start or keep running.

@@ -46,8 +46,9 @@ pub struct DocChange {
     pub durable_after: Option<WriteTicket>,
 }
 
-/// State shared by every task of a running node.
-pub struct NodeShared {
+/// State shared by every task of a running node; other crates see it through
+/// [`crate::NodeHandle`].
+pub(crate) struct NodeShared {
     /// The replica; locked briefly by sessions and control requests, never across an await.
     replica: Mutex<Replica>,
     /// Notices of changed documents, fanned out to every connection.
@@ -155,7 +156,9 @@ pub struct NodeParts {
 
 /// A started node. Dropping it without [`RunningNode::shutdown`] aborts its tasks.
 pub struct RunningNode {
-    pub shared: Arc<NodeShared>,
+    shared: Arc<NodeShared>,
+    /// The same state, as other crates see it.
+    handle: crate::NodeHandle,
     pub local_addr: SocketAddr,
     endpoint: Arc<NetEndpoint>,
     tasks: JoinSet<()>,
@@ -256,6 +259,7 @@ impl RunningNode {
         }
         info!(addr = %local_addr, node = %shared.identity.node_id, "node running");
         Ok(RunningNode {
+            handle: crate::NodeHandle::new(shared.clone()),
             shared,
             local_addr,
             endpoint,
@@ -263,6 +267,12 @@ impl RunningNode {
             shutdown_tx,
             _writer: writer,
         })
+    }
+
+    /// A handle on this node for other crates (the office, simulations, benchmarks): it
+    /// stays valid after the node shut down, with nothing more happening.
+    pub fn handle(&self) -> &crate::NodeHandle {
+        &self.handle
     }
 
     /// Applies a field write on this node, pushes it to connected peers and returns once it

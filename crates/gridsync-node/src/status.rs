@@ -60,7 +60,7 @@ pub struct DocumentStatus {
 }
 
 impl NodeStatus {
-    pub fn collect(shared: &NodeShared) -> NodeStatus {
+    pub(crate) fn collect(shared: &NodeShared) -> NodeStatus {
         let replica = shared.lock_replica();
         let documents = replica
             .held_paths()

@@ -28,7 +28,7 @@
 //! let (token, created) = load_or_create_token(&mut replica)?; // before RunningNode::start
 //! if created { print the token once: it is the officials' password }
 //! let node = RunningNode::start(parts, endpoint, revocations)?;
-//! let state = OfficeState::new(node.shared.clone(), OfficeOptions::daily(token, 480));
+//! let state = OfficeState::new(node.handle().clone(), OfficeOptions::daily(token, 480));
 //! let listener = tokio::net::TcpListener::bind(addr).await?;
 //! let server = tokio::spawn(serve(listener, state, async move { stop_rx.await.ok(); }));
 //! // on SIGINT/SIGTERM: stop_tx.send(()); server.await; node.shutdown().await;

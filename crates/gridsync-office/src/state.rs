@@ -1,8 +1,8 @@
 //! [`OfficeState`]: the aggregator kept current from the node's change feed, plus what the
 //! HTTP handlers share (credentials, sessions, counters, the notice of new figures).
 //!
-//! One task listens to `NodeShared::changes` (every local write and every change a peer
-//! brought). It collects the paths of a burst, then folds each changed building into the
+//! One task listens to the node's change feed (`NodeHandle::subscribe`: every local write
+//! and every change a peer brought). It collects the paths of a burst, then folds each changed building into the
 //! aggregation one at a time, holding the replica lock only while that one building is
 //! summarized, so sync sessions keep running during a flood; the burst's new summaries are
 //! then stored in one transaction. A change of the plan document, a lagging feed or the start
@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use gridsync_model::{FirstSight, StreetPlan};
+use gridsync_node::NodeHandle;
 use gridsync_node::Replica;
-use gridsync_node::node::{NodeShared, unix_ms};
+use gridsync_node::node::unix_ms;
 use gridsync_proto::DocPath;
 use gridsync_store::DerivedEntry;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -106,7 +107,7 @@ impl std::fmt::Debug for OfficeState {
 }
 
 pub(crate) struct OfficeInner {
-    pub shared: Arc<NodeShared>,
+    pub node: NodeHandle,
     pub options: OfficeOptions,
     pub sessions: Sessions,
     pub counters: OfficeCounters,
@@ -137,14 +138,14 @@ impl OfficeState {
     /// keeps it current. Must be called within a tokio runtime; the task ends when the node
     /// shuts down. The first build runs on the calling thread: on the reference street with
     /// 100,000 visits it takes seconds, so call it before serving, not from a request.
-    pub fn new(shared: Arc<NodeShared>, options: OfficeOptions) -> OfficeState {
+    pub fn new(node: NodeHandle, options: OfficeOptions) -> OfficeState {
         // Subscribe before the first build so that no change falls between the two.
-        let changes = shared.changes.subscribe();
-        let street = shared.lock_replica().street().to_owned();
+        let changes = node.subscribe();
+        let street = node.lock_replica().street().to_owned();
         let round = options.round_at(unix_ms() as i64);
         let (version, _) = watch::channel(0);
         let inner = Arc::new(OfficeInner {
-            shared,
+            node,
             options,
             sessions: Sessions::default(),
             counters: OfficeCounters::default(),
@@ -158,8 +159,8 @@ impl OfficeState {
     }
 
     /// The node this office runs on.
-    pub fn node(&self) -> &Arc<NodeShared> {
-        &self.inner.shared
+    pub fn node(&self) -> &NodeHandle {
+        &self.inner.node
     }
 
     /// Runs `f` on the current aggregation (held briefly: do not block inside).
@@ -191,7 +192,7 @@ impl OfficeState {
 fn rebuild(inner: &OfficeInner, round: RoundWindow) {
     let started = Instant::now();
     let (street, plan, basis, paths) = {
-        let mut replica = inner.shared.lock_replica();
+        let mut replica = inner.node.lock_replica();
         let street = replica.street().to_owned();
         // The plan and its heads are read in one hold of the lock, so the key of every
         // summary names the plan it was computed with. Without a readable plan nothing is
@@ -231,7 +232,7 @@ fn rebuild(inner: &OfficeInner, round: RoundWindow) {
         // store.
         let keep: BTreeSet<DocPath> = paths.iter().cloned().collect();
         let removed = inner
-            .shared
+            .node
             .lock_replica()
             .retain_derived(SUMMARY_KIND, &keep);
         if let Err(e) = removed {
@@ -333,7 +334,7 @@ fn rebuild_chunk(
 ) -> ChunkOutcome {
     // Heads and stored summaries, under the lock, without loading any document.
     let looked_up: Vec<(Vec<ChangeHash>, Option<DerivedEntry>)> = {
-        let mut replica = inner.shared.lock_replica();
+        let mut replica = inner.node.lock_replica();
         chunk
             .iter()
             .map(|path| {
@@ -386,18 +387,12 @@ fn rebuild_chunk(
     // The others: copy their documents out under the lock (loading them if need be), with the
     // heads they have now, and summarize them on every core outside it.
     let docs: Vec<SeenDocument> = {
-        let mut replica = inner.shared.lock_replica();
+        let mut replica = inner.node.lock_replica();
         let now = unix_ms() as i64;
         chunk
             .iter()
             .filter(|path| !reused.contains_key(path))
-            .filter_map(|path| match copy_seen(&mut replica, path, now) {
-                Ok(seen) => seen,
-                Err(e) => {
-                    warn!(%path, error = %e, "cannot load a building document");
-                    None
-                }
-            })
+            .filter_map(|path| copy_seen(&mut replica, path, now))
             .collect()
     };
     let fresh = summarize_in_parallel(aggregator, &docs, workers);
@@ -442,7 +437,7 @@ fn store_summaries(inner: &OfficeInner, entries: &[DerivedEntry]) {
         return;
     }
     let stored = inner
-        .shared
+        .node
         .lock_replica()
         .store_derived(SUMMARY_KIND, entries.to_vec());
     if let Err(e) = stored {
@@ -482,19 +477,29 @@ fn in_parallel<T: Sync, R: Send>(
 /// its changes (the clock rule's input).
 pub(crate) type SeenDocument = (DocPath, automerge::Automerge, FirstSight);
 
-/// A copy of the document at `path` with its first sight as of `now_ms`, `None` when it is
-/// not held. Called under the replica lock.
+/// A copy of the document at `path` with its first sight as of `now_ms`; `None` when it is
+/// not held, or cannot be loaded (logged: one unreadable document does not stop a rebuild, an
+/// export or a records page). Called under the replica lock.
 pub(crate) fn copy_seen(
     replica: &mut Replica,
     path: &DocPath,
     now_ms: i64,
-) -> Result<Option<SeenDocument>, gridsync_node::replica::ReplicaError> {
-    let Some(sight) = replica.first_sight(path, now_ms)? else {
-        return Ok(None);
+) -> Option<SeenDocument> {
+    let sight = match replica.first_sight(path, now_ms) {
+        Ok(sight) => sight?,
+        Err(e) => {
+            warn!(%path, error = %e, "cannot load a building document");
+            return None;
+        }
     };
-    Ok(replica
-        .doc(path)?
-        .map(|doc| (path.clone(), doc.clone(), sight)))
+    // Loaded by `first_sight` just above: this copies it out.
+    match replica.doc(path) {
+        Ok(doc) => Some((path.clone(), doc?.clone(), sight)),
+        Err(e) => {
+            warn!(%path, error = %e, "cannot load a building document");
+            None
+        }
+    }
 }
 
 /// Summaries of the documents `docs` (`None` for one that is not a building of this street),
@@ -522,7 +527,7 @@ async fn rebuild_off_runtime(inner: &Arc<OfficeInner>, round: RoundWindow) {
 /// document is a building and the aggregation's plan could be read.
 fn update_one(inner: &OfficeInner, path: &DocPath) -> Option<DerivedEntry> {
     let started = Instant::now();
-    let mut replica = inner.shared.lock_replica();
+    let mut replica = inner.node.lock_replica();
     let sight = match replica.first_sight(path, unix_ms() as i64) {
         Ok(Some(sight)) => sight,
         Ok(None) => return None,
@@ -563,7 +568,7 @@ async fn follow_changes(
     inner: Arc<OfficeInner>,
     mut changes: tokio::sync::broadcast::Receiver<gridsync_node::node::DocChange>,
 ) {
-    let mut shutdown = inner.shared.shutdown.clone();
+    let mut shutdown = inner.node.shutdown_signal();
     let mut round_check = tokio::time::interval(Duration::from_secs(30));
     let plan_path = gridsync_model::plan_path(inner.aggregator().street()).ok();
     loop {

@@ -134,7 +134,7 @@ impl Office {
             utc_offset_minutes: 480,
             round_start_ms: Some(round_start_ms),
         };
-        let state = OfficeState::new(node.shared.clone(), options);
+        let state = OfficeState::new(node.handle().clone(), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let http = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -497,7 +497,7 @@ async fn api_figures_equal_a_recount_from_the_raw_records() -> Result<()> {
     let summary = office.settle(written).await?;
 
     let (docs, plan) = {
-        let mut replica = office.node().shared.lock_replica();
+        let mut replica = office.node().handle().lock_replica();
         let plan = replica.street_plan()?.context("plan")?;
         (held_documents(&mut replica)?, plan)
     };
@@ -809,7 +809,7 @@ async fn changes_from_a_peer_and_a_new_plan_reach_the_aggregation() -> Result<()
     let captain = start_node(credentials, replica, vec![office.node().local_addr])?;
     let mut has_plan = false;
     for _ in 0..200 {
-        if captain.shared.lock_replica().street_plan()?.is_some() {
+        if captain.handle().lock_replica().street_plan()?.is_some() {
             has_plan = true;
             break;
         }
@@ -909,7 +909,7 @@ impl Office {
     fn figures_from_scratch(&self) -> Result<Figures> {
         let round = RoundWindow::starting_at(self.round_start_ms);
         let (docs, plan) = {
-            let mut replica = self.node().shared.lock_replica();
+            let mut replica = self.node().handle().lock_replica();
             let plan = replica.street_plan()?.context("plan")?;
             (held_documents(&mut replica)?, plan)
         };
@@ -939,7 +939,7 @@ impl Office {
         };
         for _ in 0..200 {
             let (buildings, current) = {
-                let mut replica = self.node().shared.lock_replica();
+                let mut replica = self.node().handle().lock_replica();
                 let basis = basis(&mut replica)?;
                 let paths: Vec<DocPath> = replica
                     .doc_paths()?
@@ -982,7 +982,7 @@ async fn a_restarted_office_reuses_stored_summaries_and_recomputes_what_changed(
     let office = office.stop().await?.restart().await?;
     {
         // The plan it aggregated with came from the store's copy, keyed by the plan's heads.
-        let mut replica = office.node().shared.lock_replica();
+        let mut replica = office.node().handle().lock_replica();
         let plan_path = gridsync_model::plan_path(STREET)?;
         let heads = replica.heads(&plan_path)?.context("a plan")?;
         let stored = replica
@@ -1085,7 +1085,7 @@ async fn wait_for_visits(node: &RunningNode, visits: usize) -> Result<()> {
     let path = DocPath::parse(&format!("{STREET}/grid-000/b-00"))?;
     for _ in 0..400 {
         {
-            let mut replica = node.shared.lock_replica();
+            let mut replica = node.handle().lock_replica();
             let held = match replica.doc(&path)? {
                 Some(doc) => iter_visits(doc).count(),
                 None => 0,
@@ -1270,7 +1270,7 @@ async fn the_device_list_marks_a_device_caught_signing_two_histories() -> Result
     };
     let checked = office
         .node()
-        .shared
+        .handle()
         .lock_replica()
         .check_signed_head(&path, &head);
     assert_eq!(checked, Err(RefusalReason::Equivocation));

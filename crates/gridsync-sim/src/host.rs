@@ -163,7 +163,7 @@ pub async fn run_host(ctx: Arc<HostContext>) -> Result<(), HostError> {
             host: host.clone(),
             source: Box::new(source),
         })?;
-    let _registration = ctx.live.register(&host, node.shared.clone());
+    let _registration = ctx.live.register(&host, node.handle().clone());
     tracing::info!(%host, incarnation, "node started");
 
     match ctx.spec.role {
@@ -183,7 +183,7 @@ pub async fn run_host(ctx: Arc<HostContext>) -> Result<(), HostError> {
 /// The office imports the plan on its first start; after a restart it is already durable.
 fn import_plan_once(ctx: &HostContext, node: &RunningNode) -> Result<(), HostError> {
     let has_plan = {
-        let mut replica = node.shared.lock_replica();
+        let mut replica = node.handle().lock_replica();
         replica.street_plan().ok().flatten().is_some()
     };
     if has_plan {

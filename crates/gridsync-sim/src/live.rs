@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use gridsync_node::node::NodeShared;
+use gridsync_node::NodeHandle;
 
 use crate::check::ReplicaSnapshot;
 
 /// Host name to the running node's shared state.
 #[derive(Clone, Default)]
 pub struct LiveNodes {
-    nodes: Arc<Mutex<BTreeMap<String, Arc<NodeShared>>>>,
+    nodes: Arc<Mutex<BTreeMap<String, NodeHandle>>>,
 }
 
 impl std::fmt::Debug for LiveNodes {
@@ -23,13 +23,13 @@ impl std::fmt::Debug for LiveNodes {
 }
 
 impl LiveNodes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<NodeShared>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeHandle>> {
         // Nothing panics while holding this lock; recover the data should it ever be poisoned.
         self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers `host`'s running node until the returned registration is dropped.
-    pub fn register(&self, host: &str, shared: Arc<NodeShared>) -> LiveRegistration {
+    pub fn register(&self, host: &str, shared: NodeHandle) -> LiveRegistration {
         self.lock().insert(host.to_owned(), shared.clone());
         LiveRegistration {
             nodes: self.clone(),
@@ -45,7 +45,7 @@ impl LiveNodes {
 
     /// A snapshot of every running node's in-memory replica.
     pub fn snapshots(&self) -> BTreeMap<String, ReplicaSnapshot> {
-        let nodes: Vec<(String, Arc<NodeShared>)> = self
+        let nodes: Vec<(String, NodeHandle)> = self
             .lock()
             .iter()
             .map(|(host, shared)| (host.clone(), shared.clone()))
@@ -59,7 +59,7 @@ impl LiveNodes {
                     tracing::warn!(%error, "cannot load every document for the check");
                 }
                 let snapshot =
-                    ReplicaSnapshot::of(shared.identity.scopes.clone(), replica.loaded_docs());
+                    ReplicaSnapshot::of(shared.identity().scopes.clone(), replica.loaded_docs());
                 (host, snapshot)
             })
             .collect()
@@ -70,7 +70,7 @@ impl LiveNodes {
 pub struct LiveRegistration {
     nodes: LiveNodes,
     host: String,
-    shared: Arc<NodeShared>,
+    shared: NodeHandle,
 }
 
 impl Drop for LiveRegistration {
@@ -79,7 +79,7 @@ impl Drop for LiveRegistration {
         // Only withdraw our own incarnation: a restarted host may have registered anew.
         if nodes
             .get(&self.host)
-            .is_some_and(|s| Arc::ptr_eq(s, &self.shared))
+            .is_some_and(|s| s.is_same_node(&self.shared))
         {
             nodes.remove(&self.host);
         }

@@ -145,7 +145,7 @@ async fn run(per_building: usize) -> Result<()> {
     let token = OfficeToken::generate();
     let aggregated = Instant::now();
     let state = OfficeState::new(
-        node.shared.clone(),
+        node.handle().clone(),
         OfficeOptions::daily(token.clone(), 480),
     );
     println!(

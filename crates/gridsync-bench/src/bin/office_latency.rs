@@ -404,7 +404,7 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
 fn export_in_process(node: &RunningNode) -> Result<(u64, Duration)> {
     let started = Instant::now();
     let paths: Vec<DocPath> = node
-        .shared
+        .handle()
         .lock_replica()
         .doc_paths()?
         .into_iter()
@@ -416,7 +416,7 @@ fn export_in_process(node: &RunningNode) -> Result<(u64, Duration)> {
         // Loaded from the store if it is not in memory, with its first sight, as the
         // office's export does.
         let (doc, sight) = {
-            let mut replica = node.shared.lock_replica();
+            let mut replica = node.handle().lock_replica();
             let now = gridsync_node::node::unix_ms() as i64;
             let Some(sight) = replica.first_sight(&path, now)? else {
                 continue;
@@ -454,7 +454,7 @@ async fn run() -> Result<()> {
     let office = start_node(credentials, replica, Vec::new())?;
     let token = OfficeToken::generate();
     let state = OfficeState::new(
-        office.shared.clone(),
+        office.handle().clone(),
         OfficeOptions::daily(token.clone(), 480),
     );
     println!(
@@ -463,10 +463,7 @@ async fn run() -> Result<()> {
     );
     let probes = Arc::new(Probes::default());
     let watcher = tokio::spawn(watch_aggregation(state.clone(), probes.clone()));
-    let feed = tokio::spawn(listen_to_feed(
-        office.shared.changes.subscribe(),
-        probes.clone(),
-    ));
+    let feed = tokio::spawn(listen_to_feed(office.handle().subscribe(), probes.clone()));
 
     // The captain syncs the plan and every building document before the measurement.
     let sync = Instant::now();
@@ -474,7 +471,7 @@ async fn run() -> Result<()> {
     let captain = start_node(credentials, replica, vec![office.local_addr])?;
     loop {
         let (has_plan, buildings) = {
-            let mut replica = captain.shared.lock_replica();
+            let mut replica = captain.handle().lock_replica();
             let buildings = replica
                 .doc_paths()?
                 .iter()

@@ -257,7 +257,7 @@ async fn measure(
 ) -> anyhow::Result<Vec<Probe>> {
     progress.step("waiting for volunteer -> captain -> office to be connected and up to date");
     let up_to_date = |node: &RunningNode, peers: usize| {
-        let snapshot = node.shared.peers.snapshot();
+        let snapshot = node.handle().peers();
         snapshot.len() == peers && snapshot.iter().all(|p| p.connected && p.up_to_date)
     };
     wait_until(
@@ -272,12 +272,12 @@ async fn measure(
     let at_office = Arc::new(Arrivals::default());
     let followers = [
         tokio::spawn(at_captain.clone().follow(
-            captain.shared.changes.subscribe(),
-            captain.shared.durability.settled(),
+            captain.handle().subscribe(),
+            captain.handle().durable_progress(),
         )),
         tokio::spawn(at_office.clone().follow(
-            office.shared.changes.subscribe(),
-            office.shared.durability.settled(),
+            office.handle().subscribe(),
+            office.handle().durable_progress(),
         )),
     ];
     progress.step(&format!(

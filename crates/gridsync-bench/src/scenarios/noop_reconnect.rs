@@ -183,9 +183,8 @@ fn reconnect_over_quic(
         let captain =
             harness::start_node(source.credentials.clone(), source_replica, vec![relay.addr])?;
         let up_to_date = |node: &gridsync_node::node::RunningNode, peer: &NodeId| {
-            node.shared
-                .peers
-                .snapshot()
+            node.handle()
+                .peers()
                 .iter()
                 .any(|p| p.node_id == *peer && p.connected && p.up_to_date)
         };
@@ -200,9 +199,8 @@ fn reconnect_over_quic(
         let elapsed = started.elapsed();
         tokio::time::sleep(SETTLE).await;
         let frame_bytes = office
-            .shared
-            .peers
-            .snapshot()
+            .handle()
+            .peers()
             .iter()
             .find(|p| p.node_id == source.node_id)
             .map_or(0, |p| p.bytes_sent + p.bytes_received);

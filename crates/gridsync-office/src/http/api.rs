@@ -258,7 +258,7 @@ pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
             );
         }
     });
-    for peer in state.office.node().peers.snapshot() {
+    for peer in state.office.node().peers() {
         let id = peer.node_id.to_string();
         lines
             .entry(id.clone())
@@ -273,7 +273,7 @@ pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
             .or_insert_with(|| DeviceLine::unseen(e.node_id.clone()));
         line.equivocation = Some(e.advice);
     }
-    let own_id = state.office.node().identity.node_id.to_string();
+    let own_id = state.office.node().node_id().to_string();
     if let Some(line) = lines.get_mut(&own_id) {
         line.local = true;
     }

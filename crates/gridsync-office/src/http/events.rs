@@ -42,7 +42,7 @@ pub(crate) async fn stream(State(state): State<AppState>) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(8);
     let mut versions = state.office.subscribe();
     let mut closing = state.closing.clone();
-    let mut node_shutdown = state.office.node().shutdown.clone();
+    let mut node_shutdown = state.office.node().shutdown_signal();
     tokio::spawn(async move {
         if tx.send(Ok(summary_event(&state))).await.is_err() {
             return;

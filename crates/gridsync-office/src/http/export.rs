@@ -144,13 +144,8 @@ fn for_each_row(
 /// (logged: one unreadable document does not stop an export or a records page).
 pub(crate) fn copy_document(state: &AppState, path: &DocPath) -> Option<(Automerge, FirstSight)> {
     let mut replica = state.office.node().lock_replica();
-    match crate::state::copy_seen(&mut replica, path, unix_ms() as i64) {
-        Ok(seen) => seen.map(|(_, doc, sight)| (doc, sight)),
-        Err(e) => {
-            tracing::warn!(%path, error = %e, "cannot load a building document");
-            None
-        }
-    }
+    crate::state::copy_seen(&mut replica, path, unix_ms() as i64)
+        .map(|(_, doc, sight)| (doc, sight))
 }
 
 fn write_all(state: &AppState, format: Format, mut sink: ChunkSink) -> std::io::Result<()> {

@@ -43,7 +43,7 @@ impl Text {
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let now = unix_ms();
     let node = state.office.node();
-    let peers = node.peers.snapshot();
+    let peers = node.peers();
     let mut t = Text(String::new());
 
     t.one(
@@ -108,7 +108,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let direct: BTreeSet<String> = peers
         .iter()
         .map(|p| p.node_id.to_string())
-        .chain([node.identity.node_id.to_string()])
+        .chain([node.node_id().to_string()])
         .collect();
     let (records, relayed, totals) = state.office.with_aggregator(|agg| {
         let mut all = 0u64;
@@ -236,7 +236,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
     );
     {
         use std::sync::atomic::Ordering::Relaxed;
-        let w = &node.write_timings;
+        let w = node.write_timings();
         t.head(
             "gridsync_write_seconds",
             "summary",

@@ -436,7 +436,7 @@ fn count_at_office(office: &Device, acknowledged: &BTreeMap<String, DocPath>) ->
 
 fn visit_ids(device: &Device) -> Result<BTreeSet<String>> {
     let node = device.running.as_ref().context("office stopped")?;
-    let mut replica = node.shared.lock_replica();
+    let mut replica = node.handle().lock_replica();
     let mut ids = BTreeSet::new();
     for path in replica.held_paths() {
         if let Some(doc) = replica.doc(&path)? {
@@ -458,7 +458,7 @@ fn divergent_documents(devices: &[Device]) -> Vec<String> {
     let mut heads: BTreeMap<DocPath, BTreeSet<String>> = BTreeMap::new();
     let mut missing = Vec::new();
     let office_docs: Vec<DocPath> = match devices[0].running.as_ref() {
-        Some(n) => n.shared.lock_replica().held_paths(),
+        Some(n) => n.handle().lock_replica().held_paths(),
         None => return vec!["office stopped".into()],
     };
     for d in devices {
@@ -466,7 +466,7 @@ fn divergent_documents(devices: &[Device]) -> Vec<String> {
             missing.push(format!("{} stopped", d.name));
             continue;
         };
-        let replica = node.shared.lock_replica();
+        let replica = node.handle().lock_replica();
         for path in &office_docs {
             match replica.known_heads(path) {
                 Some(doc_heads) => {

@@ -93,7 +93,7 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         let mut http_server = None;
         let mut http_addr = None;
         if let Some((bind, token)) = http {
-            let shared = node.shared.clone();
+            let shared = node.handle().clone();
             // The first aggregation reads every building document: off the async threads.
             let state = tokio::task::spawn_blocking(move || {
                 gridsync_office::OfficeState::new(
