@@ -22,23 +22,21 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use gridsync_net::{DeviceIdentity, Invite, NetEndpoint, RevocationList, StreetCa};
-use gridsync_node::credentials;
-use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
-use gridsync_node::ops::{FieldWrite, WriteReceipt};
-use gridsync_node::{NodeConfig, Replica};
+use gridsync_net::StreetCa;
+use gridsync_node::Replica;
+use gridsync_node::node::unix_ms;
+use gridsync_node::ops::FieldWrite;
 use gridsync_office::{OfficeOptions, OfficeState, check_bind_address, load_or_create_token};
-use gridsync_proto::{NodeId, Role, Scopes};
+use gridsync_proto::Role;
 use serde_json::Value;
 
-const STREET: &str = "panhuo";
-/// The sample street plan (see `examples/street-plan.csv`).
-const PLAN_CSV: &str = include_str!("street-plan.csv");
-const PATIENCE: Duration = Duration::from_secs(15);
+// The street every example stands on: enrollment, joining and starting nodes as the CLI
+// does them (examples/street.rs).
+mod street;
+use street::{PATIENCE, PLAN_CSV, STREET, enroll, join, loopback, start, wait_for, write};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -72,7 +70,7 @@ async fn main() -> Result<()> {
         "all interfaces count as public"
     );
 
-    let office = start(&office_dir, vec![])?;
+    let office = start(&office_dir, loopback(0), vec![])?;
     // The aggregator reads every building once at start: off the async threads. Rounds are
     // daily, from local midnight in Ningbo (480 minutes east of UTC).
     let shared = office.handle().clone();
@@ -130,7 +128,7 @@ async fn main() -> Result<()> {
         root.path(),
         &enroll(&ca, "vol-0042", Role::Volunteer, "write:panhuo/grid-017")?,
     )?;
-    let volunteer = start(&vol_dir, vec![office.local_addr])?;
+    let volunteer = start(&vol_dir, loopback(0), vec![office.local_addr])?;
     wait_for("the plan to reach vol-0042", || {
         Ok(volunteer.handle().lock_replica().street_plan()?.is_some())
     })
@@ -340,70 +338,4 @@ fn household<'a>(building: &'a Value, id: &str) -> Result<&'a Value> {
         .iter()
         .find(|h| h["id"] == id)
         .with_context(|| format!("household {id} in the building"))
-}
-
-// --- Enrollment and nodes, as in `street_over_quic` ------------------------------------------------
-
-/// `gridsync enroll`: an invite with the device's certificate and key.
-fn enroll(ca: &StreetCa, name: &str, role: Role, scope: &str) -> Result<Vec<u8>> {
-    let now = unix_ms() / 1000;
-    let mut scopes = Scopes(vec![scope.parse().map_err(anyhow::Error::msg)?]);
-    credentials::add_street_wide_grants(STREET, &mut scopes)?;
-    let issued = ca.issue(&DeviceIdentity {
-        street: STREET.into(),
-        node_id: NodeId::parse(name)?,
-        role,
-        scopes,
-        not_before: now - 600,
-        not_after: now + 86_400,
-    })?;
-    Ok(Invite::new(ca, &issued, Vec::new()).to_bytes())
-}
-
-/// `gridsync join`: a store holding the invite's credentials.
-fn join(root: &Path, invite: &[u8]) -> Result<PathBuf> {
-    let invite = Invite::parse(invite)?;
-    let dir = root.join(invite.identity.node_id.as_str());
-    let mut replica = Replica::init(&dir, &invite.identity.node_id, &invite.street)?;
-    credentials::install_invite(replica.store_mut(), &invite)?;
-    Ok(dir)
-}
-
-/// `gridsync run --listen 127.0.0.1:0 --peer ... --no-mdns`, in process.
-fn start(dir: &Path, peers: Vec<SocketAddr>) -> Result<RunningNode> {
-    let replica = Replica::open(dir)?;
-    let (_, creds) = credentials::load_credentials(replica.store())?;
-    let config = NodeConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        peers,
-        mdns: false,
-        backoff_initial_ms: 100,
-        backoff_max_ms: 500,
-        ..NodeConfig::default()
-    };
-    let revocations = RevocationList::new();
-    let endpoint = NetEndpoint::bind(config.listen, &creds, revocations.clone())?;
-    let parts = NodeParts {
-        replica,
-        credentials: creds,
-        config,
-        control_socket: false,
-    };
-    Ok(RunningNode::start(parts, endpoint, revocations)?)
-}
-
-async fn write(node: &RunningNode, write: FieldWrite) -> Result<WriteReceipt> {
-    let shared = node.handle().clone();
-    tokio::task::spawn_blocking(move || Ok(shared.write(write)?)).await?
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + PATIENCE;
-    while !done()? {
-        if Instant::now() > deadline {
-            bail!("gave up waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }

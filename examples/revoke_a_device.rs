@@ -23,24 +23,24 @@
 //! cargo run -p gridsync-examples --example revoke_a_device
 //! ```
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use gridsync_model::read::iter_visits;
-use gridsync_net::{DeviceIdentity, Invite, NetEndpoint, RevocationList, StreetCa};
+use gridsync_net::{NetEndpoint, RevocationList, StreetCa};
+use gridsync_node::Replica;
 use gridsync_node::credentials;
-use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_node::node::{RunningNode, unix_ms};
 use gridsync_node::ops::{FieldWrite, WriteReceipt};
-use gridsync_node::{NodeConfig, Replica};
-use gridsync_proto::{DocPath, NodeId, Role, Scopes};
+use gridsync_proto::{NodeId, Role};
 
-const STREET: &str = "panhuo";
-/// The sample street plan (see `examples/street-plan.csv`).
-const PLAN_CSV: &str = include_str!("street-plan.csv");
-const PATIENCE: Duration = Duration::from_secs(15);
+// The street every example stands on: enrollment, joining and starting nodes as the CLI
+// does them (examples/street.rs).
+mod street;
+use street::{
+    PATIENCE, PLAN_CSV, STREET, enroll, join, loopback, start, visits_held, wait_for, write,
+};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -70,7 +70,7 @@ async fn main() -> Result<()> {
         )?)
     };
 
-    let office = start(&office_dir, vec![])?;
+    let office = start(&office_dir, loopback(0), vec![])?;
     let ca = office_ca(&office)?;
     let captain_dir = join(
         root.path(),
@@ -84,9 +84,9 @@ async fn main() -> Result<()> {
         root.path(),
         &enroll(&ca, "vol-0099", Role::Volunteer, "write:panhuo/grid-017")?,
     )?;
-    let captain = start(&captain_dir, vec![office.local_addr])?;
-    let honest = start(&honest_dir, vec![captain.local_addr])?;
-    let lost = start(&lost_dir, vec![captain.local_addr])?;
+    let captain = start(&captain_dir, loopback(0), vec![office.local_addr])?;
+    let honest = start(&honest_dir, loopback(0), vec![captain.local_addr])?;
+    let lost = start(&lost_dir, loopback(0), vec![captain.local_addr])?;
     let lost_id = NodeId::parse("vol-0099")?;
     say("office, cap-01 (dials the office), vol-0042 and vol-0099 (dial cap-01) running".into());
 
@@ -191,7 +191,7 @@ async fn try_to_connect(dir: &Path, addr: SocketAddr) -> Result<String> {
         credentials::load_credentials(replica.store())?.1
     };
     // The phone's own revocation list is empty: it is the captain's that counts.
-    let endpoint = NetEndpoint::bind(loopback(), &creds, RevocationList::new())?;
+    let endpoint = NetEndpoint::bind(loopback(0), &creds, RevocationList::new())?;
     let outcome = match tokio::time::timeout(PATIENCE, endpoint.connect(addr)).await? {
         Err(e) => e.to_string(),
         Ok(mut link) => {
@@ -230,87 +230,4 @@ fn connected(node: &RunningNode, peer: &str) -> bool {
         .peers
         .iter()
         .any(|p| p.node_id.as_str() == peer && p.connected)
-}
-
-// --- Enrollment and nodes, as in `street_over_quic` ------------------------------------------------
-
-/// `gridsync enroll`: an invite with the device's certificate and key.
-fn enroll(ca: &StreetCa, name: &str, role: Role, scope: &str) -> Result<Vec<u8>> {
-    let now = unix_ms() / 1000;
-    let mut scopes = Scopes(vec![scope.parse().map_err(anyhow::Error::msg)?]);
-    credentials::add_street_wide_grants(STREET, &mut scopes)?;
-    let issued = ca.issue(&DeviceIdentity {
-        street: STREET.into(),
-        node_id: NodeId::parse(name)?,
-        role,
-        scopes,
-        not_before: now - 600,
-        not_after: now + 86_400,
-    })?;
-    Ok(Invite::new(ca, &issued, Vec::new()).to_bytes())
-}
-
-/// `gridsync join`: a store holding the invite's credentials.
-fn join(root: &Path, invite: &[u8]) -> Result<PathBuf> {
-    let invite = Invite::parse(invite)?;
-    let dir = root.join(invite.identity.node_id.as_str());
-    let mut replica = Replica::init(&dir, &invite.identity.node_id, &invite.street)?;
-    credentials::install_invite(replica.store_mut(), &invite)?;
-    Ok(dir)
-}
-
-/// `gridsync run --listen 127.0.0.1:0 --peer ... --no-mdns`, in process.
-fn start(dir: &Path, peers: Vec<SocketAddr>) -> Result<RunningNode> {
-    let replica = Replica::open(dir)?;
-    let (_, creds) = credentials::load_credentials(replica.store())?;
-    let config = NodeConfig {
-        listen: loopback(),
-        peers,
-        mdns: false,
-        backoff_initial_ms: 100,
-        backoff_max_ms: 500,
-        ..NodeConfig::default()
-    };
-    // One list, shared by the node (which fills it from the revocation document) and the TLS
-    // verifiers of its endpoint (which consult it on every handshake).
-    let revocations = RevocationList::new();
-    let endpoint = NetEndpoint::bind(config.listen, &creds, revocations.clone())?;
-    let parts = NodeParts {
-        replica,
-        credentials: creds,
-        config,
-        control_socket: false,
-    };
-    Ok(RunningNode::start(parts, endpoint, revocations)?)
-}
-
-async fn write(node: &RunningNode, write: FieldWrite) -> Result<WriteReceipt> {
-    let shared = node.handle().clone();
-    tokio::task::spawn_blocking(move || Ok(shared.write(write)?)).await?
-}
-
-fn visits_held(node: &RunningNode, path: &DocPath) -> Result<BTreeSet<String>> {
-    let mut replica = node.handle().lock_replica();
-    Ok(match replica.doc(path)? {
-        Some(doc) => iter_visits(doc)
-            .filter_map(Result::ok)
-            .map(|v| v.id.to_string())
-            .collect(),
-        None => BTreeSet::new(),
-    })
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + PATIENCE;
-    while !done()? {
-        if Instant::now() > deadline {
-            bail!("gave up waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
 }

@@ -23,25 +23,23 @@
 //! cargo run -p gridsync-examples --example street_over_quic
 //! ```
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
-use gridsync_model::read::iter_visits;
-use gridsync_net::{DeviceIdentity, Invite, NetEndpoint, RevocationList, StreetCa};
+use anyhow::{Context, Result, ensure};
+use gridsync_net::StreetCa;
+use gridsync_node::Replica;
 use gridsync_node::credentials;
-use gridsync_node::node::{NodeParts, RunningNode, unix_ms};
+use gridsync_node::node::unix_ms;
 use gridsync_node::ops::FieldWrite;
-use gridsync_node::{NodeConfig, Replica};
-use gridsync_proto::{DocPath, NodeId, Role, Scopes};
+use gridsync_proto::Role;
 
-const STREET: &str = "panhuo";
-/// The sample street plan (see `examples/street-plan.csv`).
-const PLAN_CSV: &str = include_str!("street-plan.csv");
-/// How long any step may take before the example gives up.
-const PATIENCE: Duration = Duration::from_secs(15);
+// The street every example stands on: enrollment, joining and starting nodes as the CLI
+// does them (examples/street.rs).
+mod street;
+use street::{
+    PLAN_CSV, STREET, enroll, join, loopback, start, visits_held, visits_in, wait_for, write,
+};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -187,7 +185,8 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-// --- Enrollment, as the CLI does it --------------------------------------------------------------
+// --- The street office, as `gridsync office init` sets it up (enrollment, joining and
+// --- starting nodes are in street.rs) --------------------------------------------------------------
 
 /// `gridsync office init`: the street CA and the office's own identity, kept in its store.
 fn office_init(root: &Path) -> Result<(StreetCa, PathBuf)> {
@@ -199,98 +198,4 @@ fn office_init(root: &Path) -> Result<(StreetCa, PathBuf)> {
     let mut replica = Replica::open(&dir)?;
     credentials::save_street_ca(replica.store_mut(), &ca)?;
     Ok((ca, dir))
-}
-
-/// `gridsync enroll --name NAME --role ROLE --scope SCOPE`: the invite file's bytes.
-fn enroll(ca: &StreetCa, name: &str, role: Role, scope: &str) -> Result<Vec<u8>> {
-    let now = unix_ms() / 1000;
-    let mut scopes = Scopes(vec![scope.parse().map_err(anyhow::Error::msg)?]);
-    // Every device also reads and carries the plan and the revocation list, and publishes its
-    // certificate in the device directory.
-    credentials::add_street_wide_grants(STREET, &mut scopes)?;
-    let issued = ca.issue(&DeviceIdentity {
-        street: STREET.into(),
-        node_id: NodeId::parse(name)?,
-        role,
-        scopes,
-        not_before: now - 600,
-        not_after: now + 86_400,
-    })?;
-    // No office address in the invite: each node here is told whom to dial when it starts.
-    Ok(Invite::new(ca, &issued, Vec::new()).to_bytes())
-}
-
-/// `gridsync join INVITE`: a new store for the device, holding its credentials.
-fn join(root: &Path, invite: &[u8]) -> Result<PathBuf> {
-    let invite = Invite::parse(invite)?;
-    let dir = root.join(invite.identity.node_id.as_str());
-    let mut replica = Replica::init(&dir, &invite.identity.node_id, &invite.street)?;
-    credentials::install_invite(replica.store_mut(), &invite)?;
-    Ok(dir)
-}
-
-// --- Running nodes ----------------------------------------------------------------------------
-
-/// `gridsync run --listen ADDR --peer PEER --no-mdns`, in process.
-fn start(dir: &Path, listen: SocketAddr, peers: Vec<SocketAddr>) -> Result<RunningNode> {
-    let replica = Replica::open(dir)?;
-    let (_invite, creds) = credentials::load_credentials(replica.store())?;
-    let config = NodeConfig {
-        listen,
-        peers,
-        // Discovery by mDNS is off: the example decides who meets whom.
-        mdns: false,
-        backoff_initial_ms: 100,
-        backoff_max_ms: 500,
-        ..NodeConfig::default()
-    };
-    // The revocation list is shared by the node and its TLS verifiers (see `revoke_a_device`).
-    let revocations = RevocationList::new();
-    let endpoint = NetEndpoint::bind(listen, &creds, revocations.clone())?;
-    let parts = NodeParts {
-        replica,
-        credentials: creds,
-        config,
-        // The CLI's control socket is not needed: we hold the node.
-        control_socket: false,
-    };
-    Ok(RunningNode::start(parts, endpoint, revocations)?)
-}
-
-/// A field write on a running node. It blocks until the change is durable, so it runs on a
-/// blocking thread, off the async workers.
-async fn write(node: &RunningNode, write: FieldWrite) -> Result<gridsync_node::ops::WriteReceipt> {
-    let shared = node.handle().clone();
-    tokio::task::spawn_blocking(move || Ok(shared.write(write)?)).await?
-}
-
-fn visits_held(node: &RunningNode, path: &DocPath) -> Result<BTreeSet<String>> {
-    visits_in(&mut node.handle().lock_replica(), path)
-}
-
-/// The ids of the visits in one building document of a replica.
-fn visits_in(replica: &mut Replica, path: &DocPath) -> Result<BTreeSet<String>> {
-    Ok(match replica.doc(path)? {
-        Some(doc) => iter_visits(doc)
-            .filter_map(Result::ok)
-            .map(|v| v.id.to_string())
-            .collect(),
-        None => BTreeSet::new(),
-    })
-}
-
-/// Polls `done` until it holds, or fails after [`PATIENCE`].
-async fn wait_for(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + PATIENCE;
-    while !done()? {
-        if Instant::now() > deadline {
-            bail!("gave up waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
