@@ -101,9 +101,10 @@ impl ControlServer {
         let mut shutdown = self.shared.shutdown.clone();
         let mut requests = tokio::task::JoinSet::new();
         loop {
+            // Reap finished requests without racing the accept below against them.
+            while requests.try_join_next().is_some() {}
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
-                Some(_) = requests.join_next(), if !requests.is_empty() => continue,
                 _ = shutdown.changed() => break,
             };
             match accepted {
@@ -135,6 +136,7 @@ impl ControlServer {
                 Err(e) => warn!(error = %e, "control socket accept failed"),
             }
         }
+        while requests.join_next().await.is_some() {}
     }
 }
 

@@ -320,10 +320,11 @@ async fn accept_loop(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>) {
     let mut shutdown = shared.shutdown.clone();
     let mut connections = JoinSet::new();
     loop {
+        // Reap finished connections so the set holds only live ones (without racing the
+        // accept below against them).
+        while connections.try_join_next().is_some() {}
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,
-            // Reap finished connections so the set holds only live ones.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = shutdown.changed() => break,
         };
         match incoming {
