@@ -10,6 +10,7 @@
 pub mod harness;
 mod node_office;
 mod node_street;
+pub mod office_street;
 pub mod progress;
 pub mod report;
 pub mod scale;

@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use gridsync_bench::office_street::{
+    BUILDINGS_PER_GRID, GRIDS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, plan_csv,
+};
 use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
 use gridsync_net::StreetCa;
 use gridsync_node::node::unix_ms;
@@ -20,12 +23,6 @@ use gridsync_node::ops::FieldWrite;
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
 use gridsync_proto::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const STREET: &str = "panhuo";
-const GRIDS: usize = 50;
-const BUILDINGS_PER_GRID: usize = 20;
-const UNITS: usize = 2;
-const HOUSEHOLDS_PER_UNIT: usize = 9;
 
 /// Resident set size of this process, in bytes.
 fn rss_bytes() -> u64 {
@@ -43,23 +40,6 @@ fn rss_bytes() -> u64 {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn plan_csv() -> String {
-    let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
-    for g in 0..GRIDS {
-        for b in 0..BUILDINGS_PER_GRID {
-            for u in 0..UNITS {
-                for h in 0..HOUSEHOLDS_PER_UNIT {
-                    csv.push_str(&format!(
-                        "h-{g:02}{b:02}-{u}{h},c-{},grid-{g:03},b-{g:02}{b:02},u{u},room {u}{h},2,prevention\n",
-                        g / 8
-                    ));
-                }
-            }
-        }
-    }
-    csv
 }
 
 fn main() -> Result<()> {

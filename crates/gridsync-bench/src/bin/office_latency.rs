@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use gridsync_bench::office_street::{
+    BUILDINGS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, building_of, plan_csv,
+};
 use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
 use gridsync_net::{NodeCredentials, StreetCa};
 use gridsync_node::Replica;
@@ -30,12 +33,6 @@ use gridsync_proto::{DocPath, Role};
 use gridsync_testkit::{start_loopback_node as start_node, write_scopes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const STREET: &str = "panhuo";
-const GRIDS: usize = 50;
-const BUILDINGS_PER_GRID: usize = 20;
-const BUILDINGS: usize = GRIDS * BUILDINGS_PER_GRID;
-const UNITS: usize = 2;
-const HOUSEHOLDS_PER_UNIT: usize = 9;
 /// Visits each building document holds before the measurement.
 const VISITS_PER_BUILDING: usize = 20;
 /// Writes in each phase.
@@ -47,35 +44,12 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest wait for the captain's first sync.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn plan_csv() -> String {
-    let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
-    for g in 0..GRIDS {
-        for b in 0..BUILDINGS_PER_GRID {
-            for u in 0..UNITS {
-                for h in 0..HOUSEHOLDS_PER_UNIT {
-                    csv.push_str(&format!(
-                        "h-{g:02}{b:02}-{u}{h},c-{},grid-{g:03},b-{g:02}{b:02},u{u},room {u}{h},2,prevention\n",
-                        g / 8
-                    ));
-                }
-            }
-        }
-    }
-    csv
-}
-
 /// The load average line of the machine (1, 5 and 15 minutes).
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// Building `k` of the street: its grid and building ids.
-fn building_of(k: usize) -> (String, String) {
-    let (g, b) = (k / BUILDINGS_PER_GRID, k % BUILDINGS_PER_GRID);
-    (format!("grid-{g:03}"), format!("b-{g:02}{b:02}"))
 }
 
 /// Issues credentials with write scope on the whole street and opens a fresh replica.
