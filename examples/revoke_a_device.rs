@@ -57,7 +57,7 @@ async fn main() -> Result<()> {
     {
         // As `gridsync office init` does: only the office keeps the CA, in its store.
         let mut replica = Replica::open(&office_dir)?;
-        credentials::save_street_ca(replica.store_mut(), &ca)?;
+        replica.save_street_ca(&ca)?;
         FieldWrite::PlanImport {
             csv: PLAN_CSV.into(),
         }

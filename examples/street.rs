@@ -58,7 +58,7 @@ pub fn join(root: &Path, invite: &[u8]) -> Result<PathBuf> {
     let invite = Invite::parse(invite)?;
     let dir = root.join(invite.identity.node_id.as_str());
     let mut replica = Replica::init(&dir, &invite.identity.node_id, &invite.street)?;
-    credentials::install_invite(replica.store_mut(), &invite)?;
+    replica.install_invite(&invite)?;
     Ok(dir)
 }
 

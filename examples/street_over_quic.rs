@@ -29,7 +29,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use gridsync_net::StreetCa;
 use gridsync_node::Replica;
-use gridsync_node::credentials;
 use gridsync_node::node::unix_ms;
 use gridsync_node::ops::FieldWrite;
 use gridsync_proto::Role;
@@ -196,6 +195,6 @@ fn office_init(root: &Path) -> Result<(StreetCa, PathBuf)> {
     let dir = join(root, &invite)?;
     // Only the office keeps the CA (its key signs certificates and revocations).
     let mut replica = Replica::open(&dir)?;
-    credentials::save_street_ca(replica.store_mut(), &ca)?;
+    replica.save_street_ca(&ca)?;
     Ok((ca, dir))
 }

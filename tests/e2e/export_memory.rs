@@ -62,11 +62,15 @@ fn populate(dir: &Path, visits_per_building: usize) {
         gridsync_model::record_visit(&mut doc, &ctx, &visit).expect("visit");
     }
     let bytes = doc.save();
-    let store = replica.store_mut();
-    for b in 0..BUILDINGS {
-        let path = DocPath::parse(&format!("{STREET}/grid-{:03}/b-{b}", b / 50)).expect("path");
-        store.append(&path, &bytes).expect("append building");
-    }
+    let buildings: Vec<(DocPath, Vec<u8>)> = (0..BUILDINGS)
+        .map(|b| {
+            let path = DocPath::parse(&format!("{STREET}/grid-{:03}/b-{b}", b / 50)).expect("path");
+            (path, bytes.clone())
+        })
+        .collect();
+    replica
+        .append_whole_documents(&buildings)
+        .expect("append buildings");
 }
 
 fn now_ms() -> i64 {

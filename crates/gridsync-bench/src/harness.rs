@@ -406,8 +406,7 @@ pub fn store_docs(
             .collect();
         bytes += items.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
         replica
-            .store_mut()
-            .append_batch(&items)
+            .append_whole_documents(&items)
             .context("cannot store documents")?;
         done += batch.len() as u64;
         progress.count("documents stored", done, total);

@@ -706,8 +706,43 @@ impl Replica {
     pub fn store(&self) -> &Store {
         &self.store
     }
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+
+    /// Installs `invite` as this device's identity (what `gridsync join` does). Before the
+    /// node starts: it writes to the store directly.
+    pub fn install_invite(
+        &mut self,
+        invite: &gridsync_net::Invite,
+    ) -> Result<(), crate::credentials::CredentialsError> {
+        crate::credentials::install_invite(&mut self.store, invite)
+    }
+
+    /// Keeps the street CA in this (the office's) store (what `gridsync office init` does).
+    pub fn save_street_ca(
+        &mut self,
+        ca: &gridsync_net::StreetCa,
+    ) -> Result<(), crate::credentials::CredentialsError> {
+        crate::credentials::save_street_ca(&mut self.store, ca)
+    }
+
+    /// Stores one value of this node's own (the office's token, say) under `key`, committed
+    /// now: for set-up before or beside the node, never on the sync path.
+    pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_meta(key, value)
+    }
+
+    /// Stores whole saved documents as they are, in one transaction committed now: bulk
+    /// set-up (a benchmark's or a test's street), never a running node's path. Documents are
+    /// read from the store when next used.
+    pub fn append_whole_documents(
+        &mut self,
+        items: &[(DocPath, Vec<u8>)],
+    ) -> Result<(), ReplicaError> {
+        Ok(self.store.append_batch(items)?)
+    }
+
+    /// When the store compacts a document's chunks into one (bulk installs hold it off).
+    pub fn set_compaction_policy(&mut self, policy: gridsync_store::CompactionPolicy) {
+        self.store.set_compaction_policy(policy);
     }
 
     /// Every document path held, in the store or in memory, sorted.

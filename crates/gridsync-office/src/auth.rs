@@ -107,9 +107,7 @@ pub fn load_or_create_token(replica: &mut Replica) -> Result<(OfficeToken, bool)
         return Ok((OfficeToken::parse(&text)?, false));
     }
     let token = OfficeToken::generate();
-    replica
-        .store_mut()
-        .put_meta(TOKEN_META_KEY, token.reveal().as_bytes())?;
+    replica.put_meta(TOKEN_META_KEY, token.reveal().as_bytes())?;
     Ok((token, true))
 }
 

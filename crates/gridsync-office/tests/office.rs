@@ -1030,9 +1030,7 @@ async fn a_restarted_office_reuses_stored_summaries_and_recomputes_what_changed(
             .find(|e| e.path != changed)
             .context("another stored summary")?;
         victim.value = b"{\"building\": 12, truncated".to_vec();
-        replica
-            .store_mut()
-            .put_derived(SUMMARY_KIND, std::slice::from_ref(&victim))?;
+        replica.store_derived(SUMMARY_KIND, vec![victim.clone()])?;
         (changed, victim.path)
     };
     let office = stopped.restart().await?;

@@ -18,7 +18,7 @@
 //! - the store's size on disk, with the summaries stored (reference: before).
 //!
 //! The generator builds documents on every core (each through the field model, as devices
-//! would have written them) and stores them with `Store::append_batch`, 1,000 a transaction.
+//! would have written them) and stores them with `Replica::append_whole_documents`, 1,000 a transaction.
 //! The office starts with a warm page cache (the store was just written), as after a restart.
 
 use std::net::SocketAddr;
@@ -207,10 +207,7 @@ fn populate(
         not_before: now.saturating_sub(600),
         not_after: now + 86_400,
     })?;
-    gridsync_node::credentials::install_invite(
-        replica.store_mut(),
-        &Invite::new(street.ca(), &issued, Vec::new()),
-    )?;
+    replica.install_invite(&Invite::new(street.ca(), &issued, Vec::new()))?;
     let (token, _) = gridsync_office::load_or_create_token(&mut replica)?;
 
     progress.step(&format!(
@@ -223,7 +220,7 @@ fn populate(
         "building {} documents with {} visits each",
         sizes.buildings, sizes.visits_per_building
     ));
-    generate_buildings(replica.store_mut(), layout, sizes, progress)?;
+    generate_buildings(&mut replica, layout, sizes, progress)?;
     drop(replica);
     let store = Store::open(dir)?;
     let stats = store.stats()?;
@@ -240,7 +237,7 @@ fn populate(
 /// Builds every building document on all cores and stores them, [`STORE_BATCH`] per
 /// `append_batch`, as they come.
 fn generate_buildings(
-    store: &mut Store,
+    replica: &mut gridsync_node::Replica,
     layout: &StreetLayout,
     sizes: Sizes,
     progress: &Progress,
@@ -284,7 +281,7 @@ fn generate_buildings(
         for built in receiver.iter() {
             batch.push(built?);
             if batch.len() == STORE_BATCH {
-                store.append_batch(&batch)?;
+                replica.append_whole_documents(&batch)?;
                 stored += batch.len();
                 batch.clear();
                 progress.count(
@@ -294,7 +291,7 @@ fn generate_buildings(
                 );
             }
         }
-        store.append_batch(&batch)?;
+        replica.append_whole_documents(&batch)?;
         stored += batch.len();
         progress.count(
             "building documents stored",

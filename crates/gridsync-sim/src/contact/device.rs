@@ -125,7 +125,7 @@ pub fn install(replica: &mut Replica, seed: &StreetDocSeed) -> Result<(), Contac
     // (loading skips the changes stored twice) and hold a clone of it. The saved bytes are
     // already a whole compressed document: the store's compaction would load and save it
     // again on each of a thousand devices for nothing, so it is held off for this append.
-    replica.store_mut().set_compaction_policy(CompactionPolicy {
+    replica.set_compaction_policy(CompactionPolicy {
         max_chunks: u64::MAX,
         snapshot_factor: u64::MAX,
         min_chunk_bytes: u64::MAX,
@@ -136,9 +136,7 @@ pub fn install(replica: &mut Replica, seed: &StreetDocSeed) -> Result<(), Contac
         seed.saved.clone(),
         seed.signed_heads.clone(),
     );
-    replica
-        .store_mut()
-        .set_compaction_policy(CompactionPolicy::default());
+    replica.set_compaction_policy(CompactionPolicy::default());
     installed?;
     Ok(())
 }
@@ -155,7 +153,8 @@ impl Device {
         now_ms: u64,
     ) -> Result<Device, ContactError> {
         let mut replica = Replica::init(dir, &spec.node_id, &enrolled.invite.street)?;
-        gridsync_node::credentials::install_invite(replica.store_mut(), &enrolled.invite)
+        replica
+            .install_invite(&enrolled.invite)
             .map_err(|e| ContactError::Enroll(e.to_string()))?;
         // What `Replica::open` reads from the invite, for this first incarnation.
         replica.set_write_scopes(Some(spec.scopes.clone()));

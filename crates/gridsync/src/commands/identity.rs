@@ -56,8 +56,8 @@ pub fn office(data: &Path, cmd: OfficeCommand, out: Output) -> Result<()> {
         .issue(&identity)
         .context("cannot issue the office identity")?;
     let invite = Invite::new(&ca, &issued, advertise.clone());
-    credentials::save_street_ca(replica.store_mut(), &ca)?;
-    credentials::install_invite(replica.store_mut(), &invite)?;
+    replica.save_street_ca(&ca)?;
+    replica.install_invite(&invite)?;
     out.emit(&json!({ "street": street, "node_id": node_id, "advertise": advertise }), || {
         format!(
             "street {street}: certificate authority and office node {node_id} created in {}\n\
@@ -153,7 +153,7 @@ pub fn join(data: &Path, file: &Path, out: Output) -> Result<()> {
     } else {
         Replica::init(data, &node_id, &invite.street)?
     };
-    credentials::install_invite(replica.store_mut(), &invite)?;
+    replica.install_invite(&invite)?;
     let id = &invite.identity;
     let scopes: Vec<String> = id.scopes.0.iter().map(|g| g.to_string()).collect();
     out.emit(

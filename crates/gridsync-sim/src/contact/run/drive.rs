@@ -142,9 +142,8 @@ impl StreetSim {
                 SessionEvent::SyncStateUpdated { path, state } => {
                     let peer = side.session.peer().node_id.clone();
                     replica
-                        .store_mut()
-                        .put_sync_states(&peer, &[(path, state)])
-                        .map_err(|e| ContactError::Replica(Box::new(e.into())))?;
+                        .store_sync_states(&peer, vec![(path, state)])
+                        .map_err(|e| ContactError::Replica(Box::new(e)))?;
                 }
                 SessionEvent::ChangeRefused { path, reason } => {
                     self.counters.refused_changes += 1;
