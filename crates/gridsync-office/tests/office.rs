@@ -27,7 +27,7 @@ use gridsync_office::{
 };
 use gridsync_proto::{DocPath, NodeId, Role};
 use gridsync_testkit::http::Reply;
-use gridsync_testkit::{start_loopback_node as start_node, write_scopes};
+use gridsync_testkit::{enroll_street_writer as enroll, start_loopback_node as start_node};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -53,16 +53,6 @@ fn plan_csv(grids: usize) -> String {
         }
     }
     csv
-}
-
-/// Issues `name` an identity with write access to the whole street and creates its replica.
-fn enroll(
-    ca: &StreetCa,
-    root: &std::path::Path,
-    name: &str,
-    role: Role,
-) -> Result<(NodeCredentials, Replica)> {
-    gridsync_testkit::enroll(ca, root, name, role, write_scopes(STREET, STREET)?)
 }
 
 /// One office node with its HTTP server on loopback.

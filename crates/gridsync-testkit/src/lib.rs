@@ -77,6 +77,18 @@ pub fn enroll(
     Ok((NodeCredentials::new(ca.cert_der(), &issued), replica))
 }
 
+/// [`enroll`] with write access to the whole of `ca`'s street (an office, or a captain or
+/// volunteer in a test that does not care about scopes).
+pub fn enroll_street_writer(
+    ca: &StreetCa,
+    root: &Path,
+    name: &str,
+    role: Role,
+) -> Result<(NodeCredentials, Replica)> {
+    let street = ca.street().to_owned();
+    enroll(ca, root, name, role, write_scopes(&street, &street)?)
+}
+
 /// Starts a node on `replica` on a loopback port of its own, dialing `peers` with a 50 ms
 /// to 500 ms backoff, without mDNS or a control socket. Call within a tokio runtime.
 pub fn start_loopback_node(

@@ -23,14 +23,14 @@ use gridsync_bench::office_street::{
     BUILDINGS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, building_of, plan_csv,
 };
 use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
-use gridsync_net::{NodeCredentials, StreetCa};
+use gridsync_net::StreetCa;
 use gridsync_node::Replica;
 use gridsync_node::node::{RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
 use gridsync_office::aggregate::is_building_path;
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
 use gridsync_proto::{DocPath, Role};
-use gridsync_testkit::{start_loopback_node as start_node, write_scopes};
+use gridsync_testkit::{enroll_street_writer as enroll, start_loopback_node as start_node};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Visits each building document holds before the measurement.
@@ -50,16 +50,6 @@ fn load_average() -> String {
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// Issues credentials with write scope on the whole street and opens a fresh replica.
-fn enroll(
-    ca: &StreetCa,
-    root: &std::path::Path,
-    name: &str,
-    role: Role,
-) -> Result<(NodeCredentials, Replica)> {
-    gridsync_testkit::enroll(ca, root, name, role, write_scopes(STREET, STREET)?)
 }
 
 /// Writes `VISITS_PER_BUILDING` visits into every building document, one append each.
