@@ -153,6 +153,24 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
         screenshot.len(),
         path.display()
     );
+    // The same page at a phone's width (390 CSS pixels), as officials on the LAN see it.
+    browser.command(
+        "POST",
+        "window/rect",
+        json!({ "width": 390, "height": 844 }),
+    );
+    let phone = browser.screenshot();
+    assert!(
+        phone.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the phone-width screenshot is not a PNG"
+    );
+    let phone_path = path.with_file_name("dashboard-screenshot-phone.png");
+    std::fs::write(&phone_path, &phone).expect("write the phone-width screenshot");
+    println!(
+        "dashboard: phone-width screenshot ({} bytes) at {}",
+        phone.len(),
+        phone_path.display()
+    );
     println!("dashboard: whole test took {:?}", started.elapsed());
 }
 
@@ -195,7 +213,7 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// `<target dir>/dashboard-screenshot.png`: the parent of cargo's temporary directory for
+/// `<target dir>/dashboard-screenshot.png` (and `-phone.png` beside it): the parent of cargo's temporary directory for
 /// integration tests, so `CARGO_TARGET_DIR` is respected.
 fn screenshot_path() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
