@@ -9,7 +9,9 @@
 //! - `docset`: the sync engine's view of a replica.
 //! - `config`: the node's validated configuration (TOML plus flags).
 //! - `node`: the running node: accept loop, dialers with backoff, shutdown.
-//! - `connection`: drives one peer connection's sync session.
+//! - `session_driver`: what a contact does with its sync session's events (shared with the
+//!   street-scale simulation).
+//! - `connection`: drives one peer connection's session driver over QUIC.
 //! - `conn_slots`: the caps on links per peer and in total.
 //! - `control`: the owner-only unix socket through which the CLI reaches a running node.
 //! - `discovery`: mDNS advertisement and dialing of LAN peers of the same street.
@@ -39,6 +41,7 @@ pub mod ops;
 pub mod peers;
 pub mod replica;
 pub mod revocations;
+pub mod session_driver;
 pub mod status;
 pub mod store_writer;
 pub(crate) mod street_rules;

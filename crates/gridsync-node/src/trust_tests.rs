@@ -1,6 +1,6 @@
-//! The trust model end to end on real replicas, keys and certificates: two `SyncSession`s
-//! driven in memory the way a node's connection drives them (received changes stored with
-//! their signatures before anything else happens).
+//! The trust model end to end on real replicas, keys and certificates: two sessions driven
+//! in memory by the node's own [`SessionDriver`] (received changes stored with their
+//! signatures before anything else happens).
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,10 +10,11 @@ use gridsync_net::{DeviceIdentity, StreetCa};
 use gridsync_proto::signature::signed_bytes;
 use gridsync_proto::{
     ChangeSignature, DocPath, LocalIdentity, NodeId, PeerIdentity, RefusalReason, Role, Scopes,
-    SessionConfig, SessionEvent, SignedHead, SyncSession,
+    SessionConfig, SignedHead,
 };
 
 use crate::replica::Replica;
+use crate::session_driver::{DriverOutcome, SessionDriver};
 
 const STREET: &str = "s";
 
@@ -24,14 +25,14 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-struct Member {
-    identity: LocalIdentity,
-    replica: Replica,
+pub(crate) struct Member {
+    pub(crate) identity: LocalIdentity,
+    pub(crate) replica: Replica,
     key_der: Vec<u8>,
     _dir: tempfile::TempDir,
 }
 
-fn enroll(ca: &StreetCa, name: &str, role: Role, grants: &[&str]) -> Member {
+pub(crate) fn enroll(ca: &StreetCa, name: &str, role: Role, grants: &[&str]) -> Member {
     let scopes = Scopes(grants.iter().map(|g| g.parse().unwrap()).collect());
     let node_id = NodeId::parse(name).unwrap();
     let issued = ca
@@ -63,7 +64,7 @@ fn enroll(ca: &StreetCa, name: &str, role: Role, grants: &[&str]) -> Member {
     }
 }
 
-fn peer_of(member: &Member) -> PeerIdentity {
+pub(crate) fn peer_of(member: &Member) -> PeerIdentity {
     PeerIdentity {
         node_id: member.identity.node_id.clone(),
         role: member.identity.role,
@@ -72,58 +73,49 @@ fn peer_of(member: &Member) -> PeerIdentity {
 }
 
 /// What one side of a sync refused, by document.
-type Refusals = Vec<(DocPath, RefusalReason)>;
+pub(crate) type Refusals = Vec<(DocPath, RefusalReason)>;
 
-/// Syncs `a` and `b` until neither has anything to send; returns what each refused.
-fn sync(a: &mut Member, b: &mut Member) -> (Refusals, Refusals) {
-    let mut sa = SyncSession::new(SessionConfig::new(a.identity.clone()), peer_of(b), 0);
-    let mut sb = SyncSession::new(SessionConfig::new(b.identity.clone()), peer_of(a), 0);
+/// Syncs `a` and `b` through the node's session driver until neither has anything to send,
+/// then ends both sessions in order; returns what each refused.
+pub(crate) fn sync(a: &mut Member, b: &mut Member) -> (Refusals, Refusals) {
+    let mut da = SessionDriver::new(SessionConfig::new(a.identity.clone()), peer_of(b), 0);
+    let mut db = SessionDriver::new(SessionConfig::new(b.identity.clone()), peer_of(a), 0);
     let mut refused = (Vec::new(), Vec::new());
     for _ in 0..10_000 {
         let mut moved = false;
-        while let Some(bytes) = sa.poll_transmit() {
+        while let Some(bytes) = da.poll_transmit() {
             moved = true;
-            let _ = sb.handle_bytes(0, &bytes, &mut b.replica);
-            drain(&mut sb, &mut b.replica, &a.identity.node_id, &mut refused.1);
+            let _ = db.handle_bytes(0, &bytes, &mut b.replica);
+            settle(&mut db, &mut b.replica, &mut refused.1);
         }
-        while let Some(bytes) = sb.poll_transmit() {
+        while let Some(bytes) = db.poll_transmit() {
             moved = true;
-            let _ = sa.handle_bytes(0, &bytes, &mut a.replica);
-            drain(&mut sa, &mut a.replica, &b.identity.node_id, &mut refused.0);
+            let _ = da.handle_bytes(0, &bytes, &mut a.replica);
+            settle(&mut da, &mut a.replica, &mut refused.0);
         }
-        drain(&mut sa, &mut a.replica, &b.identity.node_id, &mut refused.0);
-        drain(&mut sb, &mut b.replica, &a.identity.node_id, &mut refused.1);
+        settle(&mut da, &mut a.replica, &mut refused.0);
+        settle(&mut db, &mut b.replica, &mut refused.1);
         if !moved {
+            da.finish(&mut a.replica);
+            db.finish(&mut b.replica);
             return refused;
         }
     }
     panic!("the sessions did not settle");
 }
 
-fn drain(
-    session: &mut SyncSession,
+/// Has the driver carry out its session's events; collects the refusals.
+pub(crate) fn settle(
+    driver: &mut SessionDriver,
     replica: &mut Replica,
-    peer: &NodeId,
     refused: &mut Vec<(DocPath, RefusalReason)>,
 ) {
-    while let Some(event) = session.poll_event() {
-        match event {
-            SessionEvent::DocumentChanged {
-                path,
-                before_heads,
-                received_whole,
-                signed_heads,
-                ..
-            } => replica
-                .persist_received(
-                    &path,
-                    &before_heads,
-                    Some(peer),
-                    received_whole,
-                    signed_heads,
-                )
-                .unwrap(),
-            SessionEvent::ChangeRefused { path, reason } => refused.push((path, reason)),
+    let mut outcomes = Vec::new();
+    driver.process_events(0, replica, &mut outcomes);
+    for outcome in outcomes {
+        match outcome {
+            DriverOutcome::Refused { path, reason } => refused.push((path, reason)),
+            DriverOutcome::StoreFailed { path, error } => panic!("cannot store {path}: {error}"),
             _ => {}
         }
     }
@@ -136,11 +128,11 @@ fn only_waiting(refused: &[(DocPath, RefusalReason)]) -> bool {
         .all(|(_, reason)| *reason == RefusalReason::UnknownAuthor)
 }
 
-fn plan_path() -> DocPath {
+pub(crate) fn plan_path() -> DocPath {
     gridsync_model::plan_path(STREET).unwrap()
 }
 
-fn street() -> (StreetCa, Member, Member, Member) {
+pub(crate) fn street() -> (StreetCa, Member, Member, Member) {
     let ca = StreetCa::generate(STREET, now_secs()).unwrap();
     let office = enroll(&ca, "office", Role::Office, &["write:s"]);
     let relay = enroll(&ca, "relay-1", Role::Relay, &["carry:s", "write:s/devices"]);
@@ -158,7 +150,7 @@ fn street() -> (StreetCa, Member, Member, Member) {
     (ca, office, relay, volunteer)
 }
 
-fn office_writes_plan(office: &mut Member, key: &str) {
+pub(crate) fn office_writes_plan(office: &mut Member, key: &str) {
     office
         .replica
         .write(&plan_path(), gridsync_model::DocKind::StreetPlan, |doc| {
@@ -170,7 +162,7 @@ fn office_writes_plan(office: &mut Member, key: &str) {
         .unwrap();
 }
 
-fn holds_key(member: &mut Member, path: &DocPath, key: &str) -> bool {
+pub(crate) fn holds_key(member: &mut Member, path: &DocPath, key: &str) -> bool {
     member
         .replica
         .doc(path)

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use gridsync_node::Replica;
 use gridsync_node::ops::{FieldWrite, WriteReceipt};
-use gridsync_proto::{DocPath, LocalIdentity, SyncSession};
+use gridsync_node::session_driver::SessionDriver;
+use gridsync_proto::{DocPath, LocalIdentity};
 use gridsync_store::CompactionPolicy;
 
 use crate::contact::enroll::Enrolled;
@@ -68,10 +69,11 @@ impl StreetDocSeed {
     }
 }
 
-/// One side of a contact: the session and the bookkeeping the driver needs for it.
+/// One side of a contact: the node's session driver and the bookkeeping the simulation
+/// needs for it.
 #[derive(Debug)]
 pub struct SessionSide {
-    pub session: SyncSession,
+    pub driver: SessionDriver,
     /// Bumped whenever a timer is armed; a timer event with an older value is stale.
     pub timer_generation: u64,
     /// The last `UpToDate` has not been followed by new work (to tell settled contacts from

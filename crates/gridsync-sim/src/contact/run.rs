@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use gridsync_node::ops::{FieldWrite, plan_doc_path};
-use gridsync_proto::{DocPath, SessionConfig, SyncSession};
+use gridsync_node::session_driver::SessionDriver;
+use gridsync_proto::{DocPath, SessionConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tempfile::TempDir;
@@ -409,7 +410,7 @@ impl StreetSim {
             sessions, replica, ..
         } = device;
         for side in sessions.values_mut() {
-            side.session.local_change(ms(now), &path, replica);
+            side.driver.local_change(ms(now), &path, replica);
             side.up_to_date = false;
         }
         let contacts: Vec<ContactId> = device.sessions.keys().copied().collect();
@@ -443,11 +444,11 @@ impl StreetSim {
             let peer = peer_from_cert(&self.devices[devices[1 - side]].cert_der)?;
             let device = &mut self.devices[devices[side]];
             let config = SessionConfig::new(device.identity.clone());
-            let session = SyncSession::new(config, peer, ms(now));
+            let driver = SessionDriver::new(config, peer, ms(now));
             device.sessions.insert(
                 contact,
                 SessionSide {
-                    session,
+                    driver,
                     timer_generation: 0,
                     up_to_date: false,
                 },
@@ -475,8 +476,16 @@ impl StreetSim {
         };
         let mut settled = !by_restart;
         for side in 0..2 {
-            let removed = self.devices[live.devices[side]].sessions.remove(&contact);
-            settled &= removed.is_some_and(|s| s.up_to_date || s.session.is_closed());
+            let device = &mut self.devices[live.devices[side]];
+            let removed = device.sessions.remove(&contact);
+            settled &= removed
+                .as_ref()
+                .is_some_and(|s| s.up_to_date || s.driver.is_closed());
+            // The link is gone: as the node's connection task does when it ends, the driver
+            // writes its pending sync states (a restart dropped its side's already).
+            if let Some(mut removed) = removed {
+                removed.driver.finish(&mut device.replica);
+            }
             settled &= !live.pipes[side].busy_at(now);
             self.counters.add_pipe(live.pipes[side].stats());
         }

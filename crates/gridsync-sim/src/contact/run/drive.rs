@@ -1,10 +1,12 @@
-//! How a device drives the sessions of its contacts, as the node's connection task does
-//! (`gridsync_node::connection`): after every input (bytes delivered, a timer, a local change)
-//! the session's events are carried out (changes persisted with their provenance, sync
-//! states stored, changed documents announced to the device's other sessions), then its
-//! bytes are handed to the contact's pipe, then its timer is re-armed.
+//! How a device drives the sessions of its contacts: through the node's own
+//! [`gridsync_node::session_driver::SessionDriver`], as its connection task does. After every
+//! input (bytes delivered, a timer, a local change) the driver carries out the session's
+//! events (changes persisted with their provenance, sync states batched), the changed
+//! documents are announced to the device's other sessions (what the node's change feed
+//! does), the bytes are handed to the contact's pipe, and the timer is re-armed.
 
-use gridsync_proto::{CloseReason, DocPath, SessionEvent};
+use gridsync_node::session_driver::DriverOutcome;
+use gridsync_proto::{CloseReason, DocPath};
 
 use super::{EPOCH_MS, Event, StreetSim, ms};
 use crate::contact::device::Device;
@@ -33,11 +35,11 @@ impl StreetSim {
             return Ok(());
         };
         side.up_to_date = false;
-        if side.session.is_closed() {
+        if side.driver.is_closed() {
             return Ok(());
         }
         // An error closes the session; its `Closed` event is counted when drained.
-        let _ = side.session.handle_bytes(ms(now), bytes, replica);
+        let _ = side.driver.handle_bytes(ms(now), bytes, replica);
         self.service(now, index, vec![contact])
     }
 
@@ -61,7 +63,7 @@ impl StreetSim {
         if side.timer_generation != generation {
             return Ok(());
         }
-        side.session.handle_timeout(ms(now), replica);
+        side.driver.handle_timeout(ms(now), replica);
         self.service(now, index, vec![contact])
     }
 
@@ -86,7 +88,7 @@ impl StreetSim {
                         continue;
                     }
                     for path in &changed {
-                        side.session.local_change(ms(now), path, replica);
+                        side.driver.local_change(ms(now), path, replica);
                     }
                     side.up_to_date = false;
                     if !work.contains(other) {
@@ -118,53 +120,39 @@ impl StreetSim {
         let Some(side) = sessions.get_mut(&contact) else {
             return Ok(Vec::new());
         };
+        let mut outcomes = Vec::new();
+        side.driver.process_events(ms(now), replica, &mut outcomes);
         let mut changed = Vec::new();
-        while let Some(event) = side.session.poll_event() {
-            match event {
-                SessionEvent::DocumentChanged {
-                    path,
-                    before_heads,
-                    from,
-                    received_whole,
-                    signed_heads,
-                } => {
-                    replica.persist_received(
-                        &path,
-                        &before_heads,
-                        Some(&from),
-                        received_whole,
-                        signed_heads,
-                    )?;
+        for outcome in outcomes {
+            match outcome {
+                DriverOutcome::Stored { path, .. } => {
                     self.counters.documents_received += 1;
                     side.up_to_date = false;
                     changed.push(path);
                 }
-                SessionEvent::SyncStateUpdated { path, state } => {
-                    let peer = side.session.peer().node_id.clone();
-                    replica
-                        .store_sync_states(&peer, vec![(path, state)])
-                        .map_err(|e| ContactError::Replica(Box::new(e)))?;
-                }
-                SessionEvent::ChangeRefused { path, reason } => {
+                // A device that cannot store what it received has a broken disk: the run
+                // fails rather than measure a street on it.
+                DriverOutcome::StoreFailed { error, .. } => return Err(error.into()),
+                DriverOutcome::Refused { path, reason } => {
                     self.counters.refused_changes += 1;
                     self.counters.note(format!(
                         "{} refused {path}: {reason}",
-                        side.session.peer().node_id
+                        side.driver.peer().node_id
                     ));
                 }
-                SessionEvent::UpToDate => side.up_to_date = true,
-                SessionEvent::Closed { reason } => {
+                DriverOutcome::UpToDate => side.up_to_date = true,
+                DriverOutcome::Closed { reason } => {
                     if let CloseReason::Error(error) = reason {
                         self.counters.session_errors += 1;
                         self.counters.note(format!(
                             "{} closed its session with {} at {}: {error}",
                             self.layout.devices[index].node_id,
-                            side.session.peer().node_id,
+                            side.driver.peer().node_id,
                             now
                         ));
                     }
                 }
-                SessionEvent::PeerVerified { .. } | SessionEvent::InventoryDone { .. } => {}
+                DriverOutcome::PeerVerified | DriverOutcome::InventoryDone { .. } => {}
             }
         }
         Ok(changed)
@@ -181,7 +169,7 @@ impl StreetSim {
             return;
         };
         let mut deliveries = Vec::new();
-        while let Some(bytes) = side.session.poll_transmit() {
+        while let Some(bytes) = side.driver.poll_transmit() {
             deliveries.extend(live.pipes[side_index].send(now, &bytes, &mut self.link_rng));
         }
         for (at, bytes) in deliveries {
@@ -202,15 +190,17 @@ impl StreetSim {
         let Some(side) = sessions.get_mut(&contact) else {
             return false;
         };
-        if side.session.is_closed() {
+        if side.driver.is_closed() {
+            // As the node's connection task ends: the pending sync states are written.
+            side.driver.finish(replica);
             sessions.remove(&contact);
             return false;
         }
-        let Some(deadline) = side.session.poll_timeout() else {
+        let Some(deadline) = side.driver.poll_timeout() else {
             return false;
         };
         if deadline <= ms(now) && !defer {
-            side.session.handle_timeout(ms(now), replica);
+            side.driver.handle_timeout(ms(now), replica);
             return true;
         }
         side.timer_generation += 1;
