@@ -174,7 +174,7 @@ impl FieldWrite {
                     need_map.insert(parse::<NeedKind>("need", kind)?, detail.to_owned());
                 }
                 let visit = Visit {
-                    id: RecordId::from(ulid::Ulid::new()),
+                    id: RecordId::from(replica.mint_record_ulid(now_ms)),
                     household: household.clone(),
                     volunteer: volunteer.unwrap_or_else(|| by.clone()),
                     at_ms: at_ms.unwrap_or(now),
@@ -223,7 +223,7 @@ impl FieldWrite {
                     None => 0,
                 };
                 let event = DeliveryEvent {
-                    id: RecordId::from(ulid::Ulid::new()),
+                    id: RecordId::from(replica.mint_record_ulid(now_ms)),
                     household: household.clone(),
                     item,
                     status,
@@ -266,7 +266,7 @@ impl FieldWrite {
             } => {
                 let (plan, path) = locate_building(replica, &building)?;
                 let sweep = SweepResult {
-                    id: RecordId::from(ulid::Ulid::new()),
+                    id: RecordId::from(replica.mint_record_ulid(now_ms)),
                     round,
                     units_covered: units.into_iter().collect(),
                     reached,
@@ -327,7 +327,7 @@ impl FieldWrite {
                     }
                 };
                 let correction = Correction {
-                    id: RecordId::from(ulid::Ulid::new()),
+                    id: RecordId::from(replica.mint_record_ulid(now_ms)),
                     target,
                     target_kind,
                     action,

@@ -22,6 +22,7 @@ use gridsync_proto::{
     SignatureCheck, SignedHead, SyncPriority,
 };
 
+use crate::clock::{Clock, Sources};
 use crate::directory::DeviceDirectory;
 use crate::store_writer::{StoreWriterHandle, WriteTicket};
 use gridsync_store::{DocumentAppend, Store, StoreError, SyncStateWrite, WriteBatch};
@@ -117,6 +118,8 @@ pub struct Replica {
     /// In path order, like `known_heads`, so that listing every item walks both maps side
     /// by side rather than looking each path up.
     inventory_items: BTreeMap<DocPath, (Vec<ChangeHash>, InventoryItem)>,
+    /// Where wall time and randomness (record ids, incarnations) come from.
+    sources: Sources,
     /// Most documents kept loaded; `None` keeps every loaded document (the CLI, simulations).
     cache_limit: Option<usize>,
     /// When each loaded document was last used (a counter), to unload the least recent.
@@ -180,22 +183,38 @@ const WARN_AT: f64 = 0.9;
 impl Replica {
     /// Creates a new replica in `dir` for the given node and street.
     pub fn init(dir: &Path, node_id: &NodeId, street: &str) -> Result<Self, ReplicaError> {
+        Self::init_with(dir, node_id, street, Sources::system())
+    }
+
+    /// [`Replica::init`] with the given time and randomness (a simulation's).
+    pub fn init_with(
+        dir: &Path,
+        node_id: &NodeId,
+        street: &str,
+        mut sources: Sources,
+    ) -> Result<Self, ReplicaError> {
         gridsync_proto::path::validate_segment(street).map_err(ReplicaError::BadStreet)?;
         let mut store = Store::create(dir)?;
         store.put_meta(meta_keys::NODE_ID, node_id.as_str().as_bytes())?;
         store.put_meta(meta_keys::STREET, street.as_bytes())?;
-        let incarnation = new_incarnation(&mut store)?;
+        let incarnation = new_incarnation(&mut store, &mut sources)?;
         Ok(Self::from_parts(
             dir,
             store,
             node_id.clone(),
             street.to_owned(),
             incarnation,
+            sources,
         ))
     }
 
     /// Opens the replica in `dir`; it must have been initialized.
     pub fn open(dir: &Path) -> Result<Self, ReplicaError> {
+        Self::open_with(dir, Sources::system())
+    }
+
+    /// [`Replica::open`] with the given time and randomness (a simulation's).
+    pub fn open_with(dir: &Path, mut sources: Sources) -> Result<Self, ReplicaError> {
         let store = Store::open(dir)?;
         let node_id = store
             .get_meta(meta_keys::NODE_ID)?
@@ -210,8 +229,8 @@ impl Replica {
         let street = String::from_utf8(street)
             .map_err(|_| ReplicaError::BadStoredStreet(dir.display().to_string()))?;
         let mut store = store;
-        let incarnation = current_incarnation(&mut store)?;
-        let mut replica = Self::from_parts(dir, store, node_id, street, incarnation);
+        let incarnation = current_incarnation(&mut store, &mut sources)?;
+        let mut replica = Self::from_parts(dir, store, node_id, street, incarnation, sources);
         replica.read_known_heads()?;
         replica.equivocators = crate::evidence::load(&replica.store)?;
         match crate::credentials::load_invite(&replica.store) {
@@ -294,9 +313,11 @@ impl Replica {
         node_id: NodeId,
         street: String,
         incarnation: [u8; INCARNATION_LEN],
+        sources: Sources,
     ) -> Self {
         let actor = node_id.incarnation_actor(incarnation);
         Replica {
+            sources,
             dir: dir.to_owned(),
             store,
             docs: BTreeMap::new(),
@@ -338,6 +359,17 @@ impl Replica {
         Ok(())
     }
 
+    /// The wall clock this replica dates what it records by (provenance, evidence).
+    pub fn clock(&self) -> &Clock {
+        &self.sources.clock
+    }
+
+    /// A fresh record id for a record written at `at_ms`, from this replica's generator (the
+    /// system's in a node, seeded in a simulation).
+    pub fn mint_record_ulid(&mut self, at_ms: u64) -> ulid::Ulid {
+        self.sources.record_ulid(at_ms)
+    }
+
     /// The actor local changes are written under now.
     pub fn actor(&self) -> &ActorId {
         &self.actor
@@ -350,7 +382,7 @@ impl Replica {
     /// would refuse one of the two for good. So every node start, and every write after a
     /// node ran, gets an actor no earlier incarnation used.
     pub fn begin_node_incarnation(&mut self) -> Result<(), ReplicaError> {
-        let incarnation = new_incarnation(&mut self.store)?;
+        let incarnation = new_incarnation(&mut self.store, &mut self.sources)?;
         self.store
             .put_meta(meta_keys::INCARNATION_USED_BY_NODE, b"1")?;
         self.switch_actor(self.node_id.incarnation_actor(incarnation));
@@ -537,7 +569,7 @@ impl Replica {
             path,
             prior,
             head,
-            crate::clock::unix_ms(),
+            self.sources.clock.unix_ms(),
         );
         tracing::error!(device = %node_id, %path, seq = head.seq, "a device signed two different changes with one sequence number; its changes are refused from now on; revoke it");
         if let Err(error) = crate::evidence::save(&mut self.store, &evidence) {
@@ -659,7 +691,7 @@ impl Replica {
             if self
                 .directory
                 .device(&node)
-                .is_some_and(|d| d.not_after < crate::clock::unix_ms() / 1000)
+                .is_some_and(|d| d.not_after < self.sources.clock.unix_ms() / 1000)
             {
                 // An expired certificate writes nothing new; what it wrote while valid and
                 // already arrived stays.
@@ -1327,7 +1359,7 @@ impl Replica {
             let origins: Vec<gridsync_store::ChangeOrigin> = match via {
                 None => Vec::new(),
                 Some(via) => {
-                    let received_ms = crate::clock::unix_ms() as i64;
+                    let received_ms = self.sources.clock.unix_ms() as i64;
                     doc.get_changes_meta(before)
                         .iter()
                         .map(|change| gridsync_store::ChangeOrigin {
@@ -1475,8 +1507,11 @@ use gridsync_proto::identity::INCARNATION_LEN;
 
 /// Draws a fresh incarnation and stores it (durably) as the one to write under; clears the
 /// "used by a node" mark.
-fn new_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
-    let incarnation: [u8; INCARNATION_LEN] = rand::random();
+fn new_incarnation(
+    store: &mut Store,
+    sources: &mut Sources,
+) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
+    let incarnation: [u8; INCARNATION_LEN] = rand::Rng::random(&mut sources.rng);
     store.put_meta(meta_keys::INCARNATION, &incarnation)?;
     store.delete_meta(meta_keys::INCARNATION_USED_BY_NODE)?;
     Ok(incarnation)
@@ -1484,14 +1519,17 @@ fn new_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaEr
 
 /// The incarnation to write under on open: the stored one, unless a running node used it
 /// (or the store predates incarnations), in which case a fresh one.
-fn current_incarnation(store: &mut Store) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
+fn current_incarnation(
+    store: &mut Store,
+    sources: &mut Sources,
+) -> Result<[u8; INCARNATION_LEN], ReplicaError> {
     let stored = store.get_meta(meta_keys::INCARNATION)?;
     let used_by_node = store
         .get_meta(meta_keys::INCARNATION_USED_BY_NODE)?
         .is_some();
     match stored.and_then(|bytes| <[u8; INCARNATION_LEN]>::try_from(bytes.as_slice()).ok()) {
         Some(incarnation) if !used_by_node => Ok(incarnation),
-        _ => new_incarnation(store),
+        _ => new_incarnation(store, sources),
     }
 }
 

@@ -22,9 +22,11 @@
 //!
 //! Layout: `format` (file header inspection, schema, format version and migrations),
 //! `store` (opening, creating, statistics), `documents` (append, load, compaction),
-//! `sync_states` and `meta` (small keyed blobs), `modes` (owner-only directory and files: the
+//! `sync_states` and `meta` (small keyed blobs), `contents` (a store's rows, for comparing
+//! two stores), `modes` (owner-only directory and files: the
 //! store holds the device's keys), `error` (the typed [`StoreError`]).
 
+mod contents;
 mod derived;
 mod documents;
 mod error;

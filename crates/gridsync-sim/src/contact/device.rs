@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use gridsync_node::Replica;
+use gridsync_node::clock::{Clock, Sources};
 use gridsync_node::ops::{FieldWrite, WriteReceipt};
 use gridsync_node::session_driver::SessionDriver;
 use gridsync_proto::{DocPath, LocalIdentity};
@@ -90,6 +91,11 @@ pub struct Device {
     pub identity: LocalIdentity,
     /// Sessions of the contacts in progress.
     pub sessions: BTreeMap<ContactId, SessionSide>,
+    /// The simulation's clock, which the replica dates what it records by.
+    clock: Clock,
+    /// Seeds the replica's record ids and incarnations, mixed with the restart count.
+    seed: u64,
+    restarts: u64,
 }
 
 impl std::fmt::Debug for Device {
@@ -152,9 +158,16 @@ impl Device {
         spec: DeviceSpec,
         enrolled: Enrolled,
         plan: Option<&StreetDocSeed>,
-        now_ms: u64,
+        clock: Clock,
+        seed: u64,
     ) -> Result<Device, ContactError> {
-        let mut replica = Replica::init(dir, &spec.node_id, &enrolled.invite.street)?;
+        let now_ms = clock.unix_ms();
+        let mut replica = Replica::init_with(
+            dir,
+            &spec.node_id,
+            &enrolled.invite.street,
+            Sources::seeded(clock.clone(), seed),
+        )?;
         replica
             .install_invite(&enrolled.invite)
             .map_err(|e| ContactError::Enroll(e.to_string()))?;
@@ -182,6 +195,9 @@ impl Device {
             replica,
             identity,
             sessions: BTreeMap::new(),
+            clock,
+            seed,
+            restarts: 0,
         })
     }
 
@@ -193,7 +209,10 @@ impl Device {
         self.sessions.clear();
         // The old replica's memory is discarded; the new one sees exactly the committed
         // transactions (every write and persist commits before returning).
-        let mut reopened = Replica::open(&self.dir)?;
+        self.restarts += 1;
+        let seed = mix(self.seed, self.restarts);
+        let mut reopened =
+            Replica::open_with(&self.dir, Sources::seeded(self.clock.clone(), seed))?;
         reopened.load_all()?;
         reopened.set_limits(None, None);
         self.replica = reopened;
@@ -215,4 +234,13 @@ impl Device {
         let changes = heads.unwrap_or_default();
         Ok(Acknowledged { receipt, changes })
     }
+}
+
+/// A seed for the `n`th generator drawn from `seed` (SplitMix64's finalizer: nearby inputs
+/// give unrelated outputs).
+pub fn mix(seed: u64, n: u64) -> u64 {
+    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

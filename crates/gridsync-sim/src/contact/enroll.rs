@@ -12,7 +12,7 @@ use gridsync_net::{DeviceIdentity, Invite, StreetCa, identity_from_cert};
 use gridsync_proto::PeerIdentity;
 
 use crate::contact::ContactError;
-use crate::contact::street::DeviceSpec;
+use crate::contact::street::{DeviceSpec, StreetLayout};
 
 /// A device's credentials: the invite it installs and its certificate.
 #[derive(Debug, Clone)]
@@ -86,4 +86,25 @@ pub fn peer_from_cert(cert_der: &[u8]) -> Result<PeerIdentity, ContactError> {
         role: identity.role,
         scopes: identity.scopes,
     })
+}
+
+/// Every device's credentials for a street, from one street CA: an input of a run beside its
+/// config, so that two runs of one seed can be given the same keys and certificates.
+#[derive(Debug, Clone)]
+pub struct StreetCredentials {
+    /// In the layout's device order.
+    pub enrolled: Vec<Enrolled>,
+}
+
+impl StreetCredentials {
+    /// A fresh street CA and a certificate for every device of `layout`.
+    pub fn issue(layout: &StreetLayout) -> Result<StreetCredentials, ContactError> {
+        let enrollment = Enrollment::new(&layout.shape.street)?;
+        let enrolled = layout
+            .devices
+            .iter()
+            .map(|device| enrollment.enroll(device))
+            .collect::<Result<_, _>>()?;
+        Ok(StreetCredentials { enrolled })
+    }
 }

@@ -6,7 +6,7 @@
 //! The turmoil tier (`crate::world`) runs whole nodes and steps every host on every tick,
 //! which cannot reach a thousand devices. Here each device is a `gridsync_node::Replica` in
 //! its own directory, written through the node's field-write path, and a contact is two
-//! `gridsync_proto::SyncSession`s driven exactly as the node's connection task drives them,
+//! `gridsync_node::session_driver::SessionDriver`s, the driver the node's connections run,
 //! over a simulated pipe with bandwidth, latency and 20 % segment loss, dropped mid-way when
 //! the contact's time is up. Only the transport and the clock are simulated.
 //!
@@ -21,9 +21,11 @@
 //! - `run`: [`StreetSim`], the event loop; `run::drive`, how a device drives its sessions.
 //! - `verify`: the convergence probe and the final checks (on top of `crate::check`).
 //! - `report`: [`StreetReport`], the figures.
+//! - `fingerprint`: the event log and store digest two runs of one seed are compared by.
 
 pub mod device;
 pub mod enroll;
+pub mod fingerprint;
 pub mod link;
 pub mod report;
 pub mod run;
@@ -31,6 +33,8 @@ pub mod schedule;
 pub mod street;
 pub mod verify;
 
+pub use enroll::StreetCredentials;
+pub use fingerprint::RunFingerprint;
 pub use report::StreetReport;
 pub use run::{StreetConfig, StreetFailure, StreetSim};
 pub use schedule::ScheduleConfig;
@@ -53,6 +57,8 @@ pub enum ContactError {
     DataDir(#[from] std::io::Error),
     #[error("replica: {0}")]
     Replica(#[source] Box<gridsync_node::ReplicaError>),
+    #[error("store: {0}")]
+    Store(#[from] gridsync_store::StoreError),
     #[error("{device} refused a field write: {message}")]
     Write { device: String, message: String },
 }

@@ -93,6 +93,9 @@ pub struct StreetReport {
     pub load_average: Option<String>,
     /// Peak resident memory of the process, kB (`VmHWM`).
     pub peak_rss_kb: Option<u64>,
+    /// The event log and store digest, when the config asked for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::contact::RunFingerprint>,
 }
 
 fn secs(t: SimTime) -> f64 {
@@ -173,6 +176,7 @@ impl StreetReport {
             verified,
             load_average: load_average(),
             peak_rss_kb: peak_rss_kb(),
+            fingerprint: None,
         }
     }
 

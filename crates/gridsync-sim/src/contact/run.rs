@@ -4,9 +4,11 @@
 //! drives its sessions is in `drive`.
 //!
 //! **Reproducibility.** The seed decides the street, the schedule (writes, contacts, links,
-//! partitions, restarts) and each segment's loss. Record ids are minted by the node's own
-//! (unseeded) ULID generator, so compressed change sizes, and with them the exact segment
-//! counts, vary slightly between reruns of one seed.
+//! partitions, restarts), each segment's loss, and each device's record ids and store
+//! incarnations (its replica's seeded `gridsync_node::clock::Sources`); every replica reads the simulation's
+//! clock. Two runs of one seed with the same credentials therefore handle the same events
+//! and leave the same stores (see `fingerprint` for the two exceptions of the cryptography;
+//! the suite runs a seed twice and compares).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -14,6 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
+use gridsync_node::clock::Clock;
 use gridsync_node::ops::{FieldWrite, plan_doc_path};
 use gridsync_node::session_driver::SessionDriver;
 use gridsync_proto::{DocPath, SessionConfig};
@@ -21,8 +24,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tempfile::TempDir;
 
-use crate::contact::device::{Device, SessionSide, StreetDocSeed, install};
-use crate::contact::enroll::{Enrollment, peer_from_cert};
+use crate::contact::device::{Device, SessionSide, StreetDocSeed, install, mix};
+use crate::contact::enroll::{StreetCredentials, peer_from_cert};
+use crate::contact::fingerprint::EventLog;
 use crate::contact::link::{LinkProfile, Pipe, PipeStats};
 use crate::contact::report::{Counters, RunTimes, StreetReport};
 use crate::contact::schedule::{DAY, DayPlanner, MINUTE, Planned, ScheduleConfig};
@@ -58,6 +62,9 @@ pub struct StreetConfig {
     /// with the plan at enrollment; otherwise each device starts with its own entry only and
     /// the directory spreads by sync like any document.
     pub directory_at_enrollment: bool,
+    /// Keep a log of every event and digest every store at the end
+    /// ([`StreetReport::fingerprint`]), to compare two runs of one seed.
+    pub fingerprint: bool,
 }
 
 impl StreetConfig {
@@ -70,6 +77,7 @@ impl StreetConfig {
             check_every: 10 * MINUTE,
             disk_check_all: true,
             directory_at_enrollment: true,
+            fingerprint: false,
         }
     }
 
@@ -82,6 +90,7 @@ impl StreetConfig {
             check_every: 10 * MINUTE,
             disk_check_all: false,
             directory_at_enrollment: true,
+            fingerprint: false,
         }
     }
 }
@@ -173,6 +182,10 @@ pub struct StreetSim {
     probe: Option<ConvergenceProbe>,
     restarted: BTreeSet<usize>,
     setup: Duration,
+    /// The virtual clock every replica reads, set to each event's time before it is handled.
+    clock: Clock,
+    /// Kept when [`StreetConfig::fingerprint`] is set.
+    events: Option<EventLog>,
 }
 
 impl std::fmt::Debug for StreetSim {
@@ -204,16 +217,42 @@ impl StreetSim {
     /// Lays out the street, enrolls every device, creates its store, imports the plan at the
     /// office and installs it on every other device.
     pub fn new(config: StreetConfig) -> Result<StreetSim, ContactError> {
+        let layout = StreetLayout::new(config.shape.clone())?;
+        let credentials = StreetCredentials::issue(&layout)?;
+        Self::with_credentials(config, &credentials)
+    }
+
+    /// [`StreetSim::new`] with credentials issued beforehand (two runs of one seed share
+    /// them to be comparable).
+    pub fn with_credentials(
+        config: StreetConfig,
+        credentials: &StreetCredentials,
+    ) -> Result<StreetSim, ContactError> {
         let started = Instant::now();
         let layout = StreetLayout::new(config.shape.clone())?;
-        let enrollment = Enrollment::new(&layout.shape.street)?;
+        if credentials.enrolled.len() != layout.devices.len() {
+            return Err(ContactError::Enroll(format!(
+                "{} credentials for {} devices",
+                credentials.enrolled.len(),
+                layout.devices.len()
+            )));
+        }
+        let clock = Clock::manual(ms(0));
         let root = data_root()?;
         let mut devices: Vec<Device> = Vec::with_capacity(layout.devices.len());
         let mut plan: Option<StreetDocSeed> = None;
+        let device_seed = config.schedule.seed ^ 0x6465_7669_6365;
         for (index, spec) in layout.devices.iter().enumerate() {
-            let enrolled = enrollment.enroll(spec)?;
+            let enrolled = credentials.enrolled[index].clone();
             let dir = root.path().join(spec.node_id.as_str());
-            let mut device = Device::create(&dir, spec.clone(), enrolled, plan.as_ref(), ms(0))?;
+            let mut device = Device::create(
+                &dir,
+                spec.clone(),
+                enrolled,
+                plan.as_ref(),
+                clock.clone(),
+                mix(device_seed, index as u64),
+            )?;
             if index == OFFICE {
                 device.write(
                     FieldWrite::PlanImport {
@@ -266,6 +305,8 @@ impl StreetSim {
             probe: None,
             restarted: BTreeSet::new(),
             setup: Duration::ZERO,
+            clock,
+            events: config.fingerprint.then(EventLog::default),
             config,
         };
         sim.push(0, Event::Day(0));
@@ -295,6 +336,10 @@ impl StreetSim {
             now = next.at;
             if now > deadline {
                 break;
+            }
+            self.clock.set(ms(now));
+            if let Some(log) = &mut self.events {
+                log.push(format!("{now} {}", describe(&next.event)));
             }
             self.handle(now, next.event)
                 .map_err(|e| fail(e.to_string()))?;
@@ -328,7 +373,13 @@ impl StreetSim {
             .store()
             .arrival_counts()
             .map_err(|e| fail(format!("cannot read the office's provenance: {e}")))?;
-        Ok(StreetReport::new(
+        let fingerprint = self
+            .events
+            .take()
+            .map(|log| log.finish(&self.devices))
+            .transpose()
+            .map_err(|e| fail(format!("cannot fingerprint the run: {e}")))?;
+        let mut report = StreetReport::new(
             &self.config,
             &self.layout,
             &self.ledger.entries(),
@@ -342,7 +393,9 @@ impl StreetSim {
                 verify: verify_started.elapsed(),
             },
             checked,
-        ))
+        );
+        report.fingerprint = fingerprint;
+        Ok(report)
     }
 
     fn handle(&mut self, now: SimTime, event: Event) -> Result<(), ContactError> {
@@ -394,6 +447,10 @@ impl StreetSim {
         let device = &mut self.devices[index];
         let acked = device.write(write, ms(now))?;
         let path = acked.receipt.document.clone();
+        if let Some(log) = &mut self.events {
+            let id = acked.receipt.record_id.as_ref().map(|id| id.to_string());
+            log.push(format!("{now} acked {path} {id:?} {:?}", acked.changes));
+        }
         if let Some(record_id) = acked.receipt.record_id.clone() {
             self.ledger.record(AckedWrite {
                 host: device.spec.node_id.to_string(),
@@ -519,5 +576,17 @@ impl Counters {
         self.session_bytes += stats.bytes;
         self.wire_bytes += stats.wire_bytes;
         self.lost_segments += stats.lost_segments;
+    }
+}
+
+/// An event as the run's log records it: what and where, and a delivery's length (its bytes
+/// carry ECDSA signatures, whose bytes are not reproducible; see `fingerprint`).
+fn describe(event: &Event) -> String {
+    match event {
+        Event::Deliver { contact, to, bytes } => {
+            format!("deliver c{contact} to {to} {} B", bytes.len())
+        }
+        Event::Planned(Planned::Write { device, .. }) => format!("write d{device}"),
+        other => format!("{other:?}"),
     }
 }

@@ -6,7 +6,7 @@
 //! `GRIDSYNC_SIM_SEED=<n>` reruns one seed; the full street is
 //! `cargo run --release -p gridsync-sim --bin street-sim -- --scale full`.
 
-use gridsync_sim::contact::{StreetConfig, StreetSim};
+use gridsync_sim::contact::{StreetConfig, StreetCredentials, StreetLayout, StreetSim};
 
 /// The seeds to run: the one in `GRIDSYNC_SIM_SEED`, or a fixed three.
 fn seeds() -> Vec<u64> {
@@ -56,4 +56,45 @@ fn the_reduced_street_converges_with_no_acknowledged_record_lost() {
         assert_eq!(c.refused_changes, 0, "seed {seed}: {:?}", c.notes);
         assert!(report.converged_after_last_write_s > 0.0, "seed {seed}");
     }
+}
+
+/// Everything a run draws is seeded and every clock is virtual, so one seed run twice (with
+/// the same credentials, which a run takes as input) handles the same events at the same
+/// times and leaves identical stores.
+#[test]
+fn one_seed_run_twice_gives_an_identical_event_log_and_identical_stores() {
+    let _serial = super::one_at_a_time();
+    let seed = seeds()[0];
+    let config = || {
+        let mut config = StreetConfig::reduced(seed);
+        config.fingerprint = true;
+        config
+    };
+    let layout = StreetLayout::new(config().shape).expect("layout");
+    let credentials = StreetCredentials::issue(&layout).expect("credentials");
+    let run = || {
+        let sim = StreetSim::with_credentials(config(), &credentials)
+            .unwrap_or_else(|e| panic!("seed {seed}: setup: {e}"));
+        let report = sim.run().unwrap_or_else(|failure| panic!("{failure}"));
+        report
+            .fingerprint
+            .expect("the config asked for a fingerprint")
+    };
+    let first = run();
+    let second = run();
+    assert!(
+        first.events.len() > 1_000,
+        "seed {seed}: only {} events",
+        first.events.len()
+    );
+    assert_eq!(
+        first.first_difference(&second),
+        None,
+        "seed {seed}: the event logs differ"
+    );
+    assert_eq!(first.events_sha256, second.events_sha256);
+    assert_eq!(
+        first.stores_sha256, second.stores_sha256,
+        "seed {seed}: same events, but the stores differ"
+    );
 }
