@@ -8,6 +8,7 @@ mod cli;
 mod dashboard;
 mod deploy;
 mod export_memory;
+mod layering;
 mod netns;
 mod node_support;
 mod readme;

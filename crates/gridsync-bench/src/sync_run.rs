@@ -139,7 +139,7 @@ pub fn initial_sync(
 /// feed is quiet; returns when the last change from a peer was announced (stored).
 async fn wait_for_documents(
     office: &RunningNode,
-    feed: &mut tokio::sync::broadcast::Receiver<gridsync_node::node::DocChange>,
+    feed: &mut tokio::sync::broadcast::Receiver<gridsync_node::DocChange>,
     expected: &BTreeMap<DocPath, Vec<ChangeHash>>,
     progress: &Progress,
 ) -> anyhow::Result<Instant> {

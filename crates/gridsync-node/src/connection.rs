@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridsync_net::PeerLink;
-use gridsync_proto::{DocPath, NodeId, PeerIdentity, SessionConfig};
+use gridsync_proto::{NodeId, PeerIdentity, SessionConfig};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::clock::{monotonic_ms, unix_ms};
-use crate::node::{DocChange, NodeShared};
 use crate::peers::{FoundBy, PeerStatus};
 use crate::session_driver::{DriverOutcome, SessionDriver};
+use crate::shared::NodeShared;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -266,7 +266,7 @@ fn act_on(shared: &Arc<NodeShared>, peer_id: &NodeId, outcome: DriverOutcome) {
             shared.peers.update(peer_id, |s| s.documents_received += 1);
             debug!(%path, "stored changes from peer");
             // Other sessions push it on: this is how records travel hop by hop.
-            announce_change(shared, path, Some(from), durable_after);
+            shared.announce_change(path, Some(from), durable_after);
         }
         DriverOutcome::StoreFailed { path, error } => {
             warn!(%path, %error, "cannot store changes from peer");
@@ -289,28 +289,6 @@ fn act_on(shared: &Arc<NodeShared>, peer_id: &NodeId, outcome: DriverOutcome) {
             info!(%reason, "session closed");
         }
     }
-}
-
-/// A changed document, to be pushed to every peer but `from`; durable once the store
-/// writer settles `durable_after`.
-pub(crate) fn announce_change(
-    shared: &NodeShared,
-    path: DocPath,
-    from: Option<NodeId>,
-    durable_after: Option<crate::store_writer::WriteTicket>,
-) {
-    if is_revocations_doc(shared, &path) {
-        shared.refresh_revocations();
-    }
-    let _ = shared.changes.send(DocChange {
-        path,
-        from,
-        durable_after,
-    });
-}
-
-fn is_revocations_doc(shared: &NodeShared, path: &DocPath) -> bool {
-    *path == shared.revocations_path
 }
 
 /// A connection's driver, whose pending sync states are written however the connection

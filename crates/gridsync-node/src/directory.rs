@@ -249,10 +249,7 @@ mod tests {
     use gridsync_proto::Role;
 
     fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        crate::clock::unix_ms() / 1000
     }
 
     fn issue(ca: &StreetCa, node: &str, grants: &[&str]) -> Vec<u8> {

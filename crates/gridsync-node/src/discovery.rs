@@ -9,8 +9,9 @@ use std::sync::Arc;
 use gridsync_net::{Discovery, NetEndpoint};
 use tracing::{info, warn};
 
-use crate::node::{NodeShared, dial_loop};
+use crate::dialer::dial_loop;
 use crate::peers::FoundBy;
+use crate::shared::NodeShared;
 
 pub(crate) async fn discover_and_dial(
     shared: Arc<NodeShared>,

@@ -8,7 +8,7 @@ use gridsync_proto::{DocPath, NodeId, SignedHead};
 use gridsync_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::replica::meta_keys::EQUIVOCATION_PREFIX;
+use crate::meta_keys::EQUIVOCATION_PREFIX;
 
 /// Two different changes one device signed with one sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

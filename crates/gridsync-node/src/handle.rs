@@ -9,10 +9,10 @@ use std::sync::{Arc, MutexGuard};
 use gridsync_proto::{LocalIdentity, NodeId};
 use tokio::sync::{broadcast, watch};
 
-use crate::node::{DocChange, NodeShared, WriteTimings};
 use crate::ops::{FieldWrite, WriteError, WriteReceipt};
 use crate::peers::PeerStatus;
 use crate::replica::Replica;
+use crate::shared::{DocChange, NodeShared, WriteTimings};
 use crate::status::NodeStatus;
 use crate::store_writer::{NotDurable, WriteTicket};
 

@@ -8,7 +8,11 @@
 //! - `ops`: the field writes a CLI command or a control request performs.
 //! - `docset`: the sync engine's view of a replica.
 //! - `config`: the node's validated configuration (TOML plus flags).
-//! - `node`: the running node: accept loop, dialers with backoff, shutdown.
+//! - `shared`: the state every task of a running node shares (replica lock, change feed,
+//!   peer table), private to the crate; `handle`: the one view other crates get of it.
+//! - `node`: the running node: starts its tasks (accept loop, dialers, control, mDNS) and
+//!   stops them, waiting for each.
+//! - `dialer`: keeps a connection to one address up, with backoff.
 //! - `session_driver`: what a contact does with its sync session's events (shared with the
 //!   street-scale simulation).
 //! - `connection`: drives one peer connection's session driver over QUIC.
@@ -26,7 +30,10 @@ pub mod config;
 pub mod conn_slots;
 pub mod connection;
 pub mod control;
+#[cfg(test)]
+mod control_tests;
 pub mod credentials;
+pub(crate) mod dialer;
 pub mod directory;
 pub mod discovery;
 pub mod docset;
@@ -36,21 +43,26 @@ pub mod fuzzing;
 pub mod handle;
 #[cfg(test)]
 mod inventory_lock_tests;
+pub mod meta_keys;
 pub mod node;
 pub mod ops;
 pub mod peers;
 pub mod replica;
 pub mod revocations;
 pub mod session_driver;
+pub(crate) mod shared;
 pub mod status;
 pub mod store_writer;
 pub(crate) mod street_rules;
+#[cfg(test)]
+mod test_street;
 #[cfg(test)]
 mod trust_tests;
 
 pub use config::NodeConfig;
 pub use handle::NodeHandle;
 pub use replica::{Replica, ReplicaError};
+pub use shared::DocChange;
 
 /// Why a node could not start or keep running.
 #[derive(Debug, thiserror::Error)]

@@ -6,24 +6,25 @@
 //! decides when to call [`RunningNode::shutdown`] (on SIGINT/SIGTERM in `gridsync run`).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gridsync_net::{NetEndpoint, NodeCredentials, RevocationList};
-use gridsync_proto::{DocPath, LocalIdentity, NodeId};
-use rand::Rng;
+use gridsync_proto::LocalIdentity;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::{NodeConfig, StorageCaps};
+use crate::config::NodeConfig;
 use crate::conn_slots::ConnectionSlots;
 use crate::connection;
+use crate::dialer::dial_loop;
 use crate::ops::{FieldWrite, WriteError, WriteReceipt};
 use crate::peers::{FoundBy, PeerTable};
 use crate::replica::{Replica, ReplicaError};
+use crate::shared::{NodeShared, WriteTimings};
 use crate::status::NodeStatus;
-use crate::store_writer::{DurabilityWaiter, StoreWriter, WriteTicket};
+use crate::store_writer::StoreWriter;
 
 /// How many document-change notices may queue per connection before it falls back to
 /// re-offering everything.
@@ -32,115 +33,6 @@ const CHANGE_FEED_CAPACITY: usize = 16_384;
 /// Most documents a running node keeps loaded; the rest stay in the store with their heads
 /// indexed. An office's 20,000 buildings take about 45 KiB each in memory when loaded.
 pub const CACHED_DOCUMENTS: usize = 4_096;
-
-/// A document changed: by a local write (`from` is None) or by a peer's message.
-///
-/// Announced as soon as the change is in memory, so that sessions forward it while it is
-/// being made durable here; it is durable once the store writer has settled `durable_after`
-/// (see [`NodeShared::durability`]).
-#[derive(Debug, Clone)]
-pub struct DocChange {
-    pub path: DocPath,
-    pub from: Option<NodeId>,
-    /// The store writer's ticket that makes this change durable (`None`: already durable).
-    pub durable_after: Option<WriteTicket>,
-}
-
-/// State shared by every task of a running node; other crates see it through
-/// [`crate::NodeHandle`].
-pub(crate) struct NodeShared {
-    /// The replica; locked briefly by sessions and control requests, never across an await.
-    replica: Mutex<Replica>,
-    /// Notices of changed documents, fanned out to every connection.
-    pub changes: broadcast::Sender<DocChange>,
-    pub peers: PeerTable,
-    /// This node's identity as the sync engine presents it.
-    pub identity: LocalIdentity,
-    pub config: NodeConfig,
-    pub revocations: RevocationList,
-    /// The street CA certificate, to verify revocations found in the revocation document.
-    pub ca_cert_der: Vec<u8>,
-    /// Path of the street's revocation document (fixed for the node's life), so telling
-    /// whether a change concerns revocations takes no lock.
-    pub revocations_path: DocPath,
-    /// Flips to true once when the node starts shutting down.
-    pub shutdown: watch::Receiver<bool>,
-    /// Unix milliseconds when the node started.
-    pub started_ms: u64,
-    /// How long acknowledged local writes took (apply + durable append), for /metrics.
-    pub write_timings: WriteTimings,
-    /// Tells when staged writes are durable (see [`DocChange::durable_after`]).
-    pub durability: DurabilityWaiter,
-    /// Links open per peer and in total, against the configured caps.
-    pub slots: ConnectionSlots,
-    /// The storage caps in force (the configuration's, or a volunteer's defaults).
-    pub storage_caps: StorageCaps,
-}
-
-/// Running totals of local write latency: count, sum and maximum, in microseconds.
-#[derive(Debug, Default)]
-pub struct WriteTimings {
-    pub count: std::sync::atomic::AtomicU64,
-    pub total_micros: std::sync::atomic::AtomicU64,
-    pub max_micros: std::sync::atomic::AtomicU64,
-}
-
-impl WriteTimings {
-    pub fn record(&self, took: Duration) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let micros = took.as_micros() as u64;
-        self.count.fetch_add(1, Relaxed);
-        self.total_micros.fetch_add(micros, Relaxed);
-        self.max_micros.fetch_max(micros, Relaxed);
-    }
-}
-
-impl NodeShared {
-    /// Applies every valid entry of the revocation document to the revocation list, which
-    /// the TLS verifiers consult on each handshake. Returns the newly revoked node ids.
-    pub fn refresh_revocations(&self) -> Vec<NodeId> {
-        let mut replica = self.lock_replica();
-        match replica.doc(&self.revocations_path) {
-            Ok(Some(doc)) => {
-                let newly =
-                    crate::revocations::apply_document(doc, &self.ca_cert_der, &self.revocations);
-                for node in &newly {
-                    warn!(%node, "node revoked by the street office; refusing it from now on");
-                }
-                newly
-            }
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                warn!(error = %e, "cannot read the revocation document");
-                Vec::new()
-            }
-        }
-    }
-
-    /// Applies a field write, announces it to the sessions (which forward it while it is
-    /// being made durable) and returns once it is durable: what `gridsync visit add` and
-    /// the other field commands do on a running node. Blocks; call it off the async workers.
-    pub fn write(&self, write: FieldWrite) -> Result<WriteReceipt, WriteError> {
-        let started = std::time::Instant::now();
-        let (receipt, ticket) = {
-            let mut replica = self.lock_replica();
-            let receipt = write.apply(&mut replica, unix_ms())?;
-            (receipt, replica.last_write_ticket())
-        };
-        crate::connection::announce_change(self, receipt.document.clone(), None, ticket);
-        if let Some(ticket) = ticket {
-            self.durability.wait(ticket).map_err(ReplicaError::from)?;
-        }
-        self.write_timings.record(started.elapsed());
-        Ok(receipt)
-    }
-
-    pub fn lock_replica(&self) -> MutexGuard<'_, Replica> {
-        // A panic while holding the lock would be a bug; the replica's state is still
-        // consistent (writes are atomic), so keep serving rather than cascade.
-        self.replica.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 pub use crate::clock::{monotonic_ms, unix_ms};
 
@@ -204,7 +96,8 @@ impl RunningNode {
         );
         replica.set_trust_root(credentials.ca_cert_der.clone());
         // Before any sync, so that whoever relays this device's changes can vouch for them.
-        if replica.publish_device_certificate(&credentials.cert_der, unix_ms())? {
+        let now_ms = replica.clock().unix_ms();
+        if replica.publish_device_certificate(&credentials.cert_der, now_ms)? {
             info!(node = %credentials.identity.node_id, "published this device's certificate in the device directory");
         }
         let identity = LocalIdentity {
@@ -227,7 +120,7 @@ impl RunningNode {
             ca_cert_der: credentials.ca_cert_der.clone(),
             revocations_path,
             shutdown: shutdown_rx,
-            started_ms: unix_ms(),
+            started_ms: now_ms,
             write_timings: WriteTimings::default(),
             durability,
             slots: ConnectionSlots::new(config.max_connections_per_peer, config.max_connections),
@@ -276,7 +169,7 @@ impl RunningNode {
     }
 
     /// Applies a field write on this node, pushes it to connected peers and returns once it
-    /// is durable (see [`NodeShared::write`]).
+    /// is durable (see `NodeShared::write`).
     pub fn write(&self, write: FieldWrite) -> Result<WriteReceipt, WriteError> {
         self.shared.write(write)
     }
@@ -339,59 +232,4 @@ async fn accept_loop(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>) {
         }
     }
     while connections.join_next().await.is_some() {}
-}
-
-/// Keeps a connection to `addr` up: dial, run the session, and on any end wait a capped,
-/// jittered, exponentially growing delay before dialing again.
-pub(crate) async fn dial_loop(
-    shared: Arc<NodeShared>,
-    endpoint: Arc<NetEndpoint>,
-    addr: SocketAddr,
-    found_by: FoundBy,
-) {
-    let mut shutdown = shared.shutdown.clone();
-    let initial = shared.config.backoff_initial();
-    let max = shared.config.backoff_max();
-    let mut delay = initial;
-    // Failures in a row; the first of a streak is a warning (a refused certificate must be
-    // visible to the operator), repeats are debug so an absent peer does not flood the log.
-    let mut failures = 0u32;
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let started = tokio::time::Instant::now();
-        let end = tokio::select! {
-            link = endpoint.connect(addr) => match link {
-                Ok(link) => {
-                    failures = 0;
-                    Some(connection::drive(shared.clone(), link, found_by).await)
-                }
-                Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        warn!(%addr, error = %e, "dial failed; retrying with backoff");
-                    } else {
-                        tracing::debug!(%addr, error = %e, failures, "dial failed again");
-                    }
-                    None
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        if matches!(end, Some(connection::ConnectionEnd::Shutdown)) {
-            return;
-        }
-        // A connection that lasted a while was healthy: start over from the short delay.
-        if started.elapsed() > Duration::from_secs(10) {
-            delay = initial;
-        }
-        let jitter = rand::rng().random_range(0.8..1.2);
-        let wait = delay.mul_f64(jitter);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
-        delay = (delay * 2).min(max);
-    }
 }

@@ -24,6 +24,7 @@ use gridsync_proto::{
 
 use crate::clock::{Clock, Sources};
 use crate::directory::DeviceDirectory;
+use crate::meta_keys;
 use crate::store_writer::{StoreWriterHandle, WriteTicket};
 use gridsync_store::{DocumentAppend, Store, StoreError, SyncStateWrite, WriteBatch};
 
@@ -31,24 +32,6 @@ use gridsync_store::{DocumentAppend, Store, StoreError, SyncStateWrite, WriteBat
 /// replicas of one process (a simulation's thousand devices) parse a plan once.
 static READ_PLANS: std::sync::Mutex<Vec<(Vec<ChangeHash>, std::sync::Weak<StreetPlan>)>> =
     std::sync::Mutex::new(Vec::new());
-
-/// Metadata keys this crate keeps in the store.
-pub mod meta_keys {
-    /// The node id chosen at `gridsync init` or installed by `gridsync join`.
-    pub const NODE_ID: &str = "node_id";
-    /// The street this replica belongs to.
-    pub const STREET: &str = "street";
-    /// The incarnation (8 bytes) local changes are written under: see
-    /// [`super::Replica::begin_node_incarnation`].
-    pub const INCARNATION: &str = "actor.incarnation";
-    /// Prefix of the evidence kept against each device caught equivocating (followed by
-    /// its node id).
-    pub const EQUIVOCATION_PREFIX: &str = "evidence.equivocation.";
-    /// Present once a running node has written under the stored incarnation: it forwards
-    /// changes before they are durable, so after it stops (or crashes) the incarnation is
-    /// never written under again.
-    pub const INCARNATION_USED_BY_NODE: &str = "actor.used_by_node";
-}
 
 /// Why a replica operation failed.
 #[derive(Debug, thiserror::Error)]

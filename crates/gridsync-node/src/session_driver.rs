@@ -311,13 +311,13 @@ mod tests {
     }
 }
 
-/// The driver on real replicas, keys and certificates (the street of `trust_tests`).
+/// The driver on real replicas, keys and certificates (the street of `test_street`).
 #[cfg(test)]
 mod on_replicas {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::trust_tests::{Member, office_writes_plan, peer_of, plan_path, street};
+    use crate::test_street::{Member, office_writes_plan, peer_of, plan_path, street};
 
     /// Moves bytes both ways at `now_ms` until neither side sends; returns every outcome of
     /// `b`'s driver.

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::NodeShared;
 use crate::peers::PeerStatus;
+use crate::shared::NodeShared;
 
 /// A snapshot of a running node.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -566,7 +566,7 @@ fn update_one(inner: &OfficeInner, path: &DocPath) -> Option<DerivedEntry> {
 
 async fn follow_changes(
     inner: Arc<OfficeInner>,
-    mut changes: tokio::sync::broadcast::Receiver<gridsync_node::node::DocChange>,
+    mut changes: tokio::sync::broadcast::Receiver<gridsync_node::DocChange>,
 ) {
     let mut shutdown = inner.node.shutdown_signal();
     let mut round_check = tokio::time::interval(Duration::from_secs(30));
@@ -574,7 +574,7 @@ async fn follow_changes(
     loop {
         let mut pending: BTreeSet<DocPath> = BTreeSet::new();
         let mut full = false;
-        let note = |change: gridsync_node::node::DocChange, pending: &mut BTreeSet<DocPath>| {
+        let note = |change: gridsync_node::DocChange, pending: &mut BTreeSet<DocPath>| {
             let counter = match change.from {
                 Some(_) => &inner.counters.peer_changes,
                 None => &inner.counters.local_changes,

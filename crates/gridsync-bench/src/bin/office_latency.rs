@@ -157,7 +157,7 @@ async fn watch_aggregation(state: OfficeState, probes: Arc<Probes>) {
 
 /// Timestamps every change the office's node received from a peer.
 async fn listen_to_feed(
-    mut changes: tokio::sync::broadcast::Receiver<gridsync_node::node::DocChange>,
+    mut changes: tokio::sync::broadcast::Receiver<gridsync_node::DocChange>,
     probes: Arc<Probes>,
 ) {
     loop {
