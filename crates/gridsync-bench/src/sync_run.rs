@@ -18,6 +18,7 @@ use automerge::sync::{Message, State, SyncDoc};
 use automerge::{Automerge, ChangeHash};
 use gridsync_net::NodeCredentials;
 use gridsync_node::node::RunningNode;
+use gridsync_node::store_writer::WriteTicket;
 use gridsync_proto::{DocPath, NodeId, Role};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -154,7 +155,7 @@ async fn wait_for_documents(
     };
     // The office announces a change once it is in memory; it is durable when the store
     // writer settles the ticket it came with. The sync counts as done once both hold.
-    let mut last_ticket = 0;
+    let mut last_ticket = WriteTicket::NONE;
     while done.len() < expected.len() {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, feed.recv()).await {
@@ -168,7 +169,7 @@ async fn wait_for_documents(
                     continue;
                 }
                 last = Instant::now();
-                last_ticket = last_ticket.max(change.durable_after.unwrap_or(0));
+                last_ticket = last_ticket.max(change.durable_after.unwrap_or(WriteTicket::NONE));
                 if !done.contains(&change.path) && at_heads(&change.path) {
                     done.insert(change.path);
                 }
@@ -187,11 +188,11 @@ async fn wait_for_documents(
         progress.count("documents at the office", done.len() as u64, total);
     }
     let ticket = match last_ticket {
-        0 => office
+        WriteTicket::NONE => office
             .handle()
             .lock_replica()
             .last_write_ticket()
-            .unwrap_or(0),
+            .unwrap_or(WriteTicket::NONE),
         seen => seen,
     };
     let mut settled = office.handle().durable_progress();

@@ -925,7 +925,7 @@ impl Replica {
         self.writer
             .as_ref()
             .map(|w| w.last_ticket())
-            .filter(|t| *t > 0)
+            .filter(|t| *t > WriteTicket::NONE)
     }
 
     /// Stores sync states for `peer`: staged with the store writer (after every document
@@ -957,7 +957,9 @@ impl Replica {
                         state,
                     })
                     .collect();
-                writer.stage(WriteBatch {
+                // Nobody waits for a sync state: it is a cache whose loss costs one larger
+                // sync message, so its ticket is not kept.
+                let _cache = writer.stage(WriteBatch {
                     sync_states,
                     ..WriteBatch::default()
                 });
@@ -977,7 +979,9 @@ impl Replica {
     ) -> Result<(), ReplicaError> {
         match &mut self.writer {
             Some(writer) => {
-                writer.stage(WriteBatch {
+                // Derived values are recomputed from the documents when missing: no one
+                // waits for their ticket.
+                let _cache = writer.stage(WriteBatch {
                     derived: entries.into_iter().map(|e| (kind.to_owned(), e)).collect(),
                     ..WriteBatch::default()
                 });
@@ -1005,7 +1009,8 @@ impl Replica {
         let count = stale.len();
         match &mut self.writer {
             Some(writer) => {
-                writer.stage(WriteBatch {
+                // As for storing them: derived values are a cache.
+                let _cache = writer.stage(WriteBatch {
                     derived_deleted: stale,
                     ..WriteBatch::default()
                 });

@@ -40,8 +40,34 @@ use tokio::sync::watch;
 const FAILURES_KEPT: usize = 4096;
 
 /// A staged write's place in the writer's order: settled once the writer has committed
-/// (or failed to commit) every staging up to and including it.
-pub type WriteTicket = u64;
+/// (or failed to commit) every staging up to and including it. A write that returned a
+/// ticket is in memory only: it may be shown or forwarded, but acknowledged to a person
+/// only once the ticket settles ([`DurabilityWaiter::wait`]).
+#[must_use = "a staged write is durable only once its ticket settles: wait for it or pass it on"]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteTicket(u64);
+
+impl WriteTicket {
+    /// The place before every staging: settled from the start.
+    pub const NONE: WriteTicket = WriteTicket(0);
+
+    /// The ticket after this one.
+    fn next(self) -> WriteTicket {
+        WriteTicket(self.0 + 1)
+    }
+
+    /// The ticket's number in the writer's order (1 for the first staging), for display and
+    /// for figures.
+    pub fn number(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for WriteTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "write #{}", self.0)
+    }
+}
 
 /// Why a staged write did not become durable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,7 +96,7 @@ impl Progress {
         for (ticket, outcome) in outcomes {
             let Err(why) = outcome else { continue };
             if let Some((_, last, previous)) = self.failures.back_mut()
-                && *last + 1 == *ticket
+                && last.next() == *ticket
                 && previous == why
             {
                 *last = *ticket;
@@ -231,7 +257,7 @@ impl StoreWriter {
     pub fn start(store: &Store) -> Result<(StoreWriter, StoreWriterHandle), StoreError> {
         let connection = store.open_another_connection()?;
         let (jobs, receiver) = mpsc::channel();
-        let (settled_watch, _) = watch::channel(0);
+        let (settled_watch, _) = watch::channel(WriteTicket::NONE);
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::default()),
             settled: Condvar::new(),
@@ -249,7 +275,7 @@ impl StoreWriter {
             })?;
         let handle = StoreWriterHandle {
             jobs,
-            next_ticket: 0,
+            next_ticket: WriteTicket::NONE,
             shared,
         };
         Ok((
@@ -274,7 +300,7 @@ impl StoreWriter {
 impl StoreWriterHandle {
     /// Queues `batch` for the next commit and returns its ticket. Never blocks.
     pub fn stage(&mut self, batch: WriteBatch) -> WriteTicket {
-        self.next_ticket += 1;
+        self.next_ticket = self.next_ticket.next();
         let ticket = self.next_ticket;
         if self.jobs.send((ticket, batch)).is_err() {
             // The thread is gone (it only ends when this handle is dropped, or by a panic):
@@ -287,7 +313,7 @@ impl StoreWriterHandle {
         ticket
     }
 
-    /// The last ticket handed out (0 before any).
+    /// The last ticket handed out ([`WriteTicket::NONE`] before any).
     pub fn last_ticket(&self) -> WriteTicket {
         self.next_ticket
     }
@@ -368,7 +394,9 @@ fn commit_group(
     group: Vec<(WriteTicket, WriteBatch)>,
     shared: &Shared,
 ) -> Vec<(WriteTicket, Outcome)> {
-    let last = group.last().map_or(0, |(ticket, _)| *ticket);
+    let last = group
+        .last()
+        .map_or(WriteTicket::NONE, |(ticket, _)| *ticket);
     let mut refused = Vec::new();
     let mut committed = Vec::with_capacity(group.len());
     let mut batch = WriteBatch::default();
@@ -422,7 +450,8 @@ fn settle(shared: &Shared, outcomes: &[(WriteTicket, Outcome)]) {
     };
     shared.progress().record(outcomes);
     shared.settled.notify_all();
-    shared.settled_watch.send_replace(*last);
+    // The previous value is of no interest: the watch only ever moves forward.
+    let _previous = shared.settled_watch.send_replace(*last);
 }
 
 #[cfg(test)]
@@ -462,9 +491,9 @@ mod tests {
         let tickets: Vec<_> = (0..50)
             .map(|n| handle.stage(append(&path, &mut doc, n)))
             .collect();
-        assert_eq!(tickets, (1..=50).collect::<Vec<_>>());
-        waiter.wait(50).unwrap();
-        assert!(handle.is_settled(50));
+        assert_eq!(tickets, (1..=50).map(WriteTicket).collect::<Vec<_>>());
+        waiter.wait(WriteTicket(50)).unwrap();
+        assert!(handle.is_settled(WriteTicket(50)));
         drop(handle);
         writer.finish();
         let loaded = store.load_doc(&path).unwrap().unwrap();
@@ -492,20 +521,48 @@ mod tests {
 
         // Before the reload: every later staging of the document is refused, with the reason;
         // other documents are not affected.
-        let why = poisoned.refusal(7, &append(&lost, &mut doc, 1)).unwrap();
+        let why = poisoned
+            .refusal(WriteTicket(7), &append(&lost, &mut doc, 1))
+            .unwrap();
         assert!(why.contains("full") && why.contains(lost.as_str()), "{why}");
-        assert!(poisoned.refusal(7, &sync_state_of(&lost)).is_some());
-        assert!(poisoned.refusal(7, &append(&other, &mut doc, 2)).is_none());
+        assert!(
+            poisoned
+                .refusal(WriteTicket(7), &sync_state_of(&lost))
+                .is_some()
+        );
+        assert!(
+            poisoned
+                .refusal(WriteTicket(7), &append(&other, &mut doc, 2))
+                .is_none()
+        );
 
         // The replica reloads it when ticket 9 is the last handed out: up to 9 is refused,
         // later stagings are made from the durable state and pass.
-        assert_eq!(poisoned.take_unreloaded(9), BTreeSet::from([lost.clone()]));
-        assert!(poisoned.take_unreloaded(12).is_empty(), "reloaded once");
-        assert!(poisoned.refusal(9, &append(&lost, &mut doc, 3)).is_some());
-        assert!(poisoned.refusal(10, &append(&lost, &mut doc, 4)).is_none());
-        poisoned.forget_reloaded_through(8);
-        assert!(poisoned.refusal(9, &sync_state_of(&lost)).is_some());
-        poisoned.forget_reloaded_through(9);
+        assert_eq!(
+            poisoned.take_unreloaded(WriteTicket(9)),
+            BTreeSet::from([lost.clone()])
+        );
+        assert!(
+            poisoned.take_unreloaded(WriteTicket(12)).is_empty(),
+            "reloaded once"
+        );
+        assert!(
+            poisoned
+                .refusal(WriteTicket(9), &append(&lost, &mut doc, 3))
+                .is_some()
+        );
+        assert!(
+            poisoned
+                .refusal(WriteTicket(10), &append(&lost, &mut doc, 4))
+                .is_none()
+        );
+        poisoned.forget_reloaded_through(WriteTicket(8));
+        assert!(
+            poisoned
+                .refusal(WriteTicket(9), &sync_state_of(&lost))
+                .is_some()
+        );
+        poisoned.forget_reloaded_through(WriteTicket(9));
         assert!(poisoned.documents.is_empty());
     }
 
@@ -513,28 +570,38 @@ mod tests {
     fn failed_tickets_are_kept_as_runs_and_a_forgotten_outcome_is_not_reported_saved() {
         let full: Arc<str> = Arc::from("database or disk is full");
         let mut progress = Progress::default();
-        progress.record(&[(1, Ok(())), (2, Err(full.clone())), (3, Err(full.clone()))]);
-        progress.record(&[(4, Err(full.clone())), (5, Ok(()))]);
+        progress.record(&[
+            (WriteTicket(1), Ok(())),
+            (WriteTicket(2), Err(full.clone())),
+            (WriteTicket(3), Err(full.clone())),
+        ]);
+        progress.record(&[
+            (WriteTicket(4), Err(full.clone())),
+            (WriteTicket(5), Ok(())),
+        ]);
         assert_eq!(progress.failures.len(), 1, "{:?}", progress.failures);
-        assert_eq!(progress.settled_through, 5);
-        assert!(progress.outcome(1).is_ok());
+        assert_eq!(progress.settled_through, WriteTicket(5));
+        assert!(progress.outcome(WriteTicket(1)).is_ok());
         assert!(
             progress
-                .outcome(4)
+                .outcome(WriteTicket(4))
                 .unwrap_err()
                 .to_string()
                 .contains("full")
         );
-        assert!(progress.outcome(5).is_ok());
+        assert!(progress.outcome(WriteTicket(5)).is_ok());
 
         // Past the bound, the oldest runs are dropped: their tickets are no longer reported
         // saved, whatever became of them.
         let mut ticket = 5;
         for _ in 0..FAILURES_KEPT {
             ticket += 2;
-            progress.record(&[(ticket - 1, Ok(())), (ticket, Err(full.clone()))]);
+            progress.record(&[
+                (WriteTicket(ticket - 1), Ok(())),
+                (WriteTicket(ticket), Err(full.clone())),
+            ]);
         }
-        assert!(progress.outcome(1).is_err());
-        assert!(progress.outcome(ticket - 1).is_ok());
+        assert!(progress.outcome(WriteTicket(1)).is_err());
+        assert!(progress.outcome(WriteTicket(ticket - 1)).is_ok());
     }
 }

@@ -28,6 +28,7 @@ use gridsync_model::{StreetPlan, WriteContext};
 use gridsync_node::DocChange;
 use gridsync_node::node::{RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
+use gridsync_node::store_writer::WriteTicket;
 use gridsync_proto::{DocPath, NodeId, Role};
 use tokio::sync::{broadcast, watch};
 
@@ -223,7 +224,7 @@ impl Arrivals {
     async fn follow(
         self: Arc<Self>,
         mut changes: broadcast::Receiver<DocChange>,
-        mut settled: watch::Receiver<u64>,
+        mut settled: watch::Receiver<WriteTicket>,
     ) {
         loop {
             match changes.recv().await {
