@@ -15,7 +15,6 @@ pub mod progress;
 pub mod report;
 pub mod scale;
 pub mod scenarios;
-pub mod sync_pair;
 pub mod sync_relay;
 pub mod sync_run;
 pub mod table;

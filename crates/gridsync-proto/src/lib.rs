@@ -49,6 +49,12 @@
 //! ([`MAX_INFLATED_BYTES`], checked by streaming before automerge inflates anything). Under
 //! outgoing backpressure the session stops generating messages until the driver drains
 //! `poll_transmit`.
+//!
+//! # Testing
+//!
+//! With the `testing` feature, [`testing`] holds the harness the crate's tests (and the
+//! benchmarks) drive the engine with: an in-memory `DocumentSet` and a pair of sessions over
+//! a virtual link and clock.
 
 pub mod apply;
 pub mod authorize;
@@ -60,6 +66,8 @@ pub mod path;
 pub mod sequence;
 pub mod session;
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use frame::{Frame, FrameDecoder, FrameError, RefusalReason};
 pub use identity::{Access, NodeId, Role, ScopeGrant, Scopes};

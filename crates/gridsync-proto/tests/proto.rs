@@ -1,6 +1,6 @@
 //! Deterministic, in-memory tests of the sync engine: two sessions driven step by step over a
 //! virtual link with a fixed latency and a virtual clock (the shape of quinn-proto's
-//! `tests/util.rs`).
+//! `tests/util.rs`), with the crate's harness, `gridsync_proto::testing`.
 
 #[path = "proto/authorization.rs"]
 mod authorization;
@@ -12,8 +12,6 @@ mod clock;
 mod convergence;
 #[path = "proto/hostile.rs"]
 mod hostile;
-#[path = "proto/pair.rs"]
-mod pair;
 #[path = "proto/partial_frame.rs"]
 mod partial_frame;
 #[path = "proto/reconnect.rs"]

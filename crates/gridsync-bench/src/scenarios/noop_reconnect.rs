@@ -3,7 +3,7 @@
 //! What the reconnect costs in bytes and round trips.
 //!
 //! Round trips are counted at protocol level, by gridsync's sessions joined by a virtual link
-//! ([`crate::sync_pair`]); bytes both there and over QUIC between real nodes: the gridsync
+//! (`gridsync_proto::testing`, the engine's own test harness); bytes both there and over QUIC between real nodes: the gridsync
 //! frames the nodes exchanged until both report being up to date, and the UDP bytes through a
 //! counting relay (which adds QUIC's and TLS's own handshake, certificates included).
 //!
@@ -13,13 +13,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair};
 use gridsync_proto::{LocalIdentity, NodeId, Role, Scopes};
 
 use crate::harness::{self, BenchStreet, StreetLayout, median, street_write};
 use crate::progress::Progress;
 use crate::report::{Figure, ScenarioReport, TargetKind};
 use crate::scale::Scale;
-use crate::sync_pair::{MemoryDocs, MemoryPair};
 use crate::sync_relay::CountingRelay;
 use crate::sync_run::{self, Source};
 
@@ -54,14 +54,22 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
     progress.step("protocol level: initial sync, then a reconnect, between in-memory sessions");
     let captain = local_identity("cap-01", Role::Captain)?;
     let office = local_identity("office", Role::Office)?;
-    let mut first = MemoryPair::new(
-        (&captain, MemoryDocs::with_docs(&captain.node_id, &docs)),
-        (&office, MemoryDocs::new(&office.node_id)),
-    );
-    first.drive()?;
+    let (captain, office) = (Identity::certified(captain), Identity::certified(office));
+    let mut first = Pair::new(
+        (
+            captain.clone(),
+            MemoryDocs::for_measuring(&captain.certified.node_id, &docs),
+        ),
+        (
+            office.clone(),
+            MemoryDocs::for_measuring(&office.certified.node_id, &[]),
+        ),
+    )
+    .keep_sent(false);
+    first.try_drive()?;
     let (captain_docs, office_docs) = first.into_docs();
-    let mut again = MemoryPair::new((&captain, captain_docs), (&office, office_docs));
-    again.drive()?;
+    let mut again = Pair::new((captain, captain_docs), (office, office_docs)).keep_sent(false);
+    again.try_drive()?;
     let engine_bytes = again.total_bytes();
     let engine_round_trips = again.round_trips();
     let engine_doc_frames = again.doc_frames();

@@ -16,8 +16,8 @@ use crate::harness::{self, BenchStreet, StreetLayout, median, street_write};
 use crate::progress::Progress;
 use crate::report::{Figure, ScenarioReport, TargetKind};
 use crate::scale::Scale;
-use crate::sync_pair::{MemoryDocs, MemoryPair};
 use crate::sync_run::{self, Source};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair};
 
 /// Visits per building: 1,000 buildings of 18 households, six sweep rounds, 108,000 visits.
 const VISITS_PER_BUILDING: usize = 108;
@@ -179,11 +179,15 @@ fn engine_in_memory(
     for (path, doc) in docs {
         loaded.push((path.clone(), automerge::Automerge::load(&doc.save())?));
     }
-    let a = MemoryDocs::with_docs(&captain.node_id, &loaded);
-    let b = MemoryDocs::new(&office.node_id);
+    let a = MemoryDocs::for_measuring(&captain.node_id, &loaded);
+    let b = MemoryDocs::for_measuring(&office.node_id, &[]);
     let started = Instant::now();
-    let mut pair = MemoryPair::new((&captain, a), (&office, b));
-    pair.drive()?;
+    let mut pair = Pair::new(
+        (Identity::certified(captain.clone()), a),
+        (Identity::certified(office.clone()), b),
+    )
+    .keep_sent(false);
+    pair.try_drive()?;
     let secs = started.elapsed().as_secs_f64();
     let round_trips = pair.round_trips();
     let (_, office_docs) = pair.into_docs();

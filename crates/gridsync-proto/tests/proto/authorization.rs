@@ -5,7 +5,7 @@ use automerge::{ActorId, Automerge};
 use gridsync_proto::frame::encode_frame;
 use gridsync_proto::{Frame, RefusalReason, Role};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id, path};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id, path};
 
 /// A sync message that hands all of `doc` to a peer that has nothing.
 fn message_with_everything(doc: &Automerge) -> Vec<u8> {

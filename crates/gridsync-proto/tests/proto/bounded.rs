@@ -14,7 +14,7 @@ use gridsync_proto::frame::encode_frame;
 use gridsync_proto::{Frame, RefusalReason, Role};
 use sha2::{Digest, Sha256};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id, path};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id, path};
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
@@ -118,7 +118,11 @@ fn doc_sync(p: &str, message: Vec<u8>) -> Vec<u8> {
                 .filter_map(|chunk| automerge::Change::try_from(chunk).ok())
                 .filter_map(|change| {
                     let author = gridsync_proto::NodeId::from_actor(change.actor_id())?;
-                    Some(crate::pair::sign_as(author.as_str(), p, &change.hash()))
+                    Some(gridsync_proto::testing::sign_as(
+                        author.as_str(),
+                        p,
+                        &change.hash(),
+                    ))
                 })
                 .collect()
         })

@@ -5,7 +5,7 @@
 
 use gridsync_proto::{CloseReason, Limits, Role, SessionError, SessionEvent};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id};
 
 /// A clock origin like unix milliseconds, for comparison with one starting at 0.
 const WALL_CLOCK_LIKE: u64 = 1_764_000_000_000;

@@ -2,7 +2,7 @@
 
 use gridsync_proto::{Frame, Role, SessionError, SessionEvent};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id};
 
 fn overlapping_pair() -> Pair {
     let a_id = Identity::new("cap-a", Role::Captain, &["write:s/g1", "write:s/g2"]);
@@ -34,14 +34,14 @@ fn overlapping_scopes_converge_and_nothing_else_is_sent() {
             .b
             .docs
             .docs
-            .contains_key(&crate::pair::path("s/g1/secret-a"))
+            .contains_key(&gridsync_proto::testing::path("s/g1/secret-a"))
     );
     assert!(
         !pair
             .a
             .docs
             .docs
-            .contains_key(&crate::pair::path("s/g3/secret-b"))
+            .contains_key(&gridsync_proto::testing::path("s/g3/secret-b"))
     );
     // Neither the inventory nor any sync message mentions the unshared documents: the
     // secret paths (and their grid prefix, outside hello) never appear in the byte stream.
@@ -143,7 +143,7 @@ fn hello_mismatch_closes_before_any_document_bytes() {
     type Lie = fn(&mut Identity);
     let cases: [(&str, Lie); 3] = [
         ("scopes", |id| {
-            id.claimed.scopes = crate::pair::scopes(&["write:s"]);
+            id.claimed.scopes = gridsync_proto::testing::scopes(&["write:s"]);
         }),
         ("role", |id| id.claimed.role = Role::Office),
         ("node id", |id| id.claimed.node_id = node_id("cap-z")),
@@ -262,7 +262,7 @@ fn an_unsupported_protocol_version_closes_the_session() {
         protocol_version: 99,
         node_id: node_id("cap-b"),
         role: Role::Captain,
-        scopes: crate::pair::scopes(&["write:s/g2", "write:s/g3"]),
+        scopes: gridsync_proto::testing::scopes(&["write:s/g2", "write:s/g3"]),
     }))
     .expect("small frame encodes");
     assert_eq!(

@@ -9,7 +9,7 @@ use gridsync_proto::{Frame, FrameError, RefusalReason, Role, SessionError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id, path, scopes};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id, path, scopes};
 
 fn config() -> Config {
     Config {

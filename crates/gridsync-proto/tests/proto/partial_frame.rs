@@ -5,7 +5,7 @@
 use gridsync_proto::frame::encode_frame;
 use gridsync_proto::{CloseReason, Frame, Limits, Role, SessionError, SessionEvent};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id, path};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id, path};
 
 /// Two synced sessions: the inventory is done, so the idle timeout no longer applies.
 fn synced_pair(limits: Limits) -> Pair {

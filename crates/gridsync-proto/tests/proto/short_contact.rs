@@ -5,7 +5,7 @@
 use automerge::sync::Message;
 use gridsync_proto::{Frame, Limits, RefusalReason, Role, SessionEvent};
 
-use crate::pair::{Identity, MemoryDocs, Pair, Side, node_id, path};
+use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id, path};
 
 const DOCS: usize = 40;
 /// The documents the volunteer marks as holding open special needs.

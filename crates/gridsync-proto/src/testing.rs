@@ -1,19 +1,28 @@
-//! The test harness: an in-memory [`DocumentSet`] and a [`Pair`] of sessions joined by a
-//! virtual link.
+//! The engine's test harness (feature `testing`): an in-memory [`DocumentSet`] and a
+//! [`Pair`] of sessions joined by a virtual link with a fixed latency and a virtual clock
+//! (the shape of quinn-proto's `tests/util.rs`). gridsync-proto's own tests use it, and so
+//! does gridsync-bench to measure what the protocol costs in bytes and round trips, free of
+//! QUIC, disks and the machine's load.
+//!
+//! Not for production: its signatures are a stand-in scheme ([`test_signature`]), and it
+//! panics where a test should fail.
+
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, VecDeque};
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ROOT};
-use gridsync_proto::frame::FrameDecoder;
-use gridsync_proto::session::DocumentSet;
-use gridsync_proto::signature::signed_bytes;
-use gridsync_proto::{
+use sha2::{Digest as _, Sha256};
+
+use crate::frame::FrameDecoder;
+use crate::session::DocumentSet;
+use crate::signature::signed_bytes;
+use crate::{
     AuthorStanding, ChangeSignature, DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity,
     Role, SIGNATURE_LEN, Scopes, SessionConfig, SessionError, SessionEvent, SignatureCheck,
     SyncSession,
 };
-use sha2::{Digest as _, Sha256};
 
 /// Milliseconds a transmission takes to reach the other side.
 pub const LATENCY: u64 = 50;
@@ -35,6 +44,18 @@ pub fn scopes(grants: &[&str]) -> Scopes {
     )
 }
 
+/// How a [`MemoryDocs`] signs and checks signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// The harness's scheme: the node signs its own newest change; others' signatures are
+    /// kept as they arrive (or set with [`MemoryDocs::signed_by`]) and verified.
+    TestKeys,
+    /// One placeholder signature per author's newest change, and every signature accepted:
+    /// messages carry the signature bytes a node's would, for measuring the engine's bytes
+    /// and round trips (real signing is measured on nodes).
+    Placeholders,
+}
+
 /// A node's documents and persisted sync states, in memory.
 #[derive(Debug, Clone)]
 pub struct MemoryDocs {
@@ -49,6 +70,9 @@ pub struct MemoryDocs {
     /// Signatures held on other authors' newest changes, per document and actor (with the
     /// change's seq), as a node stores them when they arrive.
     pub signed: BTreeMap<DocPath, BTreeMap<ActorId, (u64, ChangeSignature)>>,
+    pub signing: Signing,
+    /// Placeholder signatures per document, at the heads they were made for.
+    placeholders: BTreeMap<DocPath, (Vec<ChangeHash>, Vec<ChangeSignature>)>,
 }
 
 /// The harness's stand-in for a device key: derived from the node id, so every node can
@@ -83,7 +107,50 @@ impl MemoryDocs {
             max_documents: None,
             directory: None,
             signed: BTreeMap::new(),
+            signing: Signing::TestKeys,
+            placeholders: BTreeMap::new(),
         }
+    }
+
+    /// A set holding `docs` (copied) that signs with placeholders and lets every author
+    /// write: for measuring the engine ([`Signing::Placeholders`]).
+    pub fn for_measuring(owner: &NodeId, docs: &[(DocPath, Automerge)]) -> Self {
+        let mut set = MemoryDocs::new(owner);
+        set.docs = docs.iter().cloned().collect();
+        set.signing = Signing::Placeholders;
+        set
+    }
+
+    /// One placeholder signature per author's newest change in `path`, cached per heads.
+    fn placeholder_signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature> {
+        let Some(doc) = self.docs.get(path) else {
+            return Vec::new();
+        };
+        let heads = doc.get_heads();
+        if let Some((at, held)) = self.placeholders.get(path)
+            && *at == heads
+        {
+            return held.clone();
+        }
+        let mut newest: BTreeMap<ActorId, (u64, ChangeHash)> = BTreeMap::new();
+        for meta in doc.get_changes_meta(&[]) {
+            let entry = newest
+                .entry(meta.actor.clone().into_owned())
+                .or_insert((meta.seq, meta.hash));
+            if meta.seq > entry.0 {
+                *entry = (meta.seq, meta.hash);
+            }
+        }
+        let held: Vec<ChangeSignature> = newest
+            .into_values()
+            .map(|(_, hash)| ChangeSignature {
+                hash,
+                signature: [0; SIGNATURE_LEN],
+            })
+            .collect();
+        self.placeholders
+            .insert(path.clone(), (heads, held.clone()));
+        held
     }
 
     /// Records `node`'s signature on its newest change in `p`, as if the document had
@@ -118,9 +185,9 @@ impl MemoryDocs {
     }
 
     /// Like [`write_at`](Self::write_at), marking the change urgent
-    /// ([`gridsync_proto::URGENT_CHANGE`]).
+    /// ([`crate::URGENT_CHANGE`]).
     pub fn write_urgent_at(&mut self, p: &str, key: &str, value: &str, time: i64) {
-        self.commit_at(p, key, value, time, Some(gridsync_proto::URGENT_CHANGE));
+        self.commit_at(p, key, value, time, Some(crate::URGENT_CHANGE));
     }
 
     fn commit_at(&mut self, p: &str, key: &str, value: &str, time: i64, message: Option<&str>) {
@@ -210,6 +277,9 @@ impl DocumentSet for MemoryDocs {
         signed: &[u8],
         signature: &[u8; SIGNATURE_LEN],
     ) -> SignatureCheck {
+        if self.signing == Signing::Placeholders {
+            return SignatureCheck::Valid;
+        }
         let Some(node) = NodeId::from_actor(author) else {
             return SignatureCheck::Invalid;
         };
@@ -226,7 +296,10 @@ impl DocumentSet for MemoryDocs {
             SignatureCheck::Invalid
         }
     }
-    fn signatures_received(&mut self, path: &DocPath, heads: &[gridsync_proto::SignedHead]) {
+    fn signatures_received(&mut self, path: &DocPath, heads: &[crate::SignedHead]) {
+        if self.signing == Signing::Placeholders {
+            return;
+        }
         let held = self.signed.entry(path.clone()).or_default();
         for head in heads {
             if held.get(&head.actor).is_none_or(|(seq, _)| head.seq > *seq) {
@@ -235,6 +308,9 @@ impl DocumentSet for MemoryDocs {
         }
     }
     fn signatures(&mut self, path: &DocPath) -> Vec<ChangeSignature> {
+        if self.signing == Signing::Placeholders {
+            return self.placeholder_signatures(path);
+        }
         let mut out: Vec<ChangeSignature> = self
             .signed
             .get(path)
@@ -259,19 +335,23 @@ impl DocumentSet for MemoryDocs {
 }
 
 /// One side of a pair: its session, documents, and a record of everything it did.
+#[derive(Debug)]
 pub struct Node {
     pub session: SyncSession,
     pub docs: MemoryDocs,
     pub events: Vec<SessionEvent>,
-    /// Every byte this node transmitted, in order.
+    /// Every byte this node transmitted, in order (unless the pair was told not to keep
+    /// them, [`Pair::keep_sent`]).
     pub sent: Vec<u8>,
+    /// How many bytes this node transmitted.
+    pub sent_bytes: u64,
     pub error: Option<SessionError>,
 }
 
 impl Node {
     /// Every frame this node transmitted.
     pub fn sent_frames(&self) -> Vec<Frame> {
-        let mut decoder = FrameDecoder::new(gridsync_proto::frame::MAX_FRAME_LEN);
+        let mut decoder = FrameDecoder::new(crate::frame::MAX_FRAME_LEN);
         decoder.push(&self.sent);
         let mut frames = Vec::new();
         while let Some(frame) = decoder.next_frame().expect("our own frames decode") {
@@ -286,6 +366,8 @@ impl Node {
             .any(|w| w == needle.as_bytes())
     }
 
+    /// Persists what the session handed out (sync states, received signatures), as a node
+    /// would, and records every event.
     fn drain_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             if let SessionEvent::SyncStateUpdated { path, state } = &event {
@@ -298,19 +380,13 @@ impl Node {
                 path, signed_heads, ..
             } = &event
             {
-                let held = self.docs.signed.entry(path.clone()).or_default();
-                for head in signed_heads {
-                    let newer = held.get(&head.actor).is_none_or(|(seq, _)| head.seq > *seq);
-                    if newer {
-                        held.insert(head.actor.clone(), (head.seq, head.signature));
-                    }
-                }
+                self.docs.signatures_received(path, signed_heads);
             }
             self.events.push(event);
         }
     }
 
-    pub fn refusals(&self) -> Vec<(DocPath, gridsync_proto::RefusalReason)> {
+    pub fn refusals(&self) -> Vec<(DocPath, crate::RefusalReason)> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -322,7 +398,7 @@ impl Node {
 }
 
 /// How a node presents itself: its certificate, and what its hello claims (normally equal).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub certified: LocalIdentity,
     pub claimed: LocalIdentity,
@@ -340,6 +416,14 @@ impl Identity {
             claimed: local,
         }
     }
+    /// An identity whose hello claims what its certificate says.
+    pub fn certified(local: LocalIdentity) -> Self {
+        Identity {
+            certified: local.clone(),
+            claimed: local,
+        }
+    }
+
     fn as_peer(&self) -> PeerIdentity {
         PeerIdentity {
             node_id: self.certified.node_id.clone(),
@@ -356,6 +440,7 @@ pub enum Side {
 }
 
 /// Two sessions joined by a virtual link of latency [`LATENCY`].
+#[derive(Debug)]
 pub struct Pair {
     pub a: Node,
     pub b: Node,
@@ -369,7 +454,22 @@ pub struct Pair {
     /// Time of the last delivery, to count round trips.
     pub last_delivery: u64,
     pub started_at: u64,
+    /// Keep every transmitted byte in [`Node::sent`] (tests read the frames back); off for
+    /// measurements of large exchanges.
+    keep_sent: bool,
 }
+
+/// Why a pair's exchange did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    #[error("the pair did not settle within {0} steps")]
+    NotSettled(usize),
+    #[error("a session closed: {0}")]
+    SessionClosed(SessionError),
+}
+
+/// Most steps [`Pair::try_drive`] takes before it declares the exchange stuck.
+const MAX_STEPS: usize = 10_000_000;
 
 impl Pair {
     pub fn new(a: (Identity, MemoryDocs), b: (Identity, MemoryDocs)) -> Self {
@@ -406,6 +506,7 @@ impl Pair {
             docs,
             events: Vec::new(),
             sent: Vec::new(),
+            sent_bytes: 0,
             error: None,
         };
         Pair {
@@ -417,7 +518,14 @@ impl Pair {
             peak_in_flight: 0,
             last_delivery: now,
             started_at: now,
+            keep_sent: true,
         }
+    }
+
+    /// Whether to keep every transmitted byte (see [`Node::sent`]).
+    pub fn keep_sent(mut self, keep: bool) -> Self {
+        self.keep_sent = keep;
+        self
     }
 
     fn node(&mut self, side: Side) -> &mut Node {
@@ -432,13 +540,17 @@ impl Pair {
             let now = self.now;
             let to = if side == Side::A { Side::B } else { Side::A };
             let peak = self.peak_outgoing;
+            let keep_sent = self.keep_sent;
             let node = self.node(side);
             let buffered = node.session.buffered_outgoing();
             let in_flight = node.session.docs_in_flight();
             node.drain_events();
             let mut out = Vec::new();
             while let Some(bytes) = node.session.poll_transmit() {
-                node.sent.extend_from_slice(&bytes);
+                node.sent_bytes += bytes.len() as u64;
+                if keep_sent {
+                    node.sent.extend_from_slice(&bytes);
+                }
                 out.push(bytes);
             }
             self.peak_outgoing = peak.max(buffered);
@@ -457,7 +569,23 @@ impl Pair {
     /// Like [`drive`](Self::drive), but the link breaks at virtual time `deadline`: whatever
     /// would arrive later is lost, as when two devices walk out of range mid-sync.
     pub fn drive_until(&mut self, deadline: u64) {
-        for _ in 0..100_000 {
+        if let Err(error) = self.run(deadline, 100_000) {
+            panic!("{error}");
+        }
+    }
+
+    /// Like [`drive`](Self::drive) for large exchanges, with the outcome as a value: `Err`
+    /// if the exchange does not settle or either session closed with an error.
+    pub fn try_drive(&mut self) -> Result<(), PairError> {
+        self.run(u64::MAX, MAX_STEPS)?;
+        match self.a.error.as_ref().or(self.b.error.as_ref()) {
+            Some(error) => Err(PairError::SessionClosed(error.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn run(&mut self, deadline: u64, max_steps: usize) -> Result<(), PairError> {
+        for _ in 0..max_steps {
             self.flush();
             let mut worked = false;
             for side in [Side::A, Side::B] {
@@ -473,11 +601,11 @@ impl Pair {
                 continue;
             }
             let Some((at, to, bytes)) = self.in_transit.pop_front() else {
-                return;
+                return Ok(());
             };
             if at > deadline {
                 self.in_transit.clear();
-                return;
+                return Ok(());
             }
             self.now = self.now.max(at);
             self.last_delivery = self.now;
@@ -496,7 +624,7 @@ impl Pair {
                 *error = Some(e);
             }
         }
-        panic!("the pair did not settle");
+        Err(PairError::NotSettled(max_steps))
     }
 
     /// Round trips spent since the pair started, from virtual time.
@@ -522,7 +650,18 @@ impl Pair {
         result
     }
 
-    pub fn total_bytes(&self) -> usize {
-        self.a.sent.len() + self.b.sent.len()
+    /// Bytes both sides transmitted.
+    pub fn total_bytes(&self) -> u64 {
+        self.a.sent_bytes + self.b.sent_bytes
+    }
+
+    /// Document sync frames both sides sent.
+    pub fn doc_frames(&self) -> u64 {
+        self.a.session.stats().doc_frames_sent + self.b.session.stats().doc_frames_sent
+    }
+
+    /// Hands both sides' document sets back (with the sync states they persisted).
+    pub fn into_docs(self) -> (MemoryDocs, MemoryDocs) {
+        (self.a.docs, self.b.docs)
     }
 }
