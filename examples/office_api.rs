@@ -134,16 +134,7 @@ async fn main() -> Result<()> {
     })
     .await?;
     let writes = [
-        FieldWrite::Visit {
-            household: "h-0001".into(),
-            outcome: "contacted".into(),
-            people: 1,
-            flags: vec!["elderly-living-alone".into()],
-            needs: vec!["medicine:insulin".into()],
-            note: Some("lives alone, 3rd floor".into()),
-            volunteer: None,
-            at_ms: None,
-        },
+        street::visit_to_mrs_chen(),
         FieldWrite::Delivery {
             household: "h-0001".into(),
             item: "food-pack".into(),

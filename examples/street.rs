@@ -124,6 +124,21 @@ pub async fn wait_for(what: &str, mut done: impl FnMut() -> Result<bool>) -> Res
     Ok(())
 }
 
+/// The visit the examples' volunteer logs first: Mrs. Chen at h-0001, elderly and living
+/// alone, who needs insulin.
+pub fn visit_to_mrs_chen() -> FieldWrite {
+    FieldWrite::Visit {
+        household: "h-0001".into(),
+        outcome: "contacted".into(),
+        people: 1,
+        flags: vec!["elderly-living-alone".into()],
+        needs: vec!["medicine:insulin".into()],
+        note: Some("lives alone, 3rd floor".into()),
+        volunteer: None,
+        at_ms: None,
+    }
+}
+
 /// 127.0.0.1:`port` (0: any free port).
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

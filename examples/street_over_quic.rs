@@ -102,20 +102,7 @@ async fn main() -> Result<()> {
 
     // `gridsync visit add --household h-0001 ...` on the volunteer's running node: durable in
     // the volunteer's store when `write` returns, and pushed at once to connected peers.
-    let receipt = write(
-        &volunteer,
-        FieldWrite::Visit {
-            household: "h-0001".into(),
-            outcome: "contacted".into(),
-            people: 1,
-            flags: vec!["elderly-living-alone".into()],
-            needs: vec!["medicine:insulin".into()],
-            note: Some("lives alone, 3rd floor".into()),
-            volunteer: None,
-            at_ms: None,
-        },
-    )
-    .await?;
+    let receipt = write(&volunteer, street::visit_to_mrs_chen()).await?;
     let visit_id = receipt.record_id.clone().context("a visit has an id")?;
     let building = receipt.document.clone();
     say(format!("vol-0042 saved visit {visit_id} in {building}"));

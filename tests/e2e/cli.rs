@@ -149,26 +149,27 @@ fn show_building(device: &Device, building: &str) -> Value {
     device.run(&["show", "building", building, "--json"]).json()
 }
 
+/// The entry of `value`'s array `list` whose `key` is `wanted`.
+#[track_caller]
+fn entry<'a>(value: &'a Value, list: &str, key: &str, wanted: &str) -> &'a Value {
+    value[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} array in {value}"))
+        .iter()
+        .find(|e| e[key] == wanted)
+        .unwrap_or_else(|| panic!("no {list} entry with {key} {wanted:?} in {value}"))
+}
+
 /// One household's entry in a `show building --json` view.
 #[track_caller]
 fn household_view<'a>(view: &'a Value, household: &str) -> &'a Value {
-    view["households"]
-        .as_array()
-        .expect("households array")
-        .iter()
-        .find(|h| h["household"] == household)
-        .unwrap_or_else(|| panic!("{household} not in view: {view}"))
+    entry(view, "households", "household", household)
 }
 
 /// One item's entry in a household view's deliveries.
 #[track_caller]
 fn delivery_of<'a>(household: &'a Value, item: &str) -> &'a Value {
-    household["deliveries"]
-        .as_array()
-        .expect("deliveries array")
-        .iter()
-        .find(|d| d["item"] == item)
-        .unwrap_or_else(|| panic!("no {item} delivery: {household}"))
+    entry(household, "deliveries", "item", item)
 }
 
 #[test]
@@ -1216,32 +1217,9 @@ fn show_building_summarizes_households() {
         .fails_alone_with("building \"b9\" is not in the street plan");
 }
 
-/// The export columns, in order.
-const EXPORT_COLUMNS: [&str; 23] = [
-    "document",
-    "kind",
-    "id",
-    "by",
-    "at_ms",
-    "household",
-    "status",
-    "item",
-    "attempt",
-    "people_seen",
-    "flags",
-    "needs",
-    "text",
-    "round",
-    "units",
-    "reached",
-    "not_home",
-    "refused",
-    "issues",
-    "target",
-    "action",
-    "clock",
-    "seen_ms",
-];
+/// The export columns, in order: the model's, which its own test keeps equal to the
+/// serialized fields.
+const EXPORT_COLUMNS: [&str; 23] = gridsync_model::export::ExportRow::COLUMNS;
 
 #[test]
 fn export_writes_every_record_as_csv_or_json_lines() {

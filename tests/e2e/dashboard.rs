@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::node_support::{LOG_FILE, NodeProcess, Street, add_visit, await_plan, read_log, tail};
+use crate::node_support::{
+    LOG_FILE, NodeProcess, Street, add_visit, await_plan, first_json_value, read_log, tail,
+};
 use crate::support::{Device, LIBFAKETIME, gridsync_bin};
 use gridsync_testkit::http;
 
@@ -257,33 +259,17 @@ impl DashboardNode {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn gridsync run --http");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        // The first JSON value (pretty-printed) is read on a thread, so that a node that
-        // hangs fails the test after START_TIMEOUT instead of blocking it.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let first = serde_json::Deserializer::from_reader(&mut reader)
-                .into_iter::<Value>()
-                .next();
-            let _ = tx.send((first, reader));
-        });
-        let started = match rx.recv_timeout(START_TIMEOUT) {
-            Ok((Some(Ok(value)), reader)) => {
-                let address = |key: &str| {
-                    value[key]
-                        .as_str()
-                        .and_then(|a| a.parse::<SocketAddr>().ok())
-                };
-                match (address("http"), address("listening")) {
-                    (Some(http), Some(quic)) => Ok((http, quic, reader)),
-                    _ => Err(format!("no http or QUIC address in {value}")),
-                }
+        let started = first_json_value(&mut child).and_then(|(value, reader)| {
+            let address = |key: &str| {
+                value[key]
+                    .as_str()
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            };
+            match (address("http"), address("listening")) {
+                (Some(http), Some(quic)) => Ok((http, quic, reader)),
+                _ => Err(format!("no http or QUIC address in {value}")),
             }
-            Ok((Some(Err(e)), _)) => Err(format!("stdout is not JSON: {e}")),
-            Ok((None, _)) => Err("stdout closed before the addresses".to_owned()),
-            Err(_) => Err(format!("no addresses within {START_TIMEOUT:?}")),
-        };
+        });
         // The token is printed on stderr before the addresses on stdout.
         let token = read_log(&log_path)
             .lines()

@@ -176,31 +176,15 @@ impl NodeProcess {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn gridsync run");
-        let stdout = child.stdout.take().expect("stdout is piped");
-
-        // Read the first JSON value (pretty-printed over several lines) on a thread so that a
-        // node that hangs before printing fails the test after START_TIMEOUT instead of
-        // blocking it forever.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let first = serde_json::Deserializer::from_reader(&mut reader)
-                .into_iter::<Value>()
-                .next();
-            let _ = tx.send((first, reader));
-        });
-        let started = match rx.recv_timeout(START_TIMEOUT) {
-            Ok((Some(Ok(value)), reader)) => match value["listening"]
+        let started = first_json_value(&mut child).and_then(|(value, reader)| {
+            match value["listening"]
                 .as_str()
                 .and_then(|a| a.parse::<SocketAddr>().ok())
             {
                 Some(addr) => Ok((addr, reader)),
                 None => Err(format!("no listening address in {value}")),
-            },
-            Ok((Some(Err(e)), _)) => Err(format!("stdout is not JSON: {e}")),
-            Ok((None, _)) => Err("stdout closed before the listening address".to_owned()),
-            Err(_) => Err(format!("no listening address within {START_TIMEOUT:?}")),
-        };
+            }
+        });
         match started {
             Ok((addr, reader)) => NodeProcess {
                 name: name.to_owned(),
@@ -483,4 +467,29 @@ pub fn count_lines(log: &str, needles: &[&str]) -> usize {
     log.lines()
         .filter(|l| needles.iter().all(|n| l.contains(n)))
         .count()
+}
+
+/// The first JSON value `gridsync run --json` prints (its addresses, pretty-printed over
+/// several lines), with the reader of the rest of its stdout, which must stay open. Read on a
+/// thread, so that a node that hangs before printing fails the test after [`START_TIMEOUT`]
+/// instead of blocking it forever.
+pub fn first_json_value(child: &mut Child) -> Result<(Value, BufReader<ChildStdout>), String> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| "stdout is not piped".to_owned())?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let first = serde_json::Deserializer::from_reader(&mut reader)
+            .into_iter::<Value>()
+            .next();
+        let _ = tx.send((first, reader));
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok((Some(Ok(value)), reader)) => Ok((value, reader)),
+        Ok((Some(Err(e)), _)) => Err(format!("stdout is not JSON: {e}")),
+        Ok((None, _)) => Err("stdout closed before the addresses".to_owned()),
+        Err(_) => Err(format!("no addresses within {START_TIMEOUT:?}")),
+    }
 }

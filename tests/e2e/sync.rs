@@ -665,24 +665,9 @@ fn writes_survive_offline_restarts_and_sigkill() {
     );
 }
 
-/// True when an interface other than loopback is up and multicast-capable: mDNS needs one.
-fn has_multicast_interface() -> bool {
-    const IFF_UP: u32 = 0x1;
-    const IFF_LOOPBACK: u32 = 0x8;
-    const IFF_MULTICAST: u32 = 0x1000;
-    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
-        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        flags & IFF_UP != 0 && flags & IFF_LOOPBACK == 0 && flags & IFF_MULTICAST != 0
-    })
-}
-
 #[test]
 fn nodes_of_a_street_find_each_other_on_the_lan_and_sync() {
-    if !has_multicast_interface() {
+    if !gridsync_net::discovery::has_multicast_interface() {
         eprintln!("skipping: no multicast-capable interface besides loopback on this machine");
         return;
     }

@@ -180,13 +180,10 @@ fn run_office(dir: &Path, report: &Path, started: Instant) -> anyhow::Result<()>
         )?;
         let node_start_ms = since(node_started);
         let aggregate_started = Instant::now();
-        let shared = node.handle().clone();
-        let state = tokio::task::spawn_blocking(move || {
-            gridsync_office::OfficeState::new(
-                shared,
-                gridsync_office::OfficeOptions::daily(token, 480),
-            )
-        })
+        let state = gridsync_office::OfficeState::start(
+            node.handle().clone(),
+            gridsync_office::OfficeOptions::daily(token, 480),
+        )
         .await?;
         let aggregate_ms = since(aggregate_started);
         let counters = state.counters();

@@ -39,3 +39,58 @@ pub fn plan_csv() -> String {
     }
     csv
 }
+
+/// Writes `visits_per_building` visits into every building document of `replica` (which
+/// holds the street's plan), one durable append per building: a week of daily sweeps.
+/// Returns how many visits were written.
+pub fn fill_street(
+    replica: &mut gridsync_node::Replica,
+    visits_per_building: usize,
+) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
+
+    let plan = replica.street_plan()?.context("plan imported")?;
+    let now_ms = replica.clock().unix_ms() as i64;
+    let outcomes = [
+        VisitOutcome::Contacted,
+        VisitOutcome::NotHome,
+        VisitOutcome::Contacted,
+        VisitOutcome::Refused,
+    ];
+    for k in 0..BUILDINGS {
+        let (grid, building) = building_of(k);
+        let path = gridsync_model::building_path(STREET, &grid, &building)?;
+        let ctx = WriteContext {
+            plan: &plan,
+            building: &building,
+            now_ms,
+        };
+        let ids: Vec<RecordId> = (0..visits_per_building)
+            .map(|_| RecordId::from(replica.mint_record_ulid(now_ms as u64)))
+            .collect();
+        replica.write(&path, DocKind::Building, |doc| {
+            for (i, id) in ids.into_iter().enumerate() {
+                let visit = Visit {
+                    id,
+                    household: format!(
+                        "h-{}-{}{}",
+                        &building[2..],
+                        i % UNITS,
+                        (i / UNITS) % HOUSEHOLDS_PER_UNIT
+                    ),
+                    volunteer: format!("vol-{:03}", k % 997),
+                    at_ms: now_ms - 3_600_000 + i as i64,
+                    outcome: outcomes[i % outcomes.len()],
+                    people_seen: 2,
+                    flags: Default::default(),
+                    needs: Default::default(),
+                    note: "door-to-door sweep".into(),
+                };
+                gridsync_model::record_visit(doc, &ctx, &visit)?;
+            }
+            Ok::<_, gridsync_model::RecordError>(())
+        })?;
+    }
+    Ok(BUILDINGS * visits_per_building)
+}

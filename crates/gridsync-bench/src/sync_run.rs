@@ -116,9 +116,7 @@ pub fn initial_sync(
         let cpu = process_cpu().saturating_sub(cpu_before);
         let frame_bytes = office
             .handle()
-            .peers()
-            .iter()
-            .find(|p| p.node_id == source.node_id)
+            .peer(&source.node_id)
             .map_or(0, |p| p.bytes_sent + p.bytes_received);
         let wire = relay.as_ref().map(CountingRelay::totals);
         harness::stop_all(vec![source_node, office]).await;

@@ -45,6 +45,23 @@ pub struct Discovery {
     own_node: NodeId,
 }
 
+/// Whether some network interface other than loopback is up and multicast-capable (from
+/// `/sys/class/net`): mDNS cannot find anyone without one, as in a bare network namespace or
+/// on a phone with Wi-Fi off. `false` where `/sys` cannot be read.
+pub fn has_multicast_interface() -> bool {
+    const IFF_UP: u32 = 0x1;
+    const IFF_LOOPBACK: u32 = 0x8;
+    const IFF_MULTICAST: u32 = 0x1000;
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+        flags & IFF_UP != 0 && flags & IFF_LOOPBACK == 0 && flags & IFF_MULTICAST != 0
+    })
+}
+
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Discovery")

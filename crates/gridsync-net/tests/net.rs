@@ -738,26 +738,11 @@ mod simulated {
 mod discovery {
     use super::*;
     use gridsync_net::Discovery;
+    use gridsync_net::discovery::has_multicast_interface;
 
     /// Real mDNS on this machine's interfaces (multicast works in the test sandbox). The
     /// street name is unique to this run, so other gridsync processes on the network do
     /// not interfere.
-    /// True when some interface other than loopback is up and multicast-capable; mDNS
-    /// cannot work without one (for example in a bare network namespace).
-    fn has_multicast_interface() -> bool {
-        const IFF_UP: u32 = 0x1;
-        const IFF_LOOPBACK: u32 = 0x8;
-        const IFF_MULTICAST: u32 = 0x1000;
-        let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
-            return false;
-        };
-        entries.flatten().any(|entry| {
-            let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
-            let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-            flags & IFF_UP != 0 && flags & IFF_LOOPBACK == 0 && flags & IFF_MULTICAST != 0
-        })
-    }
-
     #[tokio::test]
     async fn nodes_of_one_street_find_each_other_and_ignore_others() {
         if !has_multicast_interface() {

@@ -19,6 +19,13 @@ pub(crate) async fn discover_and_dial(
     port: u16,
 ) {
     let street = shared.lock_replica().street().to_owned();
+    if !gridsync_net::discovery::has_multicast_interface() {
+        // Not fatal: an interface may come up later (Wi-Fi turned on), and mDNS then works.
+        warn!(
+            "no network interface besides loopback is up with multicast: LAN peers cannot be \
+             found by mDNS until one is (configured peers are still dialed)"
+        );
+    }
     let mut discovery = match Discovery::start(&street, &shared.identity.node_id, port) {
         Ok(d) => d,
         Err(e) => {

@@ -66,6 +66,11 @@ impl NodeHandle {
         self.shared.peers.snapshot()
     }
 
+    /// What the peer table says of `node`, if it ever connected.
+    pub fn peer(&self, node: &gridsync_proto::NodeId) -> Option<PeerStatus> {
+        self.peers().into_iter().find(|p| p.node_id == *node)
+    }
+
     /// Flips to true once, when the node starts shutting down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shared.shutdown.clone()

@@ -115,6 +115,22 @@ where
 }
 
 impl FieldWrite {
+    /// A visit to `household` with `outcome` (`contacted`, `not-home`, ...), one person
+    /// seen, no flag, need or note, by this device at its own clock: the plain record most
+    /// tests, examples and benchmarks write.
+    pub fn visit(household: impl Into<String>, outcome: impl Into<String>) -> FieldWrite {
+        FieldWrite::Visit {
+            household: household.into(),
+            outcome: outcome.into(),
+            people: 1,
+            flags: Vec::new(),
+            needs: Vec::new(),
+            note: None,
+            volunteer: None,
+            at_ms: None,
+        }
+    }
+
     /// Validates and applies the write. Durable when it returns Ok only without a store
     /// writer; with one, wait on [`Replica::last_write_ticket`] (as `NodeShared::write` does).
     pub fn apply(self, replica: &mut Replica, now_ms: u64) -> Result<WriteReceipt, WriteError> {

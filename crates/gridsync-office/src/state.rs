@@ -134,6 +134,15 @@ impl OfficeInner {
 }
 
 impl OfficeState {
+    /// [`OfficeState::new`] on a blocking thread: the first aggregation reads every building
+    /// document, which must not hold up the async workers.
+    pub async fn start(
+        node: NodeHandle,
+        options: OfficeOptions,
+    ) -> Result<OfficeState, tokio::task::JoinError> {
+        tokio::task::spawn_blocking(move || OfficeState::new(node, options)).await
+    }
+
     /// Builds the aggregation from every document the node holds and spawns the task that
     /// keeps it current. Must be called within a tokio runtime; the task ends when the node
     /// shuts down. The first build runs on the calling thread: on the reference street with

@@ -1046,16 +1046,7 @@ const HOUR_MS: i64 = 3_600_000;
 
 /// A visit to `household` by this device's node id, at the device's own clock.
 fn visit(household: &str, outcome: &str) -> FieldWrite {
-    FieldWrite::Visit {
-        household: household.into(),
-        outcome: outcome.into(),
-        people: 1,
-        flags: vec![],
-        needs: vec![],
-        note: None,
-        volunteer: None,
-        at_ms: None,
-    }
+    FieldWrite::visit(household, outcome)
 }
 
 /// A replacement of visit `record` of building `b-00` with `outcome`.

@@ -167,6 +167,16 @@ pub fn check_acknowledged(
     found
 }
 
+/// The first few divergences, one per line, and how many there were.
+pub fn describe(divergences: &[Divergence]) -> String {
+    let mut out = format!("{} divergence(s)", divergences.len());
+    for d in divergences.iter().take(8) {
+        out.push_str("\n  - ");
+        out.push_str(&d.to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -254,18 +264,10 @@ mod tests {
         gridsync_node::ops::FieldWrite::PlanImport { csv: plan.csv() }
             .apply(&mut office, NOW_MS)
             .expect("plan import");
-        let receipt = gridsync_node::ops::FieldWrite::Visit {
-            household: plan.households_in(1)[0].clone(),
-            outcome: "contacted".into(),
-            people: 1,
-            flags: vec![],
-            needs: vec![],
-            note: None,
-            volunteer: None,
-            at_ms: None,
-        }
-        .apply(&mut office, NOW_MS + 1)
-        .expect("visit");
+        let receipt =
+            gridsync_node::ops::FieldWrite::visit(plan.households_in(1)[0].clone(), "contacted")
+                .apply(&mut office, NOW_MS + 1)
+                .expect("visit");
         let record_id = receipt.record_id.expect("a visit has a record id");
         let acked = vec![AckedWrite {
             host: "office".into(),

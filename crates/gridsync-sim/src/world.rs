@@ -15,7 +15,7 @@ use gridsync_proto::NodeId;
 use tempfile::TempDir;
 
 use crate::SimError;
-use crate::check::{Divergence, ReplicaSnapshot, check_acknowledged, check_converged};
+use crate::check::{ReplicaSnapshot, check_acknowledged, check_converged};
 use crate::faults::{Fault, FaultSchedule};
 use crate::host::{HostContext, VisitWorkload, run_host};
 use crate::ledger::{AckLedger, AckedWrite};
@@ -358,7 +358,7 @@ impl SimWorld {
                     "no convergence {:?} after healing; running: {:?}; {}",
                     self.config.converge_within,
                     self.live.hosts(),
-                    describe(&divergences)
+                    crate::check::describe(&divergences)
                 );
                 return Err(fail("while converging", message));
             }
@@ -376,7 +376,10 @@ impl SimWorld {
         let mut divergences = check_converged(&replicas);
         divergences.extend(check_acknowledged(&acked, &replicas));
         if !divergences.is_empty() {
-            return Err(fail("on the disk check", describe(&divergences)));
+            return Err(fail(
+                "on the disk check",
+                crate::check::describe(&divergences),
+            ));
         }
         Ok(RunReport {
             seed,
@@ -388,14 +391,4 @@ impl SimWorld {
             wall: started.elapsed(),
         })
     }
-}
-
-/// The first few divergences, one per line, and how many there were.
-fn describe(divergences: &[Divergence]) -> String {
-    let mut out = format!("{} divergence(s)", divergences.len());
-    for d in divergences.iter().take(8) {
-        out.push_str("\n  - ");
-        out.push_str(&d.to_string());
-    }
-    out
 }

@@ -13,10 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use gridsync_bench::office_street::{
-    BUILDINGS_PER_GRID, GRIDS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, plan_csv,
-};
-use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
+use gridsync_bench::office_street::{BUILDINGS_PER_GRID, GRIDS, STREET, fill_street, plan_csv};
 use gridsync_net::StreetCa;
 use gridsync_node::node::unix_ms;
 use gridsync_node::ops::FieldWrite;
@@ -73,49 +70,7 @@ async fn run(per_building: usize) -> Result<()> {
         plan.household_count(),
         GRIDS * BUILDINGS_PER_GRID
     );
-    let now_ms = unix_ms() as i64;
-    let outcomes = [
-        VisitOutcome::Contacted,
-        VisitOutcome::NotHome,
-        VisitOutcome::Contacted,
-        VisitOutcome::Refused,
-    ];
-    let mut visits = 0usize;
-    for g in 0..GRIDS {
-        for b in 0..BUILDINGS_PER_GRID {
-            let building = format!("b-{g:02}{b:02}");
-            let path = gridsync_model::building_path(STREET, &format!("grid-{g:03}"), &building)?;
-            let ctx = WriteContext {
-                plan: &plan,
-                building: &building,
-                now_ms,
-            };
-            // One durable append per building: the visits of a week of daily sweeps.
-            replica.write(&path, DocKind::Building, |doc| {
-                for i in 0..per_building {
-                    let household = format!(
-                        "h-{g:02}{b:02}-{}{}",
-                        i % UNITS,
-                        (i / UNITS) % HOUSEHOLDS_PER_UNIT
-                    );
-                    let visit = Visit {
-                        id: RecordId::from(ulid::Ulid::new()),
-                        household,
-                        volunteer: format!("vol-{:03}", (g * BUILDINGS_PER_GRID + b) % 997),
-                        at_ms: now_ms - 3_600_000 + i as i64,
-                        outcome: outcomes[i % outcomes.len()],
-                        people_seen: 2,
-                        flags: Default::default(),
-                        needs: Default::default(),
-                        note: "door-to-door sweep".into(),
-                    };
-                    gridsync_model::record_visit(doc, &ctx, &visit)?;
-                }
-                Ok::<_, gridsync_model::RecordError>(())
-            })?;
-            visits += per_building;
-        }
-    }
+    let visits = fill_street(&mut replica, per_building)?;
     println!(
         "wrote {visits} visits in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -136,16 +91,7 @@ async fn run(per_building: usize) -> Result<()> {
     let mut versions = state.subscribe();
     versions.borrow_and_update();
     let written = Instant::now();
-    node.write(FieldWrite::Visit {
-        household: "h-0000-00".into(),
-        outcome: "contacted".into(),
-        people: 1,
-        flags: vec![],
-        needs: vec![],
-        note: None,
-        volunteer: None,
-        at_ms: None,
-    })?;
+    node.write(FieldWrite::visit("h-0000-00", "contacted"))?;
     let stored = written.elapsed();
     tokio::time::timeout(Duration::from_secs(30), versions.changed()).await??;
     println!(

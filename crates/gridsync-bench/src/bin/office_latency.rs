@@ -20,11 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use gridsync_bench::office_street::{
-    BUILDINGS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, building_of, plan_csv,
+    BUILDINGS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, building_of, fill_street, plan_csv,
 };
-use gridsync_model::{DocKind, RecordId, Visit, VisitOutcome, WriteContext};
 use gridsync_net::StreetCa;
-use gridsync_node::Replica;
 use gridsync_node::node::{RunningNode, unix_ms};
 use gridsync_node::ops::FieldWrite;
 use gridsync_office::aggregate::is_building_path;
@@ -50,50 +48,6 @@ fn load_average() -> String {
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// Writes `VISITS_PER_BUILDING` visits into every building document, one append each.
-fn fill_street(replica: &mut Replica) -> Result<usize> {
-    let plan = replica.street_plan()?.context("plan imported")?;
-    let now_ms = unix_ms() as i64;
-    let outcomes = [
-        VisitOutcome::Contacted,
-        VisitOutcome::NotHome,
-        VisitOutcome::Contacted,
-        VisitOutcome::Refused,
-    ];
-    for k in 0..BUILDINGS {
-        let (grid, building) = building_of(k);
-        let path = gridsync_model::building_path(STREET, &grid, &building)?;
-        let ctx = WriteContext {
-            plan: &plan,
-            building: &building,
-            now_ms,
-        };
-        replica.write(&path, DocKind::Building, |doc| {
-            for i in 0..VISITS_PER_BUILDING {
-                let visit = Visit {
-                    id: RecordId::from(ulid::Ulid::new()),
-                    household: format!(
-                        "h-{}-{}{}",
-                        &building[2..],
-                        i % UNITS,
-                        (i / UNITS) % HOUSEHOLDS_PER_UNIT
-                    ),
-                    volunteer: format!("vol-{:03}", k % 997),
-                    at_ms: now_ms - 3_600_000 + i as i64,
-                    outcome: outcomes[i % outcomes.len()],
-                    people_seen: 2,
-                    flags: Default::default(),
-                    needs: Default::default(),
-                    note: "door-to-door sweep".into(),
-                };
-                gridsync_model::record_visit(doc, &ctx, &visit)?;
-            }
-            Ok::<_, gridsync_model::RecordError>(())
-        })?;
-    }
-    Ok(BUILDINGS * VISITS_PER_BUILDING)
 }
 
 /// One measured write: when it started and returned on the captain, when the office's change
@@ -241,21 +195,15 @@ async fn run_phase(
             });
             all.len() - 1
         };
-        captain.write(FieldWrite::Visit {
-            household: format!(
+        captain.write(FieldWrite::visit(
+            format!(
                 "h-{}-{}{}",
                 &building[2..],
                 n % UNITS,
                 (n / UNITS) % HOUSEHOLDS_PER_UNIT
             ),
-            outcome: outcomes[n % outcomes.len()].into(),
-            people: 1,
-            flags: vec![],
-            needs: vec![],
-            note: None,
-            volunteer: None,
-            at_ms: None,
-        })?;
+            outcomes[n % outcomes.len()],
+        ))?;
         probes.probes()[index].returned = Some(Instant::now());
     }
     let deadline = Instant::now() + SETTLE_TIMEOUT;
@@ -414,7 +362,7 @@ async fn run() -> Result<()> {
     let setup = Instant::now();
     let (credentials, mut replica) = enroll(&ca, dir.path(), "office", Role::Office)?;
     FieldWrite::PlanImport { csv: plan_csv() }.apply(&mut replica, unix_ms())?;
-    let visits = fill_street(&mut replica)?;
+    let visits = fill_street(&mut replica, VISITS_PER_BUILDING)?;
     let office = start_node(credentials, replica, Vec::new())?;
     let token = OfficeToken::generate();
     let state = OfficeState::new(

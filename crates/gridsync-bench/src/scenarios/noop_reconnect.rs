@@ -208,9 +208,7 @@ fn reconnect_over_quic(
         tokio::time::sleep(SETTLE).await;
         let frame_bytes = office
             .handle()
-            .peers()
-            .iter()
-            .find(|p| p.node_id == source.node_id)
+            .peer(&source.node_id)
             .map_or(0, |p| p.bytes_sent + p.bytes_received);
         let udp_bytes = relay.totals().total();
         harness::stop_all(vec![captain, office]).await;

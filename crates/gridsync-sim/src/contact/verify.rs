@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ChangeHash, ReadDoc};
 use gridsync_proto::DocPath;
 
-use crate::check::{Divergence, ReplicaSnapshot, check_acknowledged, check_converged};
+use crate::check::{ReplicaSnapshot, check_acknowledged, check_converged};
 use crate::contact::device::Device;
 use crate::contact::street::OFFICE;
 use crate::ledger::AckedWrite;
@@ -117,16 +117,6 @@ pub struct Verified {
     pub reopened_from_disk: usize,
 }
 
-/// The first few divergences, one per line, and how many there were.
-fn describe(divergences: &[Divergence]) -> String {
-    let mut out = format!("{} divergence(s)", divergences.len());
-    for d in divergences.iter().take(8) {
-        out.push_str("\n  - ");
-        out.push_str(&d.to_string());
-    }
-    out
-}
-
 /// Checks every replica in memory (convergence, no acknowledged record lost), then reopens
 /// from disk the office, every captain, every device that restarted, and (with `all`) every
 /// other device, and checks that each holds on disk exactly what it holds in memory.
@@ -145,7 +135,10 @@ pub fn verify(
     let mut divergences = check_converged(&replicas);
     divergences.extend(check_acknowledged(acked, &replicas));
     if !divergences.is_empty() {
-        return Err(format!("in memory: {}", describe(&divergences)));
+        return Err(format!(
+            "in memory: {}",
+            crate::check::describe(&divergences)
+        ));
     }
     let mut verified = Verified {
         replicas: replicas.len(),

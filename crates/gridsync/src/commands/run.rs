@@ -93,14 +93,10 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         let mut http_server = None;
         let mut http_addr = None;
         if let Some((bind, token)) = http {
-            let shared = node.handle().clone();
-            // The first aggregation reads every building document: off the async threads.
-            let state = tokio::task::spawn_blocking(move || {
-                gridsync_office::OfficeState::new(
-                    shared,
-                    gridsync_office::OfficeOptions::daily(token, 480),
-                )
-            })
+            let state = gridsync_office::OfficeState::start(
+                node.handle().clone(),
+                gridsync_office::OfficeOptions::daily(token, 480),
+            )
             .await?;
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
