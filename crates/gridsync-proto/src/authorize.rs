@@ -412,8 +412,7 @@ pub fn outgoing_change_facts(message: &Message) -> Option<Vec<ChangeFacts>> {
     Some(facts)
 }
 
-/// Magic bytes opening every automerge storage chunk.
-const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+use crate::inflate_limit::CHUNK_MAGIC;
 /// Chunk type of a whole saved document (others are single or compressed changes).
 const DOCUMENT_CHUNK: u8 = 0;
 

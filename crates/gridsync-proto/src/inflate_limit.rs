@@ -44,10 +44,10 @@ pub(crate) enum InflateError {
 }
 
 /// Magic bytes opening every automerge storage chunk.
-const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+pub const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT_CHUNK: u8 = 0;
-const CHANGE_CHUNK: u8 = 1;
-const COMPRESSED_CHANGE_CHUNK: u8 = 2;
+pub const CHANGE_CHUNK: u8 = 1;
+pub const COMPRESSED_CHANGE_CHUNK: u8 = 2;
 /// The bit of a column spec that marks its data as DEFLATE-compressed.
 const DEFLATE_BIT: u32 = 0b1000;
 /// Size of a change hash in a document's heads.
@@ -227,72 +227,9 @@ impl Iterator for Columns<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::chunks::{checksum, chunk, deflate, uleb, zeros_deflated};
     use automerge::transaction::Transactable;
     use automerge::{ActorId, Automerge, ROOT};
-    use flate2::Compression;
-    use flate2::write::DeflateEncoder;
-    use sha2::{Digest, Sha256};
-    use std::io::Write;
-
-    fn uleb(mut value: u64, out: &mut Vec<u8>) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-
-    /// automerge's checksum of a chunk: the first four bytes of SHA-256 over the type byte,
-    /// the uleb128 length and the body. A compressed change's is that of the change inflated.
-    fn checksum(kind: u8, body: &[u8]) -> [u8; 4] {
-        let mut hashed = vec![kind];
-        uleb(body.len() as u64, &mut hashed);
-        let digest = Sha256::new()
-            .chain_update(&hashed)
-            .chain_update(body)
-            .finalize();
-        [digest[0], digest[1], digest[2], digest[3]]
-    }
-
-    /// A chunk of `kind` around `body`, with the given checksum.
-    fn chunk(kind: u8, body: &[u8], checksum: [u8; 4]) -> Vec<u8> {
-        let mut out = CHUNK_MAGIC.to_vec();
-        out.extend_from_slice(&checksum);
-        out.push(kind);
-        uleb(body.len() as u64, &mut out);
-        out.extend_from_slice(body);
-        out
-    }
-
-    fn deflate(data: &[u8]) -> Vec<u8> {
-        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-        encoder.write_all(data).expect("writes to memory");
-        encoder.finish().expect("writes to memory")
-    }
-
-    /// `len` zero bytes deflated, and the checksum of a change chunk with them as its body,
-    /// both computed in 1 MiB steps so the test never holds the zeros.
-    fn zeros_deflated(len: u64) -> (Vec<u8>, [u8; 4]) {
-        let block = vec![0u8; 1024 * 1024];
-        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
-        let mut header = vec![CHANGE_CHUNK];
-        uleb(len, &mut header);
-        let mut hasher = Sha256::new().chain_update(&header);
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(block.len() as u64) as usize;
-            encoder.write_all(&block[..n]).expect("writes to memory");
-            hasher.update(&block[..n]);
-            left -= n as u64;
-        }
-        let digest = hasher.finalize();
-        let deflated = encoder.finish().expect("writes to memory");
-        (deflated, [digest[0], digest[1], digest[2], digest[3]])
-    }
 
     fn one_change() -> automerge::Change {
         let mut doc = Automerge::new().with_actor(ActorId::from(b"vol-7".as_slice()));

@@ -66,7 +66,7 @@ pub mod path;
 pub mod sequence;
 pub mod session;
 pub mod signature;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use frame::{Frame, FrameDecoder, FrameError, RefusalReason};

@@ -665,3 +665,77 @@ impl Pair {
         (self.a.docs, self.b.docs)
     }
 }
+
+/// Hand-built automerge storage chunks, for tests of what peers may send: well-formed ones,
+/// decompression bombs, and garbage.
+pub mod chunks {
+    use std::io::Write as _;
+
+    use flate2::Compression;
+    use flate2::write::DeflateEncoder;
+    use sha2::{Digest as _, Sha256};
+
+    pub use crate::inflate_limit::{CHANGE_CHUNK, CHUNK_MAGIC, COMPRESSED_CHANGE_CHUNK};
+
+    /// Appends `value` as unsigned LEB128.
+    pub fn uleb(mut value: u64, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// automerge's checksum of a chunk: the first four bytes of SHA-256 over the type byte,
+    /// the uleb128 length and the body. A compressed change's is that of the change inflated.
+    pub fn checksum(kind: u8, body: &[u8]) -> [u8; 4] {
+        let mut header = vec![kind];
+        uleb(body.len() as u64, &mut header);
+        let digest = Sha256::new()
+            .chain_update(&header)
+            .chain_update(body)
+            .finalize();
+        [digest[0], digest[1], digest[2], digest[3]]
+    }
+
+    /// A chunk of `kind` around `body`, with the given checksum.
+    pub fn chunk(kind: u8, body: &[u8], checksum: [u8; 4]) -> Vec<u8> {
+        let mut out = CHUNK_MAGIC.to_vec();
+        out.extend_from_slice(&checksum);
+        out.push(kind);
+        uleb(body.len() as u64, &mut out);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// `data` as a raw DEFLATE stream (what a compressed change's body is).
+    pub fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).expect("writes to memory");
+        encoder.finish().expect("writes to memory")
+    }
+
+    /// `len` zero bytes deflated, and the checksum of a change chunk with them as its body,
+    /// both computed in 1 MiB steps so the test never holds the zeros: a decompression bomb.
+    pub fn zeros_deflated(len: u64) -> (Vec<u8>, [u8; 4]) {
+        let block = vec![0u8; 1024 * 1024];
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
+        let mut header = vec![CHANGE_CHUNK];
+        uleb(len, &mut header);
+        let mut hasher = Sha256::new().chain_update(&header);
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            encoder.write_all(&block[..n]).expect("writes to memory");
+            hasher.update(&block[..n]);
+            left -= n as u64;
+        }
+        let digest = hasher.finalize();
+        let deflated = encoder.finish().expect("writes to memory");
+        (deflated, [digest[0], digest[1], digest[2], digest[3]])
+    }
+}

@@ -95,6 +95,44 @@ pub fn request(
     })
 }
 
+/// `GET path` with the office token, its body handed to `each` piece by piece as it
+/// arrives (chunked framing removed) rather than kept: for downloads too large to hold, or
+/// whose memory is being measured. Returns the status and the body's length.
+pub fn stream_authed(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(u16, u64)> {
+    use std::io::Read as _;
+
+    let uri = format!("http://{addr}{path}");
+    let request = ureq::http::Request::builder()
+        .method("GET")
+        .uri(&uri)
+        .header("Authorization", format!("Bearer {token}"))
+        .body(())?;
+    let response = agent().run(request).with_context(|| format!("GET {uri}"))?;
+    let status = response.status().as_u16();
+    let mut reader = response
+        .into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .reader();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut length = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("GET {uri}: reading the body"))?;
+        if n == 0 {
+            return Ok((status, length));
+        }
+        length += n as u64;
+        each(&buf[..n]);
+    }
+}
+
 /// `GET path` with the office token.
 pub fn get_authed(addr: SocketAddr, path: &str, token: &str) -> Result<Reply> {
     let auth = format!("Bearer {token}");

@@ -19,7 +19,6 @@ use gridsync_node::node::unix_ms;
 use gridsync_node::ops::FieldWrite;
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
 use gridsync_proto::Role;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Resident set size of this process, in bytes.
 fn rss_bytes() -> u64 {
@@ -158,25 +157,19 @@ async fn download(
         })
     };
     let started = Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: office\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut bytes, mut lines) = (0u64, 0u64);
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    let (path, token) = (path.to_owned(), token.to_owned());
+    let (bytes, lines) = tokio::task::spawn_blocking(move || {
+        let mut lines = 0u64;
+        let (status, bytes) =
+            gridsync_testkit::http::stream_authed(addr, &path, &token, |piece| {
+                lines += piece.iter().filter(|b| **b == b'\n').count() as u64;
+            })?;
+        if status != 200 {
+            bail!("{path}: status {status}");
         }
-        bytes += n as u64;
-        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
-    }
+        Ok((bytes, lines))
+    })
+    .await??;
     let took = started.elapsed();
     done.store(true, Ordering::Relaxed);
     sampler

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use gridsync_bench::office_street::{
     BUILDINGS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, building_of, fill_street, plan_csv,
 };
@@ -29,7 +29,6 @@ use gridsync_office::aggregate::is_building_path;
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
 use gridsync_proto::{DocPath, Role};
 use gridsync_testkit::{enroll_street_writer as enroll, start_loopback_node as start_node};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Visits each building document holds before the measurement.
 const VISITS_PER_BUILDING: usize = 20;
@@ -252,63 +251,25 @@ async fn run_phase(
     })
 }
 
-/// Downloads `path` over HTTP (timed until the last byte), then counts the body's records
-/// (lines after the CSV header, once the chunked framing is removed) and bytes.
+/// Downloads `path` over HTTP (timed until the last byte) and counts the body's records
+/// (lines after the CSV header) and bytes.
 async fn download(addr: SocketAddr, path: &str, token: &str) -> Result<(u64, u64, Duration)> {
-    let started = Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: office\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let took = started.elapsed();
-
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("response without a header end")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") {
-        bail!("{path}: {}", head.lines().next().unwrap_or_default());
-    }
-    let raw = &response[split + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(raw)?
-    } else {
-        raw.to_vec()
-    };
-    let lines = body.iter().filter(|b| **b == b'\n').count() as u64;
-    // The header line is not a record.
-    Ok((lines.saturating_sub(1), body.len() as u64, took))
-}
-
-/// Removes HTTP/1.1 chunked framing.
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(raw.len());
-    loop {
-        let line_end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("chunk size line without an end")?;
-        let size_text = std::str::from_utf8(&raw[..line_end])?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
+    let (path, token) = (path.to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut lines = 0u64;
+        let (status, bytes) =
+            gridsync_testkit::http::stream_authed(addr, &path, &token, |piece| {
+                lines += piece.iter().filter(|b| **b == b'\n').count() as u64;
+            })?;
+        let took = started.elapsed();
+        if status != 200 {
+            bail!("{path}: status {status}");
         }
-        if raw.len() < size + 2 {
-            bail!("chunk shorter than announced");
-        }
-        body.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
+        // The header line is not a record.
+        Ok((lines.saturating_sub(1), bytes, took))
+    })
+    .await?
 }
 
 /// The export's rows written as CSV into a sink, in-process: the same work as the HTTP export

@@ -2,74 +2,16 @@
 //! numbers skip or repeat or whose dependencies nobody has. Each is refused or held back as a
 //! whole, never a panic, never a document half-applied, and the session goes on syncing.
 
-use std::io::Write;
 use std::time::Instant;
 
 use automerge::sync::{ChunkList, Message, State, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ROOT};
-use flate2::Compression;
-use flate2::write::DeflateEncoder;
 use gridsync_proto::frame::encode_frame;
 use gridsync_proto::{Frame, RefusalReason, Role};
-use sha2::{Digest, Sha256};
 
+use gridsync_proto::testing::chunks::{checksum, chunk, uleb, zeros_deflated};
 use gridsync_proto::testing::{Identity, MemoryDocs, Pair, Side, node_id, path};
-
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
-fn uleb(mut value: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn checksum(kind: u8, body: &[u8]) -> [u8; 4] {
-    let mut header = vec![kind];
-    uleb(body.len() as u64, &mut header);
-    let digest = Sha256::new()
-        .chain_update(&header)
-        .chain_update(body)
-        .finalize();
-    [digest[0], digest[1], digest[2], digest[3]]
-}
-
-fn chunk(kind: u8, body: &[u8], checksum: [u8; 4]) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&checksum);
-    out.push(kind);
-    uleb(body.len() as u64, &mut out);
-    out.extend_from_slice(body);
-    out
-}
-
-/// `len` zeros deflated, and the checksum of a change chunk with them as body, built in
-/// 1 MiB steps.
-fn zeros_deflated(len: u64) -> (Vec<u8>, [u8; 4]) {
-    let block = vec![0u8; 1024 * 1024];
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::best());
-    let mut header = vec![1u8];
-    uleb(len, &mut header);
-    let mut hasher = Sha256::new().chain_update(&header);
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        encoder.write_all(&block[..n]).expect("writes to memory");
-        hasher.update(&block[..n]);
-        left -= n as u64;
-    }
-    let digest = hasher.finalize();
-    (
-        encoder.finish().expect("writes to memory"),
-        [digest[0], digest[1], digest[2], digest[3]],
-    )
-}
 
 const GIB: u64 = 1 << 30;
 
