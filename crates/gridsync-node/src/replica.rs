@@ -947,25 +947,30 @@ impl Replica {
         if states.is_empty() {
             return Ok(());
         }
+        let sync_states = states
+            .into_iter()
+            .map(|(path, state)| SyncStateWrite {
+                peer: peer.clone(),
+                path,
+                state,
+            })
+            .collect();
+        self.write_cache(WriteBatch {
+            sync_states,
+            ..WriteBatch::default()
+        })
+    }
+
+    /// Writes what is only a cache (sync states, derived values): staged with the store
+    /// writer, whose ticket nobody waits for (losing the newest costs one larger sync
+    /// message, or a summary recomputed), or committed now without one.
+    fn write_cache(&mut self, batch: WriteBatch) -> Result<(), ReplicaError> {
         match &mut self.writer {
             Some(writer) => {
-                let sync_states = states
-                    .into_iter()
-                    .map(|(path, state)| SyncStateWrite {
-                        peer: peer.clone(),
-                        path,
-                        state,
-                    })
-                    .collect();
-                // Nobody waits for a sync state: it is a cache whose loss costs one larger
-                // sync message, so its ticket is not kept.
-                let _cache = writer.stage(WriteBatch {
-                    sync_states,
-                    ..WriteBatch::default()
-                });
+                let _cache = writer.stage(batch);
                 Ok(())
             }
-            None => Ok(self.store.put_sync_states(peer, &states)?),
+            None => Ok(self.store.write_batch(&batch)?),
         }
     }
 
@@ -977,18 +982,10 @@ impl Replica {
         kind: &str,
         entries: Vec<gridsync_store::DerivedEntry>,
     ) -> Result<(), ReplicaError> {
-        match &mut self.writer {
-            Some(writer) => {
-                // Derived values are recomputed from the documents when missing: no one
-                // waits for their ticket.
-                let _cache = writer.stage(WriteBatch {
-                    derived: entries.into_iter().map(|e| (kind.to_owned(), e)).collect(),
-                    ..WriteBatch::default()
-                });
-                Ok(())
-            }
-            None => Ok(self.store.put_derived(kind, &entries)?),
-        }
+        self.write_cache(WriteBatch {
+            derived: entries.into_iter().map(|e| (kind.to_owned(), e)).collect(),
+            ..WriteBatch::default()
+        })
     }
 
     /// Deletes the derived values of `kind` whose document path is not in `keep` (documents
@@ -1007,17 +1004,11 @@ impl Replica {
             .map(|path| (kind.to_owned(), path))
             .collect();
         let count = stale.len();
-        match &mut self.writer {
-            Some(writer) => {
-                // As for storing them: derived values are a cache.
-                let _cache = writer.stage(WriteBatch {
-                    derived_deleted: stale,
-                    ..WriteBatch::default()
-                });
-                Ok(count)
-            }
-            None => Ok(self.store.retain_derived(kind, keep)?),
-        }
+        self.write_cache(WriteBatch {
+            derived_deleted: stale,
+            ..WriteBatch::default()
+        })?;
+        Ok(count)
     }
 
     /// Makes `append` durable: staged with the store writer, or committed now. Keeps the

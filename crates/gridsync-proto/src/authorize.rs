@@ -597,18 +597,18 @@ mod tests {
         (reply, signatures_of(&doc))
     }
 
-    /// A message carrying only the newest change, as automerge sends to a peer that has the
-    /// rest (individual change chunks rather than a whole document).
-    fn incremental_message(author: &str) -> (Message, Vec<ChangeSignature>) {
+    /// A document of `changes` changes by vol-7, and our sync state with a peer that holds
+    /// all of it, settled: the next message carries only what is written after.
+    fn synced_with_a_peer(changes: usize) -> (Automerge, State) {
         let mut doc = Automerge::new().with_actor(ActorId::from("vol-7".as_bytes()));
-        for i in 0..6 {
+        for i in 0..changes {
             let mut tx = doc.transaction();
-            tx.put(ROOT, format!("k{i}"), i).expect("put on root");
+            tx.put(ROOT, format!("k{i}"), i as i64)
+                .expect("put on root");
             tx.commit();
         }
         let mut peer = doc.fork();
         let (mut ours, mut theirs) = (State::new(), State::new());
-        // Settle both states on the shared history.
         for _ in 0..4 {
             if let Some(m) = doc.generate_sync_message(&mut ours) {
                 peer.receive_sync_message(&mut theirs, m).expect("applies");
@@ -617,6 +617,13 @@ mod tests {
                 doc.receive_sync_message(&mut ours, m).expect("applies");
             }
         }
+        (doc, ours)
+    }
+
+    /// A message carrying only the newest change, as automerge sends to a peer that has the
+    /// rest (individual change chunks rather than a whole document).
+    fn incremental_message(author: &str) -> (Message, Vec<ChangeSignature>) {
+        let (mut doc, mut ours) = synced_with_a_peer(6);
         doc.set_actor(ActorId::from(author.as_bytes()));
         let mut tx = doc.transaction();
         tx.put(ROOT, "new", 1).expect("put on root");
@@ -676,22 +683,7 @@ mod tests {
     /// A message carrying several new changes by different authors, as automerge's v2
     /// messages concatenate them into one chunk.
     fn several_changes_message(authors: &[&str]) -> (Message, Vec<ChangeSignature>) {
-        let mut doc = Automerge::new().with_actor(ActorId::from("vol-7".as_bytes()));
-        for i in 0..8 {
-            let mut tx = doc.transaction();
-            tx.put(ROOT, format!("k{i}"), i).expect("put on root");
-            tx.commit();
-        }
-        let mut peer = doc.fork();
-        let (mut ours, mut theirs) = (State::new(), State::new());
-        for _ in 0..4 {
-            if let Some(m) = doc.generate_sync_message(&mut ours) {
-                peer.receive_sync_message(&mut theirs, m).expect("applies");
-            }
-            if let Some(m) = peer.generate_sync_message(&mut theirs) {
-                doc.receive_sync_message(&mut ours, m).expect("applies");
-            }
-        }
+        let (mut doc, mut ours) = synced_with_a_peer(8);
         for author in authors {
             doc.set_actor(ActorId::from(author.as_bytes()));
             let mut tx = doc.transaction();

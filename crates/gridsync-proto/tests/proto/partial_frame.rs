@@ -87,27 +87,41 @@ fn a_partial_frame_trickled_a_byte_every_few_seconds_is_closed_in_bounded_time()
         deadline <= start + timeout + 10,
         "deadline {deadline} too late"
     );
-    let mut sent = 8;
+    trickle_until_closed(&mut pair, &frame, 8, 3_000, timeout);
+}
+
+/// Sends `frame` from byte `sent` on, one byte every `every_ms`, until side A closes the
+/// session; checks that it closed for the frame timeout, within `timeout` and one step of
+/// the trickle's start.
+#[track_caller]
+fn trickle_until_closed(
+    pair: &mut Pair,
+    frame: &[u8],
+    mut sent: usize,
+    every_ms: u64,
+    timeout: u64,
+) {
+    let start = pair.now;
     let mut now = start;
     while !pair.a.session.is_closed() && now < start + 10 * timeout {
-        now += 3_000;
+        now += every_ms;
         pair.now = now;
         if pair.inject(Side::A, &frame[sent..sent + 1]).is_err() {
             break;
         }
         sent += 1;
-        tick(&mut pair, now);
+        tick(pair, now);
     }
     assert!(
         pair.a.session.is_closed(),
         "the trickling peer was never closed"
     );
     assert!(
-        now <= start + timeout + 3_000,
+        now <= start + timeout + every_ms,
         "closed only after {} ms (frame timeout {timeout} ms)",
         now - start
     );
-    assert!(closed_by_frame_timeout(&mut pair));
+    assert!(closed_by_frame_timeout(pair));
 }
 
 #[test]
@@ -162,30 +176,9 @@ fn a_burst_does_not_buy_time_for_trickling_afterwards() {
     let timeout = limits.frame_timeout_ms;
     let mut pair = synced_pair(limits);
     let frame = frame_of_len(2 * 1024 * 1024);
-    let start = pair.now;
     // 1 MiB at once: at 1 KiB/s that is a thousand seconds' worth, but it only opens a new
     // window; the trickle after it must keep up in that window.
     pair.inject(Side::A, &frame[..1024 * 1024])
         .expect("a partial frame is no error yet");
-    let mut sent = 1024 * 1024;
-    let mut now = start;
-    while !pair.a.session.is_closed() && now < start + 10 * timeout {
-        now += 2_000;
-        pair.now = now;
-        if pair.inject(Side::A, &frame[sent..sent + 1]).is_err() {
-            break;
-        }
-        sent += 1;
-        tick(&mut pair, now);
-    }
-    assert!(
-        pair.a.session.is_closed(),
-        "the trickling peer was never closed"
-    );
-    assert!(
-        now <= start + timeout + 2_000,
-        "closed only after {} ms",
-        now - start
-    );
-    assert!(closed_by_frame_timeout(&mut pair));
+    trickle_until_closed(&mut pair, &frame, 1024 * 1024, 2_000, timeout);
 }

@@ -67,13 +67,20 @@ fn a_new_store_its_wal_and_its_directory_are_owner_only() {
 
 #[test]
 fn a_backup_is_owner_only() {
+    let (_live, _elsewhere, backup) = backed_up_store();
+    assert_eq!(mode(&backup), "600");
+}
+
+/// A store with something in it, backed up to another directory: (the store's directory,
+/// the backup's, the backup file).
+fn backed_up_store() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
     let live = tempfile::tempdir().expect("temp dir");
     let elsewhere = tempfile::tempdir().expect("temp dir");
     let mut store = Store::create(live.path()).expect("create");
     write_something(&mut store);
     let backup = elsewhere.path().join("device.backup");
     store.backup_to(&backup).expect("backup");
-    assert_eq!(mode(&backup), "600");
+    (live, elsewhere, backup)
 }
 
 #[test]
@@ -87,12 +94,7 @@ fn a_failed_backup_leaves_no_file_behind() {
 
 #[test]
 fn a_restored_store_is_owner_only_whatever_the_backup_mode() {
-    let live = tempfile::tempdir().expect("temp dir");
-    let elsewhere = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::create(live.path()).expect("create");
-    write_something(&mut store);
-    let backup = elsewhere.path().join("device.backup");
-    store.backup_to(&backup).expect("backup");
+    let (_live, elsewhere, backup) = backed_up_store();
     // A backup copied around with a careless umask or `cp` must not make the store readable.
     chmod(&backup, 0o644);
     let restored_dir = elsewhere.path().join("restored");
