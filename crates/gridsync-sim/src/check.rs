@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn reports_an_acknowledged_record_missing_from_a_holder() {
-        let plan = crate::plan::SyntheticPlan::small();
+        let plan = crate::nodes::plan::SyntheticPlan::small();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut office = Replica::init(
             dir.path(),

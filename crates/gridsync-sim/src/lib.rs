@@ -1,24 +1,28 @@
-//! gridsync-sim: the simulated-network tier of gridsync's tests.
+//! gridsync-sim: the simulated tiers of gridsync's tests, in two modules.
 //!
-//! Whole gridsync nodes (store, sync engine, quinn with mutual TLS) run as hosts of a
+//! - [`nodes`]: whole nodes over a simulated network (turmoil), described below.
+//! - [`contact`]: the street-scale tier, the reference street's thousand devices as real
+//!   replicas whose contacts run the node's session driver over simulated pipes in virtual
+//!   time (see its docs).
+//!
+//! Both hold their replicas to account with `ledger` (every acknowledged write) and `check`
+//! (convergence and durability).
+//!
+//! **`nodes`.** Whole gridsync nodes (store, sync engine, quinn with mutual TLS) run as hosts of a
 //! [turmoil] simulation: quinn talks over turmoil's simulated UDP, so a seed decides packet
 //! loss, latency, partitions and crashes, and minutes of network time pass in a second. The
 //! node code is the production code; only the socket and the clock are simulated. Each node
 //! keeps its automerge documents in a real SQLite store in its own temporary directory, which
 //! survives a simulated crash, so a restart reopens what the node had acknowledged.
 //!
-//! Layout:
+//! Layout of `nodes`:
 //! - `plan`: a small synthetic street plan (grids, buildings, households) as plan CSV.
 //! - `street`: the street CA, node roles, and the scopes each role is enrolled with.
 //! - `host`: the software a turmoil host runs: open the replica, bind quinn over turmoil,
 //!   start the node, then the role's workload (the office imports the plan, volunteers log
 //!   visits).
-//! - `ledger`: every write a node acknowledged, to hold the final replicas to account.
 //! - `live`: the running nodes, so the driver can look into their replicas between steps.
 //! - `faults`: a seeded schedule of partitions, repairs, crashes and restarts.
-//! - `check`: snapshots of replicas and the two checks: convergence (every holder of a
-//!   document has the same heads) and durability (every acknowledged record is everywhere
-//!   it may be held).
 //! - `world`: [`SimWorld`], which builds the simulation, drives chaos, heals, and runs until
 //!   convergence, reporting failures with the seed that reproduces them.
 //!
@@ -30,21 +34,16 @@
 
 pub mod check;
 pub mod contact;
-pub mod faults;
-pub mod host;
 pub mod ledger;
-pub mod live;
-pub mod plan;
-pub mod street;
-pub mod world;
+pub mod nodes;
 
 pub use check::{Divergence, DocSnapshot, ReplicaSnapshot, check_acknowledged, check_converged};
-pub use faults::{ChaosConfig, Fault, FaultSchedule, ScheduledFault};
 pub use ledger::{AckLedger, AckedWrite};
-pub use live::LiveNodes;
-pub use plan::SyntheticPlan;
-pub use street::{NodeRole, NodeSpec, SimStreet};
-pub use world::{RunReport, SimConfig, SimFailure, SimWorld};
+pub use nodes::faults::{ChaosConfig, Fault, FaultSchedule, ScheduledFault};
+pub use nodes::live::LiveNodes;
+pub use nodes::plan::SyntheticPlan;
+pub use nodes::street::{NodeRole, NodeSpec, SimStreet};
+pub use nodes::world::{RunReport, SimConfig, SimFailure, SimWorld};
 
 /// Why a simulation could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use gridsync_sim::host::VisitWorkload;
+use gridsync_sim::nodes::host::VisitWorkload;
 use gridsync_sim::{
     ChaosConfig, FaultSchedule, NodeRole, NodeSpec, RunReport, SimConfig, SimWorld, SyntheticPlan,
 };

@@ -3,7 +3,7 @@
 //! couriers) as real replicas on disk, synced by the real sans-IO engine over simulated
 //! contacts in virtual time.
 //!
-//! The turmoil tier (`crate::world`) runs whole nodes and steps every host on every tick,
+//! The turmoil tier (`crate::nodes::world`) runs whole nodes and steps every host on every tick,
 //! which cannot reach a thousand devices. Here each device is a `gridsync_node::Replica` in
 //! its own directory, written through the node's field-write path, and a contact is two
 //! `gridsync_node::session_driver::SessionDriver`s, the driver the node's connections run,

@@ -7,7 +7,7 @@ use gridsync_net::{DeviceIdentity, NodeCredentials, StreetCa};
 use gridsync_proto::{NodeId, Role, ScopeGrant, Scopes};
 
 use crate::SimError;
-use crate::plan::SyntheticPlan;
+use crate::nodes::plan::SyntheticPlan;
 
 /// What a simulated node is, which decides its scopes and its workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,12 +16,12 @@ use tempfile::TempDir;
 
 use crate::SimError;
 use crate::check::{ReplicaSnapshot, check_acknowledged, check_converged};
-use crate::faults::{Fault, FaultSchedule};
-use crate::host::{HostContext, VisitWorkload, run_host};
 use crate::ledger::{AckLedger, AckedWrite};
-use crate::live::LiveNodes;
-use crate::plan::SyntheticPlan;
-use crate::street::{NodeSpec, SimStreet};
+use crate::nodes::faults::{Fault, FaultSchedule};
+use crate::nodes::host::{HostContext, VisitWorkload, run_host};
+use crate::nodes::live::LiveNodes;
+use crate::nodes::plan::SyntheticPlan;
+use crate::nodes::street::{NodeSpec, SimStreet};
 
 /// Knobs of one simulation run.
 #[derive(Debug, Clone)]

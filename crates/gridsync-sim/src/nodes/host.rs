@@ -20,10 +20,10 @@ use gridsync_store::StoreError;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::faults::between;
 use crate::ledger::{AckLedger, AckedWrite};
-use crate::live::LiveNodes;
-use crate::street::{NodeRole, NodeSpec};
+use crate::nodes::faults::between;
+use crate::nodes::live::LiveNodes;
+use crate::nodes::street::{NodeRole, NodeSpec};
 
 /// The UDP port every simulated node listens on (each host has its own address).
 pub const PORT: u16 = 7700;
