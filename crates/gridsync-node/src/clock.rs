@@ -1,10 +1,11 @@
 //! The node's clocks and randomness: the one module of gridsync-node that reads time or
 //! draws entropy.
 //!
-//! Two clocks with two jobs. Wall time ([`unix_ms`]) is what is recorded and shown: record
-//! times, provenance, status. Monotonic time ([`monotonic_ms`]) is what times things: sync
-//! sessions' idle and partial-frame timeouts and deferred work, which a wall clock jumping
-//! (a phone setting its time from the network) must not disturb.
+//! Two clocks with two jobs. Wall time ([`Clock`], the system's [`unix_ms`] in a node) is
+//! what is recorded and shown: record times, provenance, status. Monotonic time
+//! ([`Monotonic`]) is what times things: sync sessions' idle and partial-frame timeouts and
+//! deferred work, which a wall clock jumping (a phone setting its time from the network, an
+//! operator fixing a wrong date) must neither close at once nor stall for hours.
 //!
 //! A [`Replica`](crate::Replica) takes its wall time and its randomness (record ids, store
 //! incarnations) from the [`Sources`] it is opened with: the system's in a node, a
@@ -26,51 +27,91 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Milliseconds on a monotonic clock, counted from the first call in this process: what sync
-/// sessions are timed by (idle and partial-frame timeouts, deferred work). A wall clock that
-/// jumps (a phone setting its time from the network, an operator fixing a wrong date) must
-/// neither close every session at once nor stall their timers for hours; wall time is only
-/// recorded for display (`unix_ms`), never used to time a session.
-pub fn monotonic_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+/// A wall clock in Unix milliseconds: the system's, one its owner sets (a street-scale
+/// simulation's virtual time), or one read from a function (turmoil's simulated time).
+/// Clones share one time.
+#[derive(Clone, Default)]
+pub struct Clock {
+    kind: ClockKind,
 }
 
-/// A wall clock in Unix milliseconds: the system's, or one its owner sets (a simulation's
-/// virtual time). Clones share one time.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    /// `None`: the system clock.
-    manual: Option<Arc<AtomicU64>>,
+#[derive(Clone, Default)]
+enum ClockKind {
+    #[default]
+    System,
+    Manual(Arc<AtomicU64>),
+    Function(Arc<dyn Fn() -> u64 + Send + Sync>),
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            ClockKind::System => "system",
+            ClockKind::Manual(_) => "manual",
+            ClockKind::Function(_) => "function",
+        };
+        write!(f, "Clock({kind}: {})", self.unix_ms())
+    }
 }
 
 impl Clock {
     /// The system's wall clock.
     pub fn system() -> Clock {
-        Clock { manual: None }
+        Clock {
+            kind: ClockKind::System,
+        }
     }
 
     /// A clock that reads `start_ms` until [`Clock::set`] moves it.
     pub fn manual(start_ms: u64) -> Clock {
         Clock {
-            manual: Some(Arc::new(AtomicU64::new(start_ms))),
+            kind: ClockKind::Manual(Arc::new(AtomicU64::new(start_ms))),
+        }
+    }
+
+    /// A clock that reads `now()`: a simulation's time, for example.
+    pub fn from_fn(now: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock {
+            kind: ClockKind::Function(Arc::new(now)),
         }
     }
 
     /// Unix time in milliseconds on this clock.
     pub fn unix_ms(&self) -> u64 {
-        match &self.manual {
-            Some(now) => now.load(Ordering::Relaxed),
-            None => unix_ms(),
+        match &self.kind {
+            ClockKind::System => unix_ms(),
+            ClockKind::Manual(now) => now.load(Ordering::Relaxed),
+            ClockKind::Function(now) => now(),
         }
     }
 
-    /// Sets a manual clock (and every clone of it) to `now_ms`; the system clock ignores it.
+    /// Sets a manual clock (and every clone of it) to `now_ms`; other clocks ignore it.
     pub fn set(&self, now_ms: u64) {
-        if let Some(now) = &self.manual {
+        if let ClockKind::Manual(now) = &self.kind {
             now.store(now_ms, Ordering::Relaxed);
         }
+    }
+}
+
+/// A monotonic millisecond clock for one running node, counted from its start on tokio's
+/// clock: real time in a node, the simulation's in turmoil (whose runtimes are paused and
+/// advanced step by step), so a simulated session times out in simulated time.
+#[derive(Debug, Clone, Copy)]
+pub struct Monotonic {
+    origin: tokio::time::Instant,
+}
+
+impl Monotonic {
+    /// Starts counting now. Call within the node's runtime.
+    pub fn start() -> Monotonic {
+        Monotonic {
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Milliseconds since [`Monotonic::start`].
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -98,6 +139,12 @@ impl Sources {
             clock,
             rng: StdRng::seed_from_u64(seed),
         }
+    }
+
+    /// A seed drawn from this generator, for another seeded generator (a node's reconnection
+    /// jitter).
+    pub fn draw_seed(&mut self) -> u64 {
+        self.rng.random()
     }
 
     /// A record id minted at `at_ms`: a ULID whose time part is the record's time and whose

@@ -15,7 +15,6 @@ use gridsync_proto::{NodeId, PeerIdentity, SessionConfig};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::clock::{monotonic_ms, unix_ms};
 use crate::peers::{FoundBy, PeerStatus};
 use crate::session_driver::{DriverOutcome, SessionDriver};
 use crate::shared::NodeShared;
@@ -95,11 +94,11 @@ async fn run_session(shared: &Arc<NodeShared>, link: PeerLink) -> ConnectionEnd 
     };
     let mut config = SessionConfig::new(shared.identity.clone());
     config.limits.frame_timeout_ms = shared.config.frame_timeout_ms;
-    // Timed by the monotonic clock: a wall-clock jump must not close or stall the session.
+    // Timed by the node's monotonic clock: a wall-clock jump must not close or stall it.
     // Only what is shown (`connected_since_ms`, `last_sync_ms`) is wall time.
     let mut driver = FinishOnDrop {
         shared,
-        driver: SessionDriver::new(config, peer, monotonic_ms()),
+        driver: SessionDriver::new(config, peer, shared.monotonic.now_ms()),
     };
     // Every way out of the session (orderly close, protocol or transport error, peer gone,
     // revocation, node shutdown) ends in the drop, which writes the pending sync states; so
@@ -123,19 +122,44 @@ async fn drive_session(
         if driver.is_closed() {
             return ConnectionEnd::PeerClosed;
         }
-        // The driver's deadlines are on `monotonic_ms`'s scale, so they are compared with
+        // The driver's deadlines are on the node's monotonic clock, so they are compared with
         // that clock only; a past deadline sleeps zero ("run the timer now").
         let sleep_for = driver
             .poll_timeout()
-            .map(|at| Duration::from_millis(at.saturating_sub(monotonic_ms())))
+            .map(|at| Duration::from_millis(at.saturating_sub(shared.monotonic.now_ms())))
             .unwrap_or(Duration::from_secs(3600));
 
+        // Biased, in this order, so that a run is reproducible under a simulation (an unbiased
+        // select draws its branch order from an unseeded generator): shutdown first, then a
+        // due timer (cheap, and it must not wait behind a busy link), then the peer's bytes,
+        // then local changes (if they ever wait too long, the feed lags and every document is
+        // offered again).
         tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                link.close("node shutting down");
+                return ConnectionEnd::Shutdown;
+            }
+            _ = tokio::time::sleep(sleep_for) => {
+                {
+                    let mut replica = shared.lock_replica();
+                    driver.handle_timeout(shared.monotonic.now_ms(), &mut replica);
+                }
+                if let Some(error) = driver.close_error() {
+                    // A timer closed it (a stalled hello or inventory, a partial frame left
+                    // incomplete): send the goodbye, then close with the reason, which the
+                    // peer sees even if the goodbye is lost.
+                    warn!(%error, "closing session: peer too slow");
+                    let _ = flush(shared, driver, &mut link).await;
+                    link.close(&error.to_string());
+                    return ConnectionEnd::Protocol(error);
+                }
+            }
             received = link.recv() => match received {
                 Ok(Some(bytes)) => {
                     let result = {
                         let mut replica = shared.lock_replica();
-                        driver.handle_bytes(monotonic_ms(), &bytes, &mut replica)
+                        driver.handle_bytes(shared.monotonic.now_ms(), &bytes, &mut replica)
                     };
                     if let Err(e) = result {
                         warn!(error = %e, "closing session: peer sent invalid data");
@@ -166,7 +190,7 @@ async fn drive_session(
                     // even while it is being made durable here (see `store_writer`).
                     if change.from.as_ref() != Some(&peer_id) {
                         let mut replica = shared.lock_replica();
-                        driver.local_change(monotonic_ms(), &change.path, &mut replica);
+                        driver.local_change(shared.monotonic.now_ms(), &change.path, &mut replica);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -175,30 +199,11 @@ async fn drive_session(
                     warn!(missed, "change feed lagged; re-offering all documents");
                     let mut replica = shared.lock_replica();
                     for path in gridsync_proto::DocumentSet::paths(&*replica) {
-                        driver.local_change(monotonic_ms(), &path, &mut replica);
+                        driver.local_change(shared.monotonic.now_ms(), &path, &mut replica);
                     }
                 }
                 Err(RecvError::Closed) => return ConnectionEnd::Shutdown,
             },
-            _ = tokio::time::sleep(sleep_for) => {
-                {
-                    let mut replica = shared.lock_replica();
-                    driver.handle_timeout(monotonic_ms(), &mut replica);
-                }
-                if let Some(error) = driver.close_error() {
-                    // A timer closed it (a stalled hello or inventory, a partial frame left
-                    // incomplete): send the goodbye, then close with the reason, which the
-                    // peer sees even if the goodbye is lost.
-                    warn!(%error, "closing session: peer too slow");
-                    let _ = flush(shared, driver, &mut link).await;
-                    link.close(&error.to_string());
-                    return ConnectionEnd::Protocol(error);
-                }
-            }
-            _ = shutdown.changed() => {
-                link.close("node shutting down");
-                return ConnectionEnd::Shutdown;
-            }
         }
     }
 }
@@ -237,7 +242,7 @@ async fn flush(
     let mut outcomes = Vec::new();
     {
         let mut replica = shared.lock_replica();
-        driver.process_events(monotonic_ms(), &mut replica, &mut outcomes);
+        driver.process_events(shared.monotonic.now_ms(), &mut replica, &mut outcomes);
     }
     for outcome in outcomes {
         act_on(shared, peer_id, outcome);
@@ -250,7 +255,7 @@ fn act_on(shared: &Arc<NodeShared>, peer_id: &NodeId, outcome: DriverOutcome) {
     match outcome {
         DriverOutcome::PeerVerified => {
             info!("peer hello verified; connection accepted");
-            let now = unix_ms();
+            let now = shared.clock.unix_ms();
             shared.peers.update(peer_id, |s| {
                 if !s.connected {
                     s.connected = true;
@@ -279,7 +284,7 @@ fn act_on(shared: &Arc<NodeShared>, peer_id: &NodeId, outcome: DriverOutcome) {
             info!(differing, rounds, "inventory finished");
         }
         DriverOutcome::UpToDate => {
-            let now = unix_ms();
+            let now = shared.clock.unix_ms();
             shared.peers.update(peer_id, |s| {
                 s.up_to_date = true;
                 s.last_sync_ms = Some(now);

@@ -34,7 +34,10 @@ pub(crate) async fn dial_loop(
             return;
         }
         let started = tokio::time::Instant::now();
+        // Biased (shutdown first) so that a simulated run is reproducible.
         let end = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
             link = endpoint.connect(addr) => match link {
                 Ok(link) => {
                     failures = 0;
@@ -50,7 +53,6 @@ pub(crate) async fn dial_loop(
                     None
                 }
             },
-            _ = shutdown.changed() => return,
         };
         if matches!(end, Some(connection::ConnectionEnd::Shutdown)) {
             return;
@@ -59,11 +61,16 @@ pub(crate) async fn dial_loop(
         if started.elapsed() > Duration::from_secs(10) {
             delay = initial;
         }
-        let jitter = rand::rng().random_range(0.8..1.2);
+        let jitter = shared
+            .jitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random_range(0.8..1.2);
         let wait = delay.mul_f64(jitter);
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            biased;
             _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
         }
         delay = (delay * 2).min(max);
     }

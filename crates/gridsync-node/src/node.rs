@@ -34,7 +34,7 @@ const CHANGE_FEED_CAPACITY: usize = 16_384;
 /// indexed. An office's 20,000 buildings take about 45 KiB each in memory when loaded.
 pub const CACHED_DOCUMENTS: usize = 4_096;
 
-pub use crate::clock::{monotonic_ms, unix_ms};
+pub use crate::clock::unix_ms;
 
 /// Everything a node is made of before it starts.
 pub struct NodeParts {
@@ -96,7 +96,9 @@ impl RunningNode {
         );
         replica.set_trust_root(credentials.ca_cert_der.clone());
         // Before any sync, so that whoever relays this device's changes can vouch for them.
-        let now_ms = replica.clock().unix_ms();
+        let clock = replica.clock().clone();
+        let now_ms = clock.unix_ms();
+        let jitter_seed = replica.draw_seed();
         if replica.publish_device_certificate(&credentials.cert_der, now_ms)? {
             info!(node = %credentials.identity.node_id, "published this device's certificate in the device directory");
         }
@@ -121,6 +123,9 @@ impl RunningNode {
             revocations_path,
             shutdown: shutdown_rx,
             started_ms: now_ms,
+            clock: clock.clone(),
+            monotonic: crate::clock::Monotonic::start(),
+            jitter: Mutex::new(rand::SeedableRng::seed_from_u64(jitter_seed)),
             write_timings: WriteTimings::default(),
             durability,
             slots: ConnectionSlots::new(config.max_connections_per_peer, config.max_connections),
@@ -216,9 +221,11 @@ async fn accept_loop(shared: Arc<NodeShared>, endpoint: Arc<NetEndpoint>) {
         // Reap finished connections so the set holds only live ones (without racing the
         // accept below against them).
         while connections.try_join_next().is_some() {}
+        // Biased (shutdown first) so that a simulated run is reproducible.
         let incoming = tokio::select! {
-            incoming = endpoint.accept() => incoming,
+            biased;
             _ = shutdown.changed() => break,
+            incoming = endpoint.accept() => incoming,
         };
         match incoming {
             None => break,

@@ -52,6 +52,13 @@ pub(crate) struct NodeShared {
     pub shutdown: watch::Receiver<bool>,
     /// Unix milliseconds when the node started.
     pub started_ms: u64,
+    /// The node's wall clock (the replica's): what status times are read from.
+    pub clock: crate::clock::Clock,
+    /// The node's monotonic clock: what sessions are timed by.
+    pub monotonic: crate::clock::Monotonic,
+    /// Draws reconnection jitter; seeded from the replica's generator, so a simulation
+    /// replays its dials.
+    pub jitter: Mutex<rand::rngs::StdRng>,
     /// How long acknowledged local writes took (apply + durable append), for /metrics.
     pub write_timings: WriteTimings,
     /// Tells when staged writes are durable (see [`DocChange::durable_after`]).

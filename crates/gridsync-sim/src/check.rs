@@ -167,6 +167,24 @@ pub fn check_acknowledged(
     found
 }
 
+/// The tables a store digest leaves out: ECDSA signatures, whose nonces ring draws from the
+/// operating system by design (their length is fixed, so nothing else depends on them).
+const UNREPRODUCIBLE_TABLES: &[&str] = &["change_signatures"];
+
+/// Feeds every row of `store` (but its signatures) into `digest`, for comparing the stores of
+/// two runs of one seed.
+pub fn digest_store(
+    store: &gridsync_store::Store,
+    digest: &mut sha2::Sha256,
+) -> Result<(), gridsync_store::StoreError> {
+    use sha2::Digest as _;
+    store.visit_rows(UNREPRODUCIBLE_TABLES, &mut |table, row| {
+        digest.update(table.as_bytes());
+        digest.update((row.len() as u64).to_le_bytes());
+        digest.update(row);
+    })
+}
+
 /// The first few divergences, one per line, and how many there were.
 pub fn describe(divergences: &[Divergence]) -> String {
     let mut out = format!("{} divergence(s)", divergences.len());

@@ -27,10 +27,13 @@
 //!   convergence, reporting failures with the seed that reproduces them.
 //!
 //! **Reproducibility.** turmoil's network (latency, loss, delivery order), the fault schedule,
-//! quinn's randomness and the volunteers' choices all derive from the seed. The node itself
-//! still reads the wall clock (record timestamps, session timers) and draws reconnection
-//! jitter and record ids from an unseeded generator, so a rerun replays the same schedule of
-//! faults and writes but not necessarily the same packet-level interleaving.
+//! quinn's randomness and the volunteers' choices derive from the seed; each node's replica
+//! reads turmoil's clock and draws its record ids and incarnations from a seeded generator
+//! (`host::sources`), its sessions are timed by tokio's clock (simulated under turmoil), its
+//! reconnection jitter is seeded from its replica, and its selects are biased. One seed run
+//! twice on one street (the same credentials: `SimWorld::on_street`) acknowledges the same
+//! writes at the same simulated times and leaves the same store rows, ECDSA signature bytes
+//! aside (the suite checks it).
 
 pub mod check;
 pub mod contact;

@@ -275,6 +275,12 @@ impl Replica {
         &self.sources.clock
     }
 
+    /// A seed for another generator the node owns (reconnection jitter), drawn from this
+    /// replica's.
+    pub fn draw_seed(&mut self) -> u64 {
+        self.sources.draw_seed()
+    }
+
     /// A fresh record id for a record written at `at_ms`, from this replica's generator (the
     /// system's in a node, seeded in a simulation).
     pub fn mint_record_ulid(&mut self, at_ms: u64) -> ulid::Ulid {

@@ -16,9 +16,6 @@ use sha2::{Digest, Sha256};
 use crate::contact::ContactError;
 use crate::contact::device::Device;
 
-/// The tables a store digest leaves out (see the module docs).
-const UNREPRODUCIBLE_TABLES: &[&str] = &["change_signatures"];
-
 /// A run's event log and store digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunFingerprint {
@@ -71,14 +68,7 @@ impl EventLog {
         let mut stores = Sha256::new();
         for device in devices {
             stores.update(device.spec.node_id.as_str().as_bytes());
-            device
-                .replica
-                .store()
-                .visit_rows(UNREPRODUCIBLE_TABLES, &mut |table, row| {
-                    stores.update(table.as_bytes());
-                    stores.update((row.len() as u64).to_le_bytes());
-                    stores.update(row);
-                })?;
+            crate::check::digest_store(device.replica.store(), &mut stores)?;
         }
         Ok(RunFingerprint {
             events: self.lines,

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use gridsync_net::{NetEndpoint, NodeCredentials, RevocationList};
+use gridsync_node::clock::{Clock, Sources};
 use gridsync_node::node::{NodeParts, RunningNode};
 use gridsync_node::ops::{FieldWrite, WriteError};
 use gridsync_node::{NodeConfig, Replica, ReplicaError};
@@ -104,11 +105,28 @@ fn mix(seed: u64, host: &str, incarnation: u32) -> u64 {
     hash ^ seed.rotate_left(17) ^ (u64::from(incarnation) << 48)
 }
 
-fn open_or_init(ctx: &HostContext) -> Result<Replica, Box<ReplicaError>> {
-    let opened = match Replica::open(&ctx.dir) {
-        Err(ReplicaError::Store(StoreError::Missing(_))) => {
-            Replica::init(&ctx.dir, &ctx.spec.node_id, &ctx.street)
-        }
+/// Unix milliseconds of simulated time zero: records must be dated after 2020.
+pub const EPOCH_MS: u64 = 1_780_000_000_000;
+
+/// What a host's replica reads time and draws randomness from: turmoil's simulated time, and
+/// a generator seeded by the simulation seed, the host and its incarnation. So a rerun of a
+/// seed writes the same records under the same actors at the same times.
+fn sources(ctx: &HostContext, incarnation: u32) -> Sources {
+    let clock = Clock::from_fn(|| EPOCH_MS + turmoil::elapsed().as_millis() as u64);
+    Sources::seeded(
+        clock,
+        mix(ctx.seed, &ctx.spec.host, incarnation) ^ 0x7265_706c_6963_61,
+    )
+}
+
+fn open_or_init(ctx: &HostContext, incarnation: u32) -> Result<Replica, Box<ReplicaError>> {
+    let opened = match Replica::open_with(&ctx.dir, sources(ctx, incarnation)) {
+        Err(ReplicaError::Store(StoreError::Missing(_))) => Replica::init_with(
+            &ctx.dir,
+            &ctx.spec.node_id,
+            &ctx.street,
+            sources(ctx, incarnation),
+        ),
         other => other,
     };
     opened.map_err(Box::new)
@@ -119,7 +137,7 @@ fn open_or_init(ctx: &HostContext) -> Result<Replica, Box<ReplicaError>> {
 pub async fn run_host(ctx: Arc<HostContext>) -> Result<(), HostError> {
     let host = ctx.spec.host.clone();
     let incarnation = ctx.incarnation.fetch_add(1, Ordering::Relaxed);
-    let replica = open_or_init(&ctx).map_err(|source| HostError::Replica {
+    let replica = open_or_init(&ctx, incarnation).map_err(|source| HostError::Replica {
         host: host.clone(),
         source,
     })?;

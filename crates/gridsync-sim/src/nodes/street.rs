@@ -75,10 +75,12 @@ impl NodeSpec {
     }
 }
 
-/// The street being simulated: its plan and its certificate authority.
+/// The street being simulated: its plan, its certificate authority, and the credentials it
+/// issued (once per node, so every world on this street gives a node the same ones).
 pub struct SimStreet {
     pub plan: SyntheticPlan,
     ca: StreetCa,
+    issued: std::sync::Mutex<std::collections::BTreeMap<NodeId, NodeCredentials>>,
 }
 
 impl std::fmt::Debug for SimStreet {
@@ -102,11 +104,20 @@ impl SimStreet {
     /// A street with a freshly generated CA.
     pub fn new(plan: SyntheticPlan) -> Result<SimStreet, SimError> {
         let ca = StreetCa::generate(&plan.street, unix_now())?;
-        Ok(SimStreet { plan, ca })
+        Ok(SimStreet {
+            plan,
+            ca,
+            issued: Default::default(),
+        })
     }
 
-    /// Enrolls a node: issues a certificate for its role, valid from an hour ago for a day.
+    /// Enrolls a node: issues a certificate for its role, valid from an hour ago for a day,
+    /// on the first call for its node id; the same credentials on every later call.
     pub fn credentials(&self, spec: &NodeSpec) -> Result<NodeCredentials, SimError> {
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(credentials) = issued.get(&spec.node_id) {
+            return Ok(credentials.clone());
+        }
         let now = unix_now();
         let identity = DeviceIdentity {
             street: self.plan.street.clone(),
@@ -116,7 +127,8 @@ impl SimStreet {
             not_before: now.saturating_sub(3600),
             not_after: now + 86_400,
         };
-        let issued = self.ca.issue(&identity)?;
-        Ok(NodeCredentials::new(self.ca.cert_der(), &issued))
+        let credentials = NodeCredentials::new(self.ca.cert_der(), &self.ca.issue(&identity)?);
+        issued.insert(spec.node_id.clone(), credentials.clone());
+        Ok(credentials)
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use gridsync_node::Replica;
+use gridsync_node::clock::{Clock, Sources};
 use gridsync_node::ops::{FieldWrite, plan_doc_path};
 use gridsync_proto::NodeId;
 use tempfile::TempDir;
@@ -18,7 +19,7 @@ use crate::SimError;
 use crate::check::{ReplicaSnapshot, check_acknowledged, check_converged};
 use crate::ledger::{AckLedger, AckedWrite};
 use crate::nodes::faults::{Fault, FaultSchedule};
-use crate::nodes::host::{HostContext, VisitWorkload, run_host};
+use crate::nodes::host::{EPOCH_MS, HostContext, VisitWorkload, run_host};
 use crate::nodes::live::LiveNodes;
 use crate::nodes::plan::SyntheticPlan;
 use crate::nodes::street::{NodeSpec, SimStreet};
@@ -85,6 +86,9 @@ pub struct RunReport {
     pub acked: Vec<AckedWrite>,
     /// The replicas as reopened from disk after the run.
     pub replicas: BTreeMap<String, ReplicaSnapshot>,
+    /// SHA-256 over every host's store rows (hosts in name order, signatures left out):
+    /// equal for two runs of one seed on one street.
+    pub stores_sha256: String,
     /// Real time the run took.
     pub wall: Duration,
 }
@@ -118,7 +122,7 @@ struct SimNode {
 /// A set of gridsync nodes about to be simulated.
 pub struct SimWorld {
     config: SimConfig,
-    street: SimStreet,
+    street: Arc<SimStreet>,
     nodes: BTreeMap<String, SimNode>,
     /// Pairs of hosts partitioned for the whole run (healing does not join them).
     kept_apart: Vec<(String, String)>,
@@ -139,15 +143,22 @@ impl std::fmt::Debug for SimWorld {
 impl SimWorld {
     /// A world on a street laid out as `plan`, with a fresh street CA.
     pub fn new(config: SimConfig, plan: SyntheticPlan) -> Result<SimWorld, SimError> {
-        Ok(SimWorld {
+        Ok(SimWorld::on_street(config, Arc::new(SimStreet::new(plan)?)))
+    }
+
+    /// A world on `street`, whose CA issued each node's credentials once: two worlds on one
+    /// street give their nodes the same keys and certificates (a seed run twice is then
+    /// comparable).
+    pub fn on_street(config: SimConfig, street: Arc<SimStreet>) -> SimWorld {
+        SimWorld {
             config,
-            street: SimStreet::new(plan)?,
+            street,
             nodes: BTreeMap::new(),
             kept_apart: Vec::new(),
             ledger: AckLedger::default(),
             live: LiveNodes::default(),
             writes_open: Arc::new(AtomicBool::new(true)),
-        })
+        }
     }
 
     /// The street plan of this world.
@@ -204,7 +215,11 @@ impl SimWorld {
     pub fn preload_plan(&mut self) -> Result<(), SimError> {
         let scratch = tempfile::tempdir()?;
         let office = NodeId::parse("office").map_err(|e| SimError::BadName(e.to_string()))?;
-        let mut source = Replica::init(scratch.path(), &office, &self.street.plan.street)?;
+        // Seeded and dated at simulated time zero, so every run of a seed makes the same
+        // plan document.
+        let seeded = |n: u64| Sources::seeded(Clock::manual(EPOCH_MS), self.config.seed ^ n);
+        let mut source =
+            Replica::init_with(scratch.path(), &office, &self.street.plan.street, seeded(0))?;
         // The plan is the office's: signed with its key, so every device can relay it.
         if let Some(office_node) = self.nodes.values().find(|n| n.ctx.spec.node_id == office) {
             source.set_signing_key(&office_node.ctx.credentials.key_der)?;
@@ -212,7 +227,7 @@ impl SimWorld {
         FieldWrite::PlanImport {
             csv: self.street.plan.csv(),
         }
-        .apply(&mut source, gridsync_node::node::unix_ms())
+        .apply(&mut source, EPOCH_MS)
         .map_err(|e| SimError::Plan(e.to_string()))?;
         let path = plan_doc_path(&source).map_err(|e| SimError::Plan(e.to_string()))?;
         let plan_doc = source
@@ -220,9 +235,10 @@ impl SimWorld {
             .cloned()
             .ok_or_else(|| SimError::Plan("the import wrote no plan document".into()))?;
         let signed_heads = source.signatures_for(&path);
-        for node in self.nodes.values() {
+        for (n, node) in (1..).zip(self.nodes.values()) {
             let ctx = &node.ctx;
-            let mut replica = Replica::init(&ctx.dir, &ctx.spec.node_id, &ctx.street)?;
+            let mut replica =
+                Replica::init_with(&ctx.dir, &ctx.spec.node_id, &ctx.street, seeded(n))?;
             replica.merge_doc(&path, &plan_doc, signed_heads.clone())?;
         }
         Ok(())
@@ -231,6 +247,18 @@ impl SimWorld {
     /// The acknowledged writes so far.
     pub fn ledger(&self) -> &AckLedger {
         &self.ledger
+    }
+
+    /// SHA-256 over the rows of every host's store, hosts in name order.
+    fn stores_digest(&self) -> Result<String, gridsync_store::StoreError> {
+        use sha2::Digest as _;
+        let mut digest = sha2::Sha256::new();
+        for (host, (dir, _)) in self.data_dirs() {
+            digest.update(host.as_bytes());
+            let store = gridsync_store::Store::open(&dir)?;
+            crate::check::digest_store(&store, &mut digest)?;
+        }
+        Ok(hex::encode(digest.finalize()))
     }
 
     fn data_dirs(&self) -> BTreeMap<String, (PathBuf, gridsync_proto::Scopes)> {
@@ -365,6 +393,13 @@ impl SimWorld {
         };
         drop(sim);
 
+        // Digested before the check reopens them (opening a replica starts an incarnation).
+        let stores_sha256 = self.stores_digest().map_err(|e| {
+            fail(
+                "on the disk check",
+                format!("cannot digest the stores: {e}"),
+            )
+        })?;
         // What is durable must agree too: reopen every store.
         let mut replicas = BTreeMap::new();
         for (host, (dir, scopes)) in self.data_dirs() {
@@ -388,6 +423,7 @@ impl SimWorld {
             converged_after,
             acked,
             replicas,
+            stores_sha256,
             wall: started.elapsed(),
         })
     }
