@@ -115,7 +115,7 @@ fn sources(ctx: &HostContext, incarnation: u32) -> Sources {
     let clock = Clock::from_fn(|| EPOCH_MS + turmoil::elapsed().as_millis() as u64);
     Sources::seeded(
         clock,
-        mix(ctx.seed, &ctx.spec.host, incarnation) ^ 0x7265_706c_6963_61,
+        mix(ctx.seed, &ctx.spec.host, incarnation) ^ 0x0072_6570_6c69_6361,
     )
 }
 
