@@ -53,7 +53,7 @@ async fn main() -> Result<()> {
         FieldWrite::PlanImport {
             csv: PLAN_CSV.into(),
         }
-        .apply(&mut replica, unix_ms())?;
+        .apply_now(&mut replica)?;
         // The officials' password: created once, kept in the office's store, and printed by
         // `gridsync run --http` on first start only.
         let (token, created) = load_or_create_token(&mut replica)?;

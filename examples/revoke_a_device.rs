@@ -61,7 +61,7 @@ async fn main() -> Result<()> {
         FieldWrite::PlanImport {
             csv: PLAN_CSV.into(),
         }
-        .apply(&mut replica, unix_ms())?;
+        .apply_now(&mut replica)?;
     }
     drop(ca); // From here on, the CA is only in the office's store.
     let office_ca = |office: &RunningNode| -> Result<StreetCa> {

@@ -70,7 +70,7 @@ async fn main() -> Result<()> {
         let receipt = FieldWrite::PlanImport {
             csv: PLAN_CSV.into(),
         }
-        .apply(&mut replica, unix_ms())?;
+        .apply_now(&mut replica)?;
         say(format!("office: {}", receipt.message));
     }
 

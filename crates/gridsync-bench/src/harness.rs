@@ -325,7 +325,7 @@ pub fn import_plan(replica: &mut Replica, layout: &StreetLayout) -> anyhow::Resu
     FieldWrite::PlanImport {
         csv: layout.plan_csv(),
     }
-    .apply(replica, unix_ms())
+    .apply_now(replica)
     .context("cannot import the plan")?;
     Ok(())
 }

@@ -66,6 +66,12 @@ impl NodeHandle {
         self.shared.peers.snapshot()
     }
 
+    /// The node's wall clock (its replica's): what the office dates rounds, sessions and
+    /// reports by, so that a simulation or a test can set it.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.shared.clock
+    }
+
     /// What the peer table says of `node`, if it ever connected.
     pub fn peer(&self, node: &gridsync_proto::NodeId) -> Option<PeerStatus> {
         self.peers().into_iter().find(|p| p.node_id == *node)

@@ -131,6 +131,12 @@ impl FieldWrite {
         }
     }
 
+    /// [`FieldWrite::apply`] at the replica's own clock (the system's, but for a simulation).
+    pub fn apply_now(self, replica: &mut Replica) -> Result<WriteReceipt, WriteError> {
+        let now_ms = replica.clock().unix_ms();
+        self.apply(replica, now_ms)
+    }
+
     /// Validates and applies the write. Durable when it returns Ok only without a store
     /// writer; with one, wait on [`Replica::last_write_ticket`] (as `NodeShared::write` does).
     pub fn apply(self, replica: &mut Replica, now_ms: u64) -> Result<WriteReceipt, WriteError> {

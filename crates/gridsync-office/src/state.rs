@@ -27,7 +27,6 @@ use automerge::ChangeHash;
 use gridsync_model::{FirstSight, StreetPlan};
 use gridsync_node::NodeHandle;
 use gridsync_node::Replica;
-use gridsync_node::node::unix_ms;
 use gridsync_proto::DocPath;
 use gridsync_store::DerivedEntry;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -106,6 +105,13 @@ impl std::fmt::Debug for OfficeState {
     }
 }
 
+impl OfficeInner {
+    /// Now, in Unix milliseconds, on the node's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.node.clock().unix_ms() as i64
+    }
+}
+
 pub(crate) struct OfficeInner {
     pub node: NodeHandle,
     pub options: OfficeOptions,
@@ -151,7 +157,7 @@ impl OfficeState {
         // Subscribe before the first build so that no change falls between the two.
         let changes = node.subscribe();
         let street = node.lock_replica().street().to_owned();
-        let round = options.round_at(unix_ms() as i64);
+        let round = options.round_at(node.clock().unix_ms() as i64);
         let (version, _) = watch::channel(0);
         let inner = Arc::new(OfficeInner {
             node,
@@ -396,8 +402,8 @@ fn rebuild_chunk(
     // The others: copy their documents out under the lock (loading them if need be), with the
     // heads they have now, and summarize them on every core outside it.
     let docs: Vec<SeenDocument> = {
+        let now = inner.now_ms();
         let mut replica = inner.node.lock_replica();
-        let now = unix_ms() as i64;
         chunk
             .iter()
             .filter(|path| !reused.contains_key(path))
@@ -536,8 +542,9 @@ async fn rebuild_off_runtime(inner: &Arc<OfficeInner>, round: RoundWindow) {
 /// document is a building and the aggregation's plan could be read.
 fn update_one(inner: &OfficeInner, path: &DocPath) -> Option<DerivedEntry> {
     let started = Instant::now();
+    let now = inner.now_ms();
     let mut replica = inner.node.lock_replica();
-    let sight = match replica.first_sight(path, unix_ms() as i64) {
+    let sight = match replica.first_sight(path, now) {
         Ok(Some(sight)) => sight,
         Ok(None) => return None,
         Err(e) => {
@@ -601,7 +608,7 @@ async fn follow_changes(
                 Err(RecvError::Closed) => return,
             },
             _ = round_check.tick() => {
-                let round = inner.options.round_at(unix_ms() as i64);
+                let round = inner.options.round_at(inner.now_ms());
                 if round != inner.aggregator().round() {
                     rebuild_off_runtime(&inner, round).await;
                 }

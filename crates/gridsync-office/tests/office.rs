@@ -106,7 +106,7 @@ impl Office {
         FieldWrite::PlanImport {
             csv: plan_csv(grids),
         }
-        .apply(&mut replica, unix_ms())?;
+        .apply_now(&mut replica)?;
         Office::serve(ca, credentials, replica, dir, round_start_ms).await
     }
 
@@ -1012,7 +1012,7 @@ async fn a_restarted_office_reuses_stored_summaries_and_recomputes_what_changed(
             volunteer: Some("vol-late".into()),
             at_ms: Some(round_start + 1),
         }
-        .apply(&mut replica, unix_ms())?;
+        .apply_now(&mut replica)?;
         let changed = receipt.document;
         let entries = replica.store().derived(SUMMARY_KIND)?;
         let mut victim = entries
@@ -1218,7 +1218,7 @@ async fn the_device_list_marks_a_device_caught_signing_two_histories() -> Result
     let (credentials, mut replica) = device_with_building(&office, "vol-twin", 0).await?;
     let path = DocPath::parse(&format!("{STREET}/grid-000/b-00"))?;
     let before = replica.heads(&path)?.unwrap_or_default();
-    visit("h-00-00", "contacted").apply(&mut replica, unix_ms())?;
+    visit("h-00-00", "contacted").apply_now(&mut replica)?;
     let node = start_node(credentials.clone(), replica, vec![office.node().local_addr])?;
     office.settle(1).await?;
     node.shutdown().await;

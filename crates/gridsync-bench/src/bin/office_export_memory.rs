@@ -62,7 +62,7 @@ async fn run(per_building: usize) -> Result<()> {
     )?;
 
     let started = Instant::now();
-    FieldWrite::PlanImport { csv: plan_csv() }.apply(&mut replica, unix_ms())?;
+    FieldWrite::PlanImport { csv: plan_csv() }.apply_now(&mut replica)?;
     let plan = replica.street_plan()?.context("plan imported")?;
     println!(
         "imported a plan of {} households in {} buildings",

@@ -322,7 +322,7 @@ async fn run() -> Result<()> {
 
     let setup = Instant::now();
     let (credentials, mut replica) = enroll(&ca, dir.path(), "office", Role::Office)?;
-    FieldWrite::PlanImport { csv: plan_csv() }.apply(&mut replica, unix_ms())?;
+    FieldWrite::PlanImport { csv: plan_csv() }.apply_now(&mut replica)?;
     let visits = fill_street(&mut replica, VISITS_PER_BUILDING)?;
     let office = start_node(credentials, replica, Vec::new())?;
     let token = OfficeToken::generate();

@@ -182,7 +182,7 @@ fn one_at_a_time(
     FieldWrite::PlanImport {
         csv: LAYOUT.plan_csv(),
     }
-    .apply(&mut replica, gridsync_node::node::unix_ms())?;
+    .apply_now(&mut replica)?;
     let mut latencies_ms = Vec::with_capacity(visits);
     let started = Instant::now();
     for n in 0..visits {
@@ -198,7 +198,7 @@ fn one_at_a_time(
             at_ms: None,
         };
         let write_started = Instant::now();
-        write.apply(&mut replica, gridsync_node::node::unix_ms())?;
+        write.apply_now(&mut replica)?;
         latencies_ms.push(ms(write_started.elapsed()));
     }
     let rate = visits as f64 / started.elapsed().as_secs_f64();

@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gridsync_model::{ExportRow, RecordKind, export_rows};
-use gridsync_node::node::unix_ms;
 use gridsync_proto::DocPath;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -41,7 +40,7 @@ pub(crate) fn summary_of(state: &AppState) -> Summary {
         street: agg.street().to_owned(),
         version: agg.version(),
         round_start_ms: agg.round().start_ms,
-        generated_ms: unix_ms(),
+        generated_ms: state.office.inner.now_ms() as u64,
         totals: agg.street_totals().clone(),
     })
 }
@@ -238,7 +237,7 @@ impl DeviceLine {
 }
 
 pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
-    let now = unix_ms() as i64;
+    let now = state.office.inner.now_ms();
     let mut lines: BTreeMap<String, DeviceLine> = BTreeMap::new();
     state.office.with_aggregator(|agg| {
         for (who, tally) in agg.authors() {
@@ -297,7 +296,8 @@ pub(crate) fn device_lines(state: &AppState) -> Vec<DeviceLine> {
 }
 
 pub(crate) async fn devices(State(state): State<AppState>) -> Response {
-    Json(json!({ "generated_ms": unix_ms(), "devices": device_lines(&state) })).into_response()
+    let generated_ms = state.office.inner.now_ms();
+    Json(json!({ "generated_ms": generated_ms, "devices": device_lines(&state) })).into_response()
 }
 
 /// `?building=&household=&kind=&limit=&offset=`.

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gridsync_model::{ExportRow, FirstSight};
-use gridsync_node::node::unix_ms;
 use gridsync_proto::DocPath;
 use tokio::sync::mpsc;
 
@@ -143,9 +142,9 @@ fn for_each_row(
 /// the office first saw each of its records; `None` when it is gone or cannot be loaded
 /// (logged: one unreadable document does not stop an export or a records page).
 pub(crate) fn copy_document(state: &AppState, path: &DocPath) -> Option<(Automerge, FirstSight)> {
+    let now = state.office.inner.now_ms();
     let mut replica = state.office.node().lock_replica();
-    crate::state::copy_seen(&mut replica, path, unix_ms() as i64)
-        .map(|(_, doc, sight)| (doc, sight))
+    crate::state::copy_seen(&mut replica, path, now).map(|(_, doc, sight)| (doc, sight))
 }
 
 fn write_all(state: &AppState, format: Format, mut sink: ChunkSink) -> std::io::Result<()> {

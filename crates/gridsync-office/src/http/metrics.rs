@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use gridsync_node::node::unix_ms;
 
 use super::AppState;
 
@@ -41,7 +40,7 @@ impl Text {
 }
 
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
-    let now = unix_ms();
+    let now = state.office.inner.now_ms() as u64;
     let node = state.office.node();
     let peers = node.peers();
     let mut t = Text(String::new());

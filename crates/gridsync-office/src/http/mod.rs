@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use gridsync_node::node::unix_ms;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -129,7 +128,8 @@ async fn require_credentials(State(state): State<AppState>, req: Request, next: 
     let inner = &state.office.inner;
     let headers = req.headers();
     let by_token = bearer(headers).is_some_and(|t| inner.options.token.matches(t));
-    let by_session = session_cookie(headers).is_some_and(|s| inner.sessions.is_live(s, unix_ms()));
+    let by_session =
+        session_cookie(headers).is_some_and(|s| inner.sessions.is_live(s, inner.now_ms() as u64));
     if by_token || by_session {
         return next.run(req).await;
     }
@@ -167,7 +167,7 @@ async fn login(State(state): State<AppState>, form: axum::Form<LoginForm>) -> Re
         inner.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response();
     }
-    let session = inner.sessions.open(unix_ms());
+    let session = inner.sessions.open(inner.now_ms() as u64);
     let cookie = format!(
         "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         crate::auth::SESSION_LIFETIME_MS / 1000

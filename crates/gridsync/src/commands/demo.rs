@@ -86,7 +86,7 @@ async fn run_demo(args: DemoArgs, out: Output) -> Result<()> {
         let receipt = FieldWrite::PlanImport {
             csv: street::plan_csv(SHAPE),
         }
-        .apply(&mut replica, unix_ms())?;
+        .apply_now(&mut replica)?;
         say(format!("office: {}", receipt.message));
     }
     for i in 0..devices.len() {
@@ -414,7 +414,7 @@ fn log_visits(
             };
             let receipt = match (&device.running, offline_replica.as_mut()) {
                 (Some(node), _) => node.write(write)?,
-                (None, Some(replica)) => write.apply(replica, unix_ms())?,
+                (None, Some(replica)) => write.apply_now(replica)?,
                 (None, None) => bail!("no replica to write to"),
             };
             acknowledged.insert(

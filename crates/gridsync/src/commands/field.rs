@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use gridsync_node::control::{self, ControlRequest, ControlResponse};
 use gridsync_node::ops::{FieldWrite, WriteReceipt};
-use gridsync_node::{Replica, ReplicaError, node::unix_ms};
+use gridsync_node::{Replica, ReplicaError};
 use gridsync_store::StoreError;
 use serde::Serialize;
 
@@ -27,7 +27,7 @@ pub fn submit(data: &Path, write: FieldWrite) -> Result<WriteReceipt> {
         Some(other) => bail!("the running node answered unexpectedly: {other:?}"),
         None => {
             let mut replica = open_replica(data)?;
-            Ok(write.apply(&mut replica, unix_ms())?)
+            Ok(write.apply_now(&mut replica)?)
         }
     }
 }
