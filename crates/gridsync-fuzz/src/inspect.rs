@@ -164,16 +164,7 @@ fn facts_of(changes: &ChunkList) -> Option<Vec<ChangeFacts>> {
             });
         } else {
             let doc = gridsync_proto::apply::load_document(chunk)?;
-            facts.extend(
-                doc.get_changes_meta(&[])
-                    .into_iter()
-                    .map(|meta| ChangeFacts {
-                        hash: meta.hash,
-                        actor: meta.actor.into_owned(),
-                        seq: meta.seq,
-                        deps: meta.deps,
-                    }),
-            );
+            facts.extend(ChangeFacts::of_document(&doc));
         }
     }
     Some(facts)

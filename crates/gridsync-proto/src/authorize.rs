@@ -183,16 +183,7 @@ pub fn inspect_changes(
                         }
                     }
                 }
-                facts.extend(
-                    doc.get_changes_meta(&[])
-                        .into_iter()
-                        .map(|meta| ChangeFacts {
-                            hash: meta.hash,
-                            actor: meta.actor.into_owned(),
-                            seq: meta.seq,
-                            deps: meta.deps,
-                        }),
-                );
+                facts.extend(ChangeFacts::of_document(&doc));
                 parts_out.push(OutgoingPart::Document(part.bytes.to_vec()));
                 if single_chunk && single_part {
                     whole_document = Some(WholeDocument {
@@ -481,16 +472,7 @@ mod tests {
 
     /// Every author's signature on its newest change in `doc`.
     fn signatures_of(doc: &Automerge) -> Vec<ChangeSignature> {
-        let facts: Vec<ChangeFacts> = doc
-            .get_changes_meta(&[])
-            .into_iter()
-            .map(|meta| ChangeFacts {
-                hash: meta.hash,
-                actor: meta.actor.into_owned(),
-                seq: meta.seq,
-                deps: meta.deps,
-            })
-            .collect();
+        let facts = ChangeFacts::of_document(doc);
         crate::signature::newest_per_actor(&facts)
             .into_iter()
             .map(|hash| {

@@ -73,6 +73,21 @@ pub struct ChangeFacts {
     pub deps: Vec<ChangeHash>,
 }
 
+impl ChangeFacts {
+    /// The facts of every change of `doc`.
+    pub fn of_document(doc: &automerge::Automerge) -> Vec<ChangeFacts> {
+        doc.get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| ChangeFacts {
+                hash: meta.hash,
+                actor: meta.actor.into_owned(),
+                seq: meta.seq,
+                deps: meta.deps,
+            })
+            .collect()
+    }
+}
+
 /// For each signature among `signatures` whose change is in `changes`, the changes it
 /// vouches for: the signed change and every change *by the same actor* it descends from
 /// through changes of the message. Returns, per change index, the index of the signature

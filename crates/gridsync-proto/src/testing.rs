@@ -207,14 +207,8 @@ impl MemoryDocs {
 
     /// Writes `key = value` into the root map of `path` as this node, creating the document.
     pub fn write(&mut self, p: &str, key: &str, value: &str) {
-        let actor = self.actor.clone();
-        let doc = self
-            .docs
-            .entry(path(p))
-            .or_insert_with(|| Automerge::new().with_actor(actor));
-        let mut tx = doc.transaction();
-        tx.put(ROOT, key, value).expect("put into the root map");
-        tx.commit();
+        // Time 0 is what an automerge commit without options records.
+        self.commit_at(p, key, value, 0, None);
     }
 
     /// The heads of a held document (empty when not held).
