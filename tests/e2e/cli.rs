@@ -152,12 +152,7 @@ fn show_building(device: &Device, building: &str) -> Value {
 /// The entry of `value`'s array `list` whose `key` is `wanted`.
 #[track_caller]
 fn entry<'a>(value: &'a Value, list: &str, key: &str, wanted: &str) -> &'a Value {
-    value[list]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {list} array in {value}"))
-        .iter()
-        .find(|e| e[key] == wanted)
-        .unwrap_or_else(|| panic!("no {list} entry with {key} {wanted:?} in {value}"))
+    gridsync_testkit::http::entry(value, list, key, wanted).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// One household's entry in a `show building --json` view.

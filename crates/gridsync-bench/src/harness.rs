@@ -337,6 +337,23 @@ pub fn visit_id(k: usize, i: usize, at_ms: i64) -> RecordId {
     RecordId::from(ulid::Ulid::from_parts(at_ms.max(0) as u64, random))
 }
 
+/// The reference street's first `buildings` building documents with `visits_each` visits
+/// each, written by the captain `cap-01` (the author the scenarios sync from), with the
+/// step announced.
+pub fn captain_buildings(
+    buildings: usize,
+    visits_each: usize,
+    progress: &Progress,
+) -> anyhow::Result<(NodeId, Vec<(DocPath, Automerge)>)> {
+    let layout = StreetLayout::reference(buildings);
+    let author = NodeId::parse("cap-01")?;
+    progress.step(&format!(
+        "building {buildings} documents with {visits_each} visits each"
+    ));
+    let docs = building_docs(&layout, 0..buildings, visits_each, &author, progress)?;
+    Ok((author, docs))
+}
+
 /// Builds the documents of buildings `range`, each genesis plus `visits` visits written by
 /// `author` through the field model, one change per visit (as a volunteer logs them). Visits
 /// walk the building's households in order, a minute apart, ending an hour before now.

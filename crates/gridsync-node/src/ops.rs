@@ -206,16 +206,9 @@ impl FieldWrite {
                     needs: need_map,
                     note: note.unwrap_or_default(),
                 };
-                let (plan, path, building) = locate_household(replica, &household)?;
-                write_record(
-                    replica,
-                    &path,
-                    &plan,
-                    &building,
-                    now,
-                    &visit,
-                    gridsync_model::record_visit,
-                )?;
+                let at = locate_household(replica, &household)?;
+                let path = at.path.clone();
+                at.write(replica, now, &visit, gridsync_model::record_visit)?;
                 Ok(WriteReceipt {
                     message: format!("saved visit {} to household {household} ({path})", visit.id),
                     document: path,
@@ -230,7 +223,8 @@ impl FieldWrite {
             } => {
                 let item: DeliveryItem = parse("item", &item)?;
                 let status: DeliveryStatus = parse("status", &status)?;
-                let (plan, path, building) = locate_household(replica, &household)?;
+                let at = locate_household(replica, &household)?;
+                let path = at.path.clone();
                 // The attempt number counts earlier failed attempts at this item, so a retry
                 // after a failure is visibly attempt 2.
                 let failed_before = match replica.doc(&path)? {
@@ -254,15 +248,7 @@ impl FieldWrite {
                     by,
                     at_ms: now,
                 };
-                write_record(
-                    replica,
-                    &path,
-                    &plan,
-                    &building,
-                    now,
-                    &event,
-                    gridsync_model::record_delivery,
-                )?;
+                at.write(replica, now, &event, gridsync_model::record_delivery)?;
                 Ok(WriteReceipt {
                     // The id is in the sentence so that a wrong entry can be corrected
                     // (`gridsync correct --record ID`) without re-reading it in JSON.
@@ -286,7 +272,8 @@ impl FieldWrite {
                 refused,
                 issues,
             } => {
-                let (plan, path) = locate_building(replica, &building)?;
+                let at = locate_building_record(replica, &building)?;
+                let path = at.path.clone();
                 let sweep = SweepResult {
                     id: RecordId::from(replica.mint_record_ulid(now_ms)),
                     round,
@@ -298,15 +285,7 @@ impl FieldWrite {
                     by,
                     at_ms: now,
                 };
-                write_record(
-                    replica,
-                    &path,
-                    &plan,
-                    &building,
-                    now,
-                    &sweep,
-                    gridsync_model::record_sweep,
-                )?;
+                at.write(replica, now, &sweep, gridsync_model::record_sweep)?;
                 Ok(WriteReceipt {
                     message: format!(
                         "saved sweep {}: round {round} of building {building}",
@@ -322,7 +301,8 @@ impl FieldWrite {
                 reason,
                 outcome,
             } => {
-                let (plan, path) = locate_building(replica, &building)?;
+                let at = locate_building_record(replica, &building)?;
+                let path = at.path.clone();
                 let target = RecordId::parse(&record)
                     .map_err(|e| WriteError::BadValue(format!("record {record:?}: {e}")))?;
                 let unknown = || WriteError::UnknownRecord {
@@ -357,15 +337,7 @@ impl FieldWrite {
                     by,
                     at_ms: now,
                 };
-                write_record(
-                    replica,
-                    &path,
-                    &plan,
-                    &building,
-                    now,
-                    &correction,
-                    gridsync_model::record_correction,
-                )?;
+                at.write(replica, now, &correction, gridsync_model::record_correction)?;
                 Ok(WriteReceipt {
                     message: format!("saved correction {} of {record}", correction.id),
                     document: path,
@@ -376,27 +348,37 @@ impl FieldWrite {
     }
 }
 
-/// Writes one record into a building document through the replica (durable on return).
-fn write_record<T>(
-    replica: &mut Replica,
-    path: &DocPath,
-    plan: &StreetPlan,
-    building: &str,
-    now_ms: i64,
-    record: &T,
-    write: fn(
-        &mut automerge::Automerge,
-        &WriteContext<'_>,
-        &T,
-    ) -> Result<automerge::ChangeHash, gridsync_model::RecordError>,
-) -> Result<(), WriteError> {
-    let ctx = WriteContext {
-        plan,
-        building,
-        now_ms,
-    };
-    replica.write(path, DocKind::Building, |doc| write(doc, &ctx, record))?;
-    Ok(())
+/// Where a record goes: the street plan it is checked against, and its building's document.
+struct Location {
+    plan: std::sync::Arc<StreetPlan>,
+    path: DocPath,
+    building: String,
+}
+
+impl Location {
+    /// Writes `record` into the building's document with the model's `write` (which checks
+    /// it against the plan), at `now_ms`.
+    fn write<T>(
+        &self,
+        replica: &mut Replica,
+        now_ms: i64,
+        record: &T,
+        write: fn(
+            &mut automerge::Automerge,
+            &WriteContext<'_>,
+            &T,
+        ) -> Result<automerge::ChangeHash, gridsync_model::RecordError>,
+    ) -> Result<(), WriteError> {
+        let ctx = WriteContext {
+            plan: &self.plan,
+            building: &self.building,
+            now_ms,
+        };
+        replica.write(&self.path, DocKind::Building, |doc| {
+            write(doc, &ctx, record)
+        })?;
+        Ok(())
+    }
 }
 
 /// Which kind of record `id` is in this document, if any (corrections are not searched:
@@ -428,10 +410,7 @@ pub fn street_plan(replica: &mut Replica) -> Result<std::sync::Arc<StreetPlan>, 
 }
 
 /// Plan, building document path and building id of a household.
-fn locate_household(
-    replica: &mut Replica,
-    household: &str,
-) -> Result<(std::sync::Arc<StreetPlan>, DocPath, String), WriteError> {
+fn locate_household(replica: &mut Replica, household: &str) -> Result<Location, WriteError> {
     let plan = street_plan(replica)?;
     let h = plan
         .household(household)
@@ -439,7 +418,21 @@ fn locate_household(
     let building = h.building.clone();
     let path = gridsync_model::building_path(replica.street(), &h.grid, &building)
         .map_err(|e| WriteError::BadValue(e.to_string()))?;
-    Ok((plan, path, building))
+    Ok(Location {
+        plan,
+        path,
+        building,
+    })
+}
+
+/// Where records of `building` go.
+fn locate_building_record(replica: &mut Replica, building: &str) -> Result<Location, WriteError> {
+    let (plan, path) = locate_building(replica, building)?;
+    Ok(Location {
+        plan,
+        path,
+        building: building.to_owned(),
+    })
 }
 
 /// Plan and document path of a building.

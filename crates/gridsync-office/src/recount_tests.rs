@@ -341,6 +341,11 @@ struct Street {
 }
 
 impl Street {
+    /// Every building's id, in the plan's order.
+    fn building_ids(&self) -> Vec<String> {
+        self.plan.buildings().map(|(id, _)| id.to_owned()).collect()
+    }
+
     fn new(grids: usize, moved: bool) -> Self {
         Street {
             plan: Arc::new(StreetPlan::from_households(households(grids, moved))),
@@ -407,12 +412,7 @@ fn incremental_figures_equal_a_recount_from_raw_records() {
         let mut agg = Aggregator::new(STREET, round);
         agg.rebuild(street.plan.clone(), round, street.docs.iter());
         assert_matches_recount(&agg, &street, round);
-        let ids: Vec<String> = street
-            .plan
-            .buildings()
-            .map(|(id, _)| id.to_owned())
-            .collect();
-        let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
+        let (ids, actor) = (street.building_ids(), volunteer());
         for step in 0..600 {
             let building = ids[rng.random_range(0..ids.len())].clone();
             let path = street.path_of(&building);
@@ -451,14 +451,14 @@ fn incremental_figures_equal_a_recount_from_raw_records() {
     }
 }
 
+/// The actor of `vol-1`, who writes the random records.
+fn volunteer() -> automerge::ActorId {
+    actor_for(&NodeId::parse("vol-1").expect("valid id"))
+}
+
 /// `writes` random records by `vol-1` into random buildings of `street`.
 fn write_randomly(street: &mut Street, rng: &mut StdRng, writes: usize) {
-    let ids: Vec<String> = street
-        .plan
-        .buildings()
-        .map(|(id, _)| id.to_owned())
-        .collect();
-    let actor = actor_for(&NodeId::parse("vol-1").expect("valid id"));
+    let (ids, actor) = (street.building_ids(), volunteer());
     for _ in 0..writes {
         let building = ids[rng.random_range(0..ids.len())].clone();
         let path = street.path_of(&building);

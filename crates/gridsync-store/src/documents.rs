@@ -236,14 +236,7 @@ pub(crate) fn insert_chunk(
                  heads = excluded.heads
              RETURNING id, chunk_count, chunk_bytes, snapshot_bytes",
         )?
-        .query_row((path.as_str(), chunk_len, heads), |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-            ))
-        })?;
+        .query_row((path.as_str(), chunk_len, heads), four_counts)?;
     conn.prepare_cached("INSERT INTO chunks (doc_id, bytes) VALUES (?1, ?2)")?
         .execute((id, chunk))?;
     let as_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -356,6 +349,11 @@ fn read_document(conn: &Connection, path: &DocPath) -> Result<Option<Automerge>,
             path: path.clone(),
             source: Box::new(source),
         })
+}
+
+/// A row of four integers (counts and sizes), as the documents table's queries return them.
+pub(crate) fn four_counts(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, i64, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
 
 #[cfg(test)]

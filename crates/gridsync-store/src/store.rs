@@ -287,14 +287,7 @@ impl Store {
                         COALESCE(SUM(chunk_bytes), 0)
                  FROM documents",
             )?
-            .query_row([], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            })?;
+            .query_row([], crate::documents::four_counts)?;
         let mut wal = self.db_path.clone().into_os_string();
         wal.push("-wal");
         let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

@@ -27,6 +27,19 @@ pub struct DocumentAppend {
     pub signed_heads: Vec<SignedHead>,
 }
 
+impl DocumentAppend {
+    /// A chunk of a local write: no provenance, no signatures.
+    pub fn local(path: DocPath, chunk: Vec<u8>, heads: Vec<ChangeHash>) -> DocumentAppend {
+        DocumentAppend {
+            path,
+            chunk,
+            heads,
+            origins: Vec::new(),
+            signed_heads: Vec::new(),
+        }
+    }
+}
+
 /// One peer's sync state for one document.
 #[derive(Debug, Clone)]
 pub struct SyncStateWrite {
@@ -220,16 +233,8 @@ mod tests {
         let chunk = edit(&mut doc, "1");
         store
             .write_batch(&WriteBatch {
-                appends: vec![DocumentAppend {
-                    path: a.clone(),
-                    chunk,
-                    heads: doc.get_heads(),
-                    origins: Vec::new(),
-                    signed_heads: Vec::new(),
-                }],
-                sync_states: Vec::new(),
-                derived: Vec::new(),
-                derived_deleted: Vec::new(),
+                appends: vec![DocumentAppend::local(a.clone(), chunk, doc.get_heads())],
+                ..WriteBatch::default()
             })
             .unwrap();
         let chunk = edit(&mut doc, "2");

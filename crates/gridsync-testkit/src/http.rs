@@ -147,3 +147,14 @@ pub fn get_json(addr: SocketAddr, path: &str, token: &str) -> Result<Value> {
     }
     reply.json()
 }
+
+/// The entry of `value`'s array `list` whose `key` equals `wanted`: a household in a
+/// building's JSON, an item in a household's deliveries.
+pub fn entry<'a>(value: &'a Value, list: &str, key: &str, wanted: &str) -> Result<&'a Value> {
+    value[list]
+        .as_array()
+        .with_context(|| format!("no {list} array in {value}"))?
+        .iter()
+        .find(|e| e[key] == wanted)
+        .with_context(|| format!("no {list} entry with {key} {wanted:?}"))
+}

@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use gridsync_proto::testing::{Identity, MemoryDocs, Pair};
 use gridsync_proto::{LocalIdentity, NodeId, Role, Scopes};
 
-use crate::harness::{self, BenchStreet, StreetLayout, median, street_write};
+use crate::harness::{self, BenchStreet, median, street_write};
 use crate::progress::Progress;
 use crate::report::{Figure, ScenarioReport, TargetKind};
 use crate::scale::Scale;
@@ -44,12 +44,7 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
     let visits_each = scale.pick(5, VISITS_PER_BUILDING);
     let repetitions = scale.pick(1, 5);
     let load_at_start = sync_run::load_average();
-    let layout = StreetLayout::reference(buildings);
-    let author = NodeId::parse("cap-01")?;
-    progress.step(&format!(
-        "building {buildings} documents with {visits_each} visits each"
-    ));
-    let docs = harness::building_docs(&layout, 0..buildings, visits_each, &author, progress)?;
+    let (author, docs) = harness::captain_buildings(buildings, visits_each, progress)?;
 
     progress.step("protocol level: initial sync, then a reconnect, between in-memory sessions");
     let captain = local_identity("cap-01", Role::Captain)?;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use gridsync_proto::{LocalIdentity, NodeId, Role, Scopes};
 
-use crate::harness::{self, BenchStreet, StreetLayout, median, street_write};
+use crate::harness::{self, BenchStreet, median, street_write};
 use crate::progress::Progress;
 use crate::report::{Figure, ScenarioReport, TargetKind};
 use crate::scale::Scale;
@@ -27,13 +27,7 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
     let visits_each = scale.pick(12, VISITS_PER_BUILDING);
     let repetitions = scale.pick(1, 3);
     let load_at_start = sync_run::load_average();
-    let layout = StreetLayout::reference(buildings);
-    let author = NodeId::parse("cap-01")?;
-
-    progress.step(&format!(
-        "building {buildings} documents with {visits_each} visits each"
-    ));
-    let docs = harness::building_docs(&layout, 0..buildings, visits_each, &author, progress)?;
+    let (author, docs) = harness::captain_buildings(buildings, visits_each, progress)?;
     let visits = harness::count_visits(&docs);
     let street = BenchStreet::new()?;
     let source = Source::populate(&street, author.as_str(), &docs, progress)?;

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use automerge::Automerge;
 use gridsync_model::{
-    BuildingRecords, CorrectionAction, DeliveryStatus, NeedKind, RecordId, RecordKind, SpecialNeed,
-    VisitOutcome, building_view, record_correction, record_delivery, record_sweep, record_visit,
+    BuildingRecords, CorrectionAction, NeedKind, RecordId, RecordKind, SpecialNeed, VisitOutcome,
+    building_view, record_correction, record_delivery, record_sweep, record_visit,
 };
 use proptest::prelude::*;
 
 use super::support::{
-    BUILDING, NOW, ctx, delivery, device, merge_into, plan, retraction, rid, sweep, visit,
+    BUILDING, NOW, STATUSES, ctx, delivery, device, merge_into, plan, retraction, rid, sweep, visit,
 };
 
 #[derive(Debug, Clone)]
@@ -59,14 +59,6 @@ fn step() -> impl Strategy<Value = Step> {
         1 => prop::collection::vec(d, 2..5).prop_map(|members| Step::MergeSubset { members }),
     ]
 }
-
-const STATUSES: [DeliveryStatus; 5] = [
-    DeliveryStatus::Requested,
-    DeliveryStatus::OutForDelivery,
-    DeliveryStatus::Delivered,
-    DeliveryStatus::Failed,
-    DeliveryStatus::Cancelled,
-];
 
 fn run(devices: usize, steps: Vec<Step>, finish: Vec<(usize, usize)>) -> Result<(), TestCaseError> {
     let plan = plan();

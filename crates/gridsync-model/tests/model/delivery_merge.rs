@@ -7,7 +7,7 @@ use gridsync_model::{
 };
 use proptest::prelude::*;
 
-use super::support::{NOW, ctx, delivery, device, merge_into, plan, retraction, rid};
+use super::support::{NOW, STATUSES, ctx, delivery, device, merge_into, plan, retraction, rid};
 
 fn permutations(n: usize) -> Vec<Vec<usize>> {
     if n == 0 {
@@ -155,14 +155,6 @@ fn only_a_retraction_undoes_a_delivery() {
     // The retracted event is still readable.
     assert_eq!(BuildingRecords::read(&a).deliveries.len(), 2);
 }
-
-const STATUSES: [DeliveryStatus; 5] = [
-    DeliveryStatus::Requested,
-    DeliveryStatus::OutForDelivery,
-    DeliveryStatus::Delivered,
-    DeliveryStatus::Failed,
-    DeliveryStatus::Cancelled,
-];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]

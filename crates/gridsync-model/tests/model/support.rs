@@ -11,6 +11,15 @@ use gridsync_model::{
 use gridsync_proto::NodeId;
 
 /// A fixed "now" for tests: 2026-05-28 or so.
+/// Every delivery status, to draw from.
+pub const STATUSES: [DeliveryStatus; 5] = [
+    DeliveryStatus::Requested,
+    DeliveryStatus::OutForDelivery,
+    DeliveryStatus::Delivered,
+    DeliveryStatus::Failed,
+    DeliveryStatus::Cancelled,
+];
+
 pub const NOW: i64 = 1_780_000_000_000;
 
 /// The building most tests write to.

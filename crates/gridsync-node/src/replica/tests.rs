@@ -100,6 +100,21 @@ impl SmallDisk {
     }
 }
 
+impl SmallDisk {
+    /// A small tmpfs on a fresh temporary directory, or `None` (said on stderr) where none
+    /// can be mounted.
+    fn in_temp_dir() -> Option<(tempfile::TempDir, SmallDisk)> {
+        let outer = tempfile::tempdir().unwrap();
+        match SmallDisk::mount(outer.path()) {
+            Ok(disk) => Some((outer, disk)),
+            Err(why) => {
+                eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why})");
+                None
+            }
+        }
+    }
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
@@ -108,13 +123,8 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_fails_staged_writes_and_memory_falls_back_to_what_is_durable() {
-    let outer = tempfile::tempdir().unwrap();
-    let _disk = match SmallDisk::mount(outer.path()) {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why})");
-            return;
-        }
+    let Some((outer, _disk)) = SmallDisk::in_temp_dir() else {
+        return;
     };
     let ballast = outer.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 256 * 1024]).unwrap();
@@ -125,18 +135,6 @@ fn a_full_disk_fails_staged_writes_and_memory_falls_back_to_what_is_durable() {
     let durability = handle.waiter();
     replica.use_store_writer(handle);
 
-    // Random text, so that neither SQLite nor automerge's deflate shrinks it much.
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut noise = |len: usize| -> String {
-        (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect()
-    };
     let mut durable_paths = Vec::new();
     let mut failed = None;
     for n in 0..500 {
@@ -192,9 +190,12 @@ fn set(replica: &mut Replica, path: &DocPath, key: &str, value: &str) -> Result<
     })
 }
 
-/// Random letters, so that neither SQLite nor automerge's deflate shrinks them much.
+/// Random letters, so that neither SQLite nor automerge's deflate shrinks them much (each
+/// call draws new ones).
 fn noise(len: usize) -> String {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    static SEED: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0x2545_f491_4f6c_dd1d);
+    let mut seed = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed) | 1;
     (0..len)
         .map(|_| {
             seed ^= seed << 13;
@@ -217,13 +218,8 @@ fn fill_leaving(ballast: &Path, leave: u64) {
 
 #[test]
 fn a_failed_commit_fails_the_writes_of_its_document_staged_behind_it() {
-    let outer = tempfile::tempdir().unwrap();
-    let _disk = match SmallDisk::mount(outer.path()) {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why})");
-            return;
-        }
+    let Some((outer, _disk)) = SmallDisk::in_temp_dir() else {
+        return;
     };
     let dir = outer.path().join("node");
     let node = NodeId::parse("vol-1").unwrap();

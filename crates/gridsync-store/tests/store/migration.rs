@@ -53,16 +53,12 @@ fn a_format_1_store_is_migrated_and_keeps_its_documents() {
     let chunk = put(&mut doc, "visit-2", "absent");
     store
         .write_batch(&WriteBatch {
-            appends: vec![DocumentAppend {
-                path: building.clone(),
+            appends: vec![DocumentAppend::local(
+                building.clone(),
                 chunk,
-                heads: doc.get_heads(),
-                origins: Vec::new(),
-                signed_heads: Vec::new(),
-            }],
-            sync_states: Vec::new(),
-            derived: Vec::new(),
-            derived_deleted: Vec::new(),
+                doc.get_heads(),
+            )],
+            ..WriteBatch::default()
         })
         .expect("write after migration");
     assert_eq!(
