@@ -115,6 +115,22 @@ impl SmallDisk {
     }
 }
 
+/// A new replica in `dir` staging its writes with a store writer, as a running node's does.
+fn replica_with_writer(
+    dir: &Path,
+) -> (
+    Replica,
+    crate::store_writer::StoreWriter,
+    crate::store_writer::DurabilityWaiter,
+) {
+    let node = NodeId::parse("vol-1").unwrap();
+    let mut replica = Replica::init(dir, &node, "panhuo").unwrap();
+    let (writer, handle) = crate::store_writer::StoreWriter::start(replica.store()).unwrap();
+    let durability = handle.waiter();
+    replica.use_store_writer(handle);
+    (replica, writer, durability)
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
@@ -129,11 +145,7 @@ fn a_full_disk_fails_staged_writes_and_memory_falls_back_to_what_is_durable() {
     let ballast = outer.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 256 * 1024]).unwrap();
     let dir = outer.path().join("node");
-    let node = NodeId::parse("vol-1").unwrap();
-    let mut replica = Replica::init(&dir, &node, "panhuo").unwrap();
-    let (writer, handle) = crate::store_writer::StoreWriter::start(replica.store()).unwrap();
-    let durability = handle.waiter();
-    replica.use_store_writer(handle);
+    let (mut replica, writer, durability) = replica_with_writer(&dir);
 
     let mut durable_paths = Vec::new();
     let mut failed = None;
@@ -222,11 +234,7 @@ fn a_failed_commit_fails_the_writes_of_its_document_staged_behind_it() {
         return;
     };
     let dir = outer.path().join("node");
-    let node = NodeId::parse("vol-1").unwrap();
-    let mut replica = Replica::init(&dir, &node, "panhuo").unwrap();
-    let (writer, handle) = crate::store_writer::StoreWriter::start(replica.store()).unwrap();
-    let durability = handle.waiter();
-    replica.use_store_writer(handle);
+    let (mut replica, writer, durability) = replica_with_writer(&dir);
     let path = DocPath::parse("panhuo/grid-001/b-1").unwrap();
     let peer = NodeId::parse("cap-1").unwrap();
     set(&mut replica, &path, "first", "durable").unwrap();
