@@ -75,7 +75,7 @@ pub struct Enrolled {
 impl BenchStreet {
     /// Generates a street CA and a temporary root directory.
     pub fn new() -> anyhow::Result<BenchStreet> {
-        let ca = StreetCa::generate(STREET, unix_ms() / 1000).context("cannot create street CA")?;
+        let ca = gridsync_testkit::street_ca(STREET).context("cannot create street CA")?;
         let dir = tempfile::Builder::new()
             .prefix("gridsync-bench-")
             .tempdir()

@@ -101,7 +101,7 @@ impl StoppedOffice {
 impl Office {
     async fn start(grids: usize, round_start_ms: i64) -> Result<Office> {
         let dir = tempfile::tempdir()?;
-        let ca = StreetCa::generate(STREET, unix_ms() / 1000)?;
+        let ca = gridsync_testkit::street_ca(STREET)?;
         let (credentials, mut replica) = enroll(&ca, dir.path(), "office", Role::Office)?;
         FieldWrite::PlanImport {
             csv: plan_csv(grids),

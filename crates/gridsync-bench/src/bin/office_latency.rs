@@ -22,8 +22,7 @@ use anyhow::{Result, bail};
 use gridsync_bench::office_street::{
     BUILDINGS, HOUSEHOLDS_PER_UNIT, STREET, UNITS, building_of, fill_street, plan_csv,
 };
-use gridsync_net::StreetCa;
-use gridsync_node::node::{RunningNode, unix_ms};
+use gridsync_node::node::RunningNode;
 use gridsync_node::ops::FieldWrite;
 use gridsync_office::aggregate::is_building_path;
 use gridsync_office::{OfficeOptions, OfficeState, OfficeToken};
@@ -317,7 +316,7 @@ fn main() -> Result<()> {
 
 async fn run() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let ca = StreetCa::generate(STREET, unix_ms() / 1000)?;
+    let ca = gridsync_testkit::street_ca(STREET)?;
     println!("load average at start (1/5/15 min): {}", load_average());
 
     let setup = Instant::now();
