@@ -23,16 +23,22 @@ const HOUSEHOLDS_PER_BUILDING: usize = 20;
 fn populate(dir: &Path, visits_per_building: usize) {
     let node = NodeId::parse("office").expect("node id");
     let mut replica = Replica::init(dir, &node, STREET).expect("init store");
-    let mut csv = String::from(gridsync_model::CSV_HEADER);
-    csv.push('\n');
+    let mut plan = gridsync_model::PlanCsv::new();
     for b in 0..BUILDINGS {
         for h in 0..HOUSEHOLDS_PER_BUILDING {
-            csv.push_str(&format!(
-                "h-{b}-{h},c-1,grid-{:03},b-{b},u1,{h},2,control\n",
-                b / 50
-            ));
+            plan.row(gridsync_model::PlanRow {
+                household: &format!("h-{b}-{h}"),
+                community: "c-1",
+                grid: &format!("grid-{:03}", b / 50),
+                building: &format!("b-{b}"),
+                unit: "u1",
+                door: &h.to_string(),
+                residents: 2,
+                zone: "control",
+            });
         }
     }
+    let csv = plan.finish();
     gridsync_node::ops::FieldWrite::PlanImport { csv }
         .apply(&mut replica, now_ms() as u64)
         .expect("plan");

@@ -301,21 +301,20 @@ impl StreetLayout {
 
     /// The plan as the CSV file the office imports.
     pub fn plan_csv(&self) -> String {
-        let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
+        let mut csv = gridsync_model::PlanCsv::new();
         for h in self.households() {
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
-                h.id,
-                h.community,
-                h.grid,
-                h.building,
-                h.unit,
-                h.door,
-                h.residents,
-                h.zone.as_str()
-            ));
+            csv.row(gridsync_model::PlanRow {
+                household: &h.id,
+                community: &h.community,
+                grid: &h.grid,
+                building: &h.building,
+                unit: &h.unit,
+                door: &h.door,
+                residents: h.residents,
+                zone: h.zone.as_str(),
+            });
         }
-        csv
+        csv.finish()
     }
 }
 

@@ -23,21 +23,27 @@ pub fn building_of(k: usize) -> (String, String) {
 
 /// The street's plan as the CSV file the office imports (eight grids to a community).
 pub fn plan_csv() -> String {
-    let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
+    let mut csv = gridsync_model::PlanCsv::new();
     for k in 0..BUILDINGS {
         let (grid, building) = building_of(k);
-        let g = k / BUILDINGS_PER_GRID;
+        let community = format!("c-{}", k / BUILDINGS_PER_GRID / 8);
         let suffix = &building[2..];
         for u in 0..UNITS {
             for h in 0..HOUSEHOLDS_PER_UNIT {
-                csv.push_str(&format!(
-                    "h-{suffix}-{u}{h},c-{},{grid},{building},u{u},room {u}{h},2,prevention\n",
-                    g / 8
-                ));
+                csv.row(gridsync_model::PlanRow {
+                    household: &format!("h-{suffix}-{u}{h}"),
+                    community: &community,
+                    grid: &grid,
+                    building: &building,
+                    unit: &format!("u{u}"),
+                    door: &format!("room {u}{h}"),
+                    residents: 2,
+                    zone: "prevention",
+                });
             }
         }
     }
-    csv
+    csv.finish()
 }
 
 /// Writes `visits_per_building` visits into every building document of `replica` (which

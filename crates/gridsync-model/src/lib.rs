@@ -91,8 +91,8 @@ pub use genesis::{
     plan_path,
 };
 pub use plan::{
-    CSV_HEADER, Household, PlanImport, PlanImportError, StreetPlan, apply_import, parse_csv,
-    read_plan,
+    CSV_HEADER, Household, PlanCsv, PlanImport, PlanImportError, PlanRow, StreetPlan, apply_import,
+    parse_csv, read_plan,
 };
 pub use read::{BuildingRecords, CorrectedVisit};
 pub use records::{

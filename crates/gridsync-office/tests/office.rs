@@ -37,22 +37,26 @@ const TOKEN: &str = "test-office-token-0123456789";
 
 /// A street of `grids` grids of 3 buildings of 2 units of 4 households, as plan CSV.
 fn plan_csv(grids: usize) -> String {
-    let mut csv = format!("{}\n", gridsync_model::CSV_HEADER);
+    let mut csv = gridsync_model::PlanCsv::new();
     for g in 0..grids {
         for b in 0..3 {
             for u in 0..2 {
                 for h in 0..4 {
-                    csv.push_str(&format!(
-                        "h-{g}{b}-{u}{h},c-{},grid-{g:03},b-{g}{b},u{u},room {u}{h},{},{}\n",
-                        g / 2,
-                        1 + h % 3,
-                        ["lockdown", "control", "prevention"][g % 3]
-                    ));
+                    csv.row(gridsync_model::PlanRow {
+                        household: &format!("h-{g}{b}-{u}{h}"),
+                        community: &format!("c-{}", g / 2),
+                        grid: &format!("grid-{g:03}"),
+                        building: &format!("b-{g}{b}"),
+                        unit: &format!("u{u}"),
+                        door: &format!("room {u}{h}"),
+                        residents: 1 + h % 3,
+                        zone: ["lockdown", "control", "prevention"][g % 3],
+                    });
                 }
             }
         }
     }
-    csv
+    csv.finish()
 }
 
 /// One office node with its HTTP server on loopback.

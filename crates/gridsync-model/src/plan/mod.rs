@@ -1,10 +1,11 @@
 //! The street plan: which households exist and where they live.
 //!
-//! The office imports a CSV ([`parse_csv`]) and applies it to the plan document
+//! The office imports a CSV ([`parse_csv`]; [`PlanCsv`] writes one) and applies it to the plan document
 //! ([`apply_import`]); every node reads the document back into a [`StreetPlan`] lookup
 //! ([`read_plan`]) that validates field writes and shapes the views.
 
 mod csv;
+mod csv_writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,6 +17,7 @@ use automerge::{
 pub use self::csv::{
     CSV_HEADER, MAX_INPUT_BYTES, MAX_ROWS, PlanImportError, RowProblem, parse_csv,
 };
+pub use self::csv_writer::{PlanCsv, PlanRow};
 use crate::check::{self, FieldProblem};
 use crate::read::top_map;
 use crate::vocab::Zone;

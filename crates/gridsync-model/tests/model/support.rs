@@ -8,6 +8,7 @@ use gridsync_model::{
     RecordId, RecordKind, SpecialNeed, StreetPlan, SweepResult, Visit, VisitOutcome, WriteContext,
     actor_for, genesis, parse_csv,
 };
+use gridsync_model::{PlanCsv, PlanRow};
 use gridsync_proto::NodeId;
 
 /// A fixed "now" for tests: 2026-05-28 or so.
@@ -27,17 +28,36 @@ pub const BUILDING: &str = "bldg-12";
 
 /// The test street: `bldg-12` (grid-017) with six households in two units, `bldg-13` with two.
 pub fn plan_csv() -> String {
-    let mut text = String::from(gridsync_model::CSV_HEADER);
-    text.push('\n');
-    for n in 1..=6 {
+    let mut csv = PlanCsv::new();
+    for n in 1..=6u32 {
         let unit = if n <= 3 { "u1" } else { "u2" };
-        text.push_str(&format!(
-            "h-{n},c-1,grid-017,bldg-12,{unit},{unit}-{n}01,{n},lockdown\n"
-        ));
+        let (household, door) = (format!("h-{n}"), format!("{unit}-{n}01"));
+        csv.row(row(&household, "bldg-12", unit, &door, n, "lockdown"));
     }
-    text.push_str("h-7,c-1,grid-017,bldg-13,u1,101,2,control\n");
-    text.push_str("h-8,c-1,grid-017,bldg-13,u1,102,1,prevention\n");
-    text
+    csv.row(row("h-7", "bldg-13", "u1", "101", 2, "control"));
+    csv.row(row("h-8", "bldg-13", "u1", "102", 1, "prevention"));
+    csv.finish()
+}
+
+/// A household of grid-017 in community c-1.
+fn row<'a>(
+    household: &'a str,
+    building: &'a str,
+    unit: &'a str,
+    door: &'a str,
+    residents: u32,
+    zone: &'a str,
+) -> PlanRow<'a> {
+    PlanRow {
+        household,
+        community: "c-1",
+        grid: "grid-017",
+        building,
+        unit,
+        door,
+        residents,
+        zone,
+    }
 }
 
 pub fn plan() -> StreetPlan {

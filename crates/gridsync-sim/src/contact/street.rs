@@ -5,8 +5,6 @@
 //! Everything is derived from positions, so two runs of one shape agree exactly; only the
 //! schedule draws random numbers.
 
-use std::fmt::Write as _;
-
 use gridsync_proto::{NodeId, Role, ScopeGrant, Scopes};
 
 use crate::contact::ContactError;
@@ -255,8 +253,7 @@ impl StreetLayout {
 
     /// The plan CSV the office imports, with [`gridsync_model::CSV_HEADER`].
     pub fn plan_csv(&self) -> String {
-        let mut out = String::from(gridsync_model::CSV_HEADER);
-        out.push('\n');
+        let mut out = gridsync_model::PlanCsv::new();
         for building in &self.buildings {
             let grid = &self.grids[building.grid as usize - 1];
             for (k, household) in building.households.iter().enumerate() {
@@ -266,19 +263,19 @@ impl StreetLayout {
                     1..=3 => "control",
                     _ => "prevention",
                 };
-                // Writing to a String cannot fail.
-                let _ = writeln!(
-                    out,
-                    "{household},comm-{:02},{},{},unit-{unit},{unit}0{},{},{zone}",
-                    grid.community + 1,
-                    grid_id(grid.number),
-                    building.id,
-                    k % 6 + 1,
-                    k % 4 + 1,
-                );
+                out.row(gridsync_model::PlanRow {
+                    household,
+                    community: &format!("comm-{:02}", grid.community + 1),
+                    grid: &grid_id(grid.number),
+                    building: &building.id,
+                    unit: &format!("unit-{unit}"),
+                    door: &format!("{unit}0{}", k % 6 + 1),
+                    residents: (k % 4 + 1) as u32,
+                    zone,
+                });
             }
         }
-        out
+        out.finish()
     }
 }
 

@@ -1,8 +1,6 @@
 //! A small synthetic street plan: a few grids of a few buildings of a few households, as the
 //! plan CSV the office imports. Ids are derived from positions, so two runs agree.
 
-use std::fmt::Write as _;
-
 /// The shape of a synthetic street.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticPlan {
@@ -43,25 +41,24 @@ impl SyntheticPlan {
 
     /// The plan as CSV with [`gridsync_model::CSV_HEADER`].
     pub fn csv(&self) -> String {
-        let mut out = String::from(gridsync_model::CSV_HEADER);
-        out.push('\n');
+        let mut out = gridsync_model::PlanCsv::new();
         for grid in 1..=self.grids {
             for building in 1..=self.buildings_per_grid {
                 for household in 1..=self.households_per_building {
-                    // Writing to a String cannot fail.
-                    let _ = writeln!(
-                        out,
-                        "{},comm-1,{},{},unit-1,{}0{},3,lockdown",
-                        Self::household_id(grid, building, household),
-                        Self::grid_id(grid),
-                        Self::building_id(grid, building),
-                        household,
-                        household,
-                    );
+                    out.row(gridsync_model::PlanRow {
+                        household: &Self::household_id(grid, building, household),
+                        community: "comm-1",
+                        grid: &Self::grid_id(grid),
+                        building: &Self::building_id(grid, building),
+                        unit: "unit-1",
+                        door: &format!("{household}0{household}"),
+                        residents: 3,
+                        zone: "lockdown",
+                    });
                 }
             }
         }
-        out
+        out.finish()
     }
 
     /// Every household id of grid number `grid`, in plan order.

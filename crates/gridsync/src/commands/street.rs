@@ -22,8 +22,7 @@ pub fn household_id(building: &str, u: usize, h: usize) -> String {
 
 /// The plan as CSV text in `gridsync plan import` format.
 pub fn plan_csv(shape: StreetShape) -> String {
-    let mut csv = String::from(gridsync_model::CSV_HEADER);
-    csv.push('\n');
+    let mut csv = gridsync_model::PlanCsv::new();
     for g in 0..shape.grids {
         let community = format!("c-{}", g / 4 + 1);
         let grid = format!("grid-{:03}", g + 1);
@@ -39,14 +38,19 @@ pub fn plan_csv(shape: StreetShape) -> String {
                 for h in 0..shape.households_per_unit {
                     let household = household_id(&building, u, h);
                     let door = format!("unit {} room {}{:02}", u + 1, h / 2 + 1, h % 2 + 1);
-                    let residents = 1 + (g + b + u + h) % 4;
-                    csv.push_str(&format!(
-                        "{household},{community},{grid},{building},u{},{door},{residents},{zone}\n",
-                        u + 1
-                    ));
+                    csv.row(gridsync_model::PlanRow {
+                        household: &household,
+                        community: &community,
+                        grid: &grid,
+                        building: &building,
+                        unit: &format!("u{}", u + 1),
+                        door: &door,
+                        residents: (1 + (g + b + u + h) % 4) as u32,
+                        zone,
+                    });
                 }
             }
         }
     }
-    csv
+    csv.finish()
 }
