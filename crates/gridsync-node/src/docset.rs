@@ -56,7 +56,7 @@ impl DocumentSet for Replica {
     }
 
     fn load_sync_state(&mut self, peer: &NodeId, path: &DocPath) -> Option<Vec<u8>> {
-        match self.store().sync_state(peer, path) {
+        match self.sync_state(peer, path) {
             Ok(state) => state,
             Err(e) => {
                 // A missing sync state only costs a larger first message; never fail a

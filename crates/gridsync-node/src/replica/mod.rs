@@ -133,6 +133,10 @@ pub struct Replica {
     /// The last ticket staged per document; a document is unloaded only once it is settled
     /// (durable), since reloading reads the store.
     staged: HashMap<DocPath, WriteTicket>,
+    /// Sync states staged with the store writer and perhaps not committed yet, with their
+    /// ticket: what a new session with that peer must start from (read your own writes),
+    /// whatever the writer thread's pace. Dropped once settled.
+    staged_sync_states: BTreeMap<(NodeId, DocPath), (WriteTicket, Vec<u8>)>,
     node_id: NodeId,
     street: String,
     /// The automerge actor every local change is written under: the node id and this store
@@ -255,6 +259,7 @@ impl Replica {
             use_clock: 0,
             writer: None,
             staged: HashMap::new(),
+            staged_sync_states: BTreeMap::new(),
             node_id,
             street,
             actor,

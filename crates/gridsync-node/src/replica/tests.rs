@@ -320,3 +320,52 @@ fn a_device_past_its_byte_cap_refuses_changes() {
     replica.set_limits(None, None);
     put(&mut replica, "panhuo/grid-001/b-1").unwrap();
 }
+
+/// A session that starts while the store writer has not committed the sync state an earlier
+/// session with the same peer staged must start from that state, not the store's older one:
+/// otherwise what it sends depends on the writer thread's pace (a simulation run twice, or
+/// under load, diverged there).
+#[test]
+fn a_staged_sync_state_is_what_the_next_session_reads_before_it_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut replica, writer, durability) = replica_with_writer(&dir.path().join("node"));
+    let peer = NodeId::parse("cap-1").unwrap();
+    let path = DocPath::parse("panhuo/grid-001/b-1").unwrap();
+    replica
+        .store_sync_states(&peer, vec![(path.clone(), vec![1])])
+        .unwrap();
+    durability
+        .wait(replica.last_write_ticket().unwrap())
+        .unwrap();
+
+    // Another connection holds the write lock: the writer cannot commit the next state.
+    let mut blocker = rusqlite::Connection::open(replica.store().db_path()).unwrap();
+    let lock = blocker
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    replica
+        .store_sync_states(&peer, vec![(path.clone(), vec![2])])
+        .unwrap();
+    let staged = replica.last_write_ticket().unwrap();
+    assert_eq!(
+        replica.store().sync_state(&peer, &path).unwrap(),
+        Some(vec![1])
+    );
+    let read = gridsync_proto::DocumentSet::load_sync_state(&mut replica, &peer, &path);
+    assert_eq!(
+        read,
+        Some(vec![2]),
+        "the session read the store's older state"
+    );
+
+    drop(lock);
+    durability.wait(staged).unwrap();
+    let read = gridsync_proto::DocumentSet::load_sync_state(&mut replica, &peer, &path);
+    assert_eq!(read, Some(vec![2]));
+    assert!(
+        replica.staged_sync_states.is_empty(),
+        "settled states are dropped"
+    );
+    drop(replica);
+    writer.finish();
+}

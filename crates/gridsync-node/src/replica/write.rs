@@ -38,7 +38,7 @@ impl Replica {
         if states.is_empty() {
             return Ok(());
         }
-        let sync_states = states
+        let sync_states: Vec<SyncStateWrite> = states
             .into_iter()
             .map(|(path, state)| SyncStateWrite {
                 peer: peer.clone(),
@@ -46,10 +46,51 @@ impl Replica {
                 state,
             })
             .collect();
+        let remembered: Vec<((NodeId, DocPath), Vec<u8>)> = match self.writer {
+            Some(_) => sync_states
+                .iter()
+                .map(|w| ((w.peer.clone(), w.path.clone()), w.state.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
         self.write_cache(WriteBatch {
             sync_states,
             ..WriteBatch::default()
-        })
+        })?;
+        if let Some(ticket) = self.last_write_ticket() {
+            self.forget_settled_sync_states();
+            for (key, state) in remembered {
+                self.staged_sync_states.insert(key, (ticket, state));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sync state last stored for `peer` and `path`: the staged one if the store writer
+    /// may not have committed it yet, else the store's.
+    pub fn sync_state(
+        &mut self,
+        peer: &NodeId,
+        path: &DocPath,
+    ) -> Result<Option<Vec<u8>>, ReplicaError> {
+        let key = (peer.clone(), path.clone());
+        if let Some((ticket, state)) = self.staged_sync_states.get(&key) {
+            let settled = self.writer.as_ref().is_none_or(|w| w.is_settled(*ticket));
+            if !settled {
+                return Ok(Some(state.clone()));
+            }
+            self.staged_sync_states.remove(&key);
+        }
+        Ok(self.store.sync_state(peer, path)?)
+    }
+
+    /// Drops the staged sync states the store writer has settled (committed, or failed: a
+    /// failed one is a lost cache entry, as after a crash).
+    fn forget_settled_sync_states(&mut self) {
+        if let Some(writer) = &self.writer {
+            self.staged_sync_states
+                .retain(|_, (ticket, _)| !writer.is_settled(*ticket));
+        }
     }
 
     /// Writes what is only a cache (sync states, derived values): staged with the store
