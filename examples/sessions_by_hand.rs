@@ -36,7 +36,7 @@ use gridsync_proto::frame::{Frame, FrameDecoder, MAX_FRAME_LEN};
 use gridsync_proto::signature::signed_bytes;
 use gridsync_proto::{
     AuthorStanding, ChangeSignature, DocPath, DocumentSet, LocalIdentity, NodeId, PeerIdentity,
-    Role, SIGNATURE_LEN, Scopes, SessionConfig, SessionEvent, SignatureCheck, SignedHead,
+    Role, Scopes, SessionConfig, SessionEvent, SignatureCheck, SignatureClaim, SignedHead,
     SyncSession,
 };
 
@@ -447,15 +447,10 @@ impl DocumentSet for MemoryDocs {
     }
 
     /// Checked for every received change not held yet, before anything is applied.
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        _path: &DocPath,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck {
-        match NodeId::from_actor(author).and_then(|node| self.directory.get(&node)) {
-            Some((public_key, _)) if verify_change_signature(public_key, signed, signature) => {
+    fn verify_signature(&mut self, _path: &DocPath, claim: SignatureClaim<'_>) -> SignatureCheck {
+        let device = NodeId::from_actor(claim.author).and_then(|node| self.directory.get(&node));
+        match device {
+            Some((key, _)) if verify_change_signature(key, claim.signed, claim.signature) => {
                 SignatureCheck::Valid
             }
             Some(_) => SignatureCheck::Invalid,

@@ -34,7 +34,7 @@ const ABSENT_ID: &str = "01JNFZ3ZQ5X0M8Y9V2K7D4C6AB";
 
 /// The plan CSV header, as `gridsync plan columns --json` states it.
 fn plan_header(device: &Device) -> String {
-    let columns = device.run(&["plan", "columns", "--json"]).json();
+    let columns = device.run_line("plan columns --json").json();
     columns["header"]
         .as_str()
         .expect("plan columns --json has a header string")
@@ -93,17 +93,8 @@ fn saved_id(run: &Run) -> String {
 /// Logs a visit at `at` with extra flags and returns its id.
 #[track_caller]
 fn add_visit(device: &Device, household: &str, outcome: &str, at: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "visit",
-        "add",
-        "--json",
-        "--household",
-        household,
-        "--outcome",
-        outcome,
-        "--at",
-        at,
-    ];
+    let mut args = vec!["visit", "add", "--json"];
+    args.extend(["--household", household, "--outcome", outcome, "--at", at]);
     args.extend_from_slice(extra);
     saved_id(&device.run(&args))
 }
@@ -111,19 +102,31 @@ fn add_visit(device: &Device, household: &str, outcome: &str, at: &str, extra: &
 /// Sets a delivery status and returns the receipt's message with the new id shown as `ID`.
 #[track_caller]
 fn deliver(device: &Device, household: &str, item: &str, status: &str) -> String {
-    let run = device.run(&[
-        "deliver",
-        "--household",
-        household,
-        "--item",
-        item,
-        "--status",
-        status,
-        "--json",
-    ]);
+    let run = device.run(&delivery_args(household, item, status, &["--json"]));
     let id = saved_id(&run);
     let message = run.json()["message"].as_str().expect("message").to_owned();
     message.replacen(&id, "ID", 1)
+}
+
+/// A command line written as one string (split at whitespace), then arguments that may hold
+/// spaces, such as paths.
+fn words<'a>(line: &'a str, tail: &[&'a str]) -> Vec<&'a str> {
+    line.split_whitespace()
+        .chain(tail.iter().copied())
+        .collect()
+}
+
+/// `deliver --household H --item I --status S` followed by `extra`.
+fn delivery_args<'a>(
+    household: &'a str,
+    item: &'a str,
+    status: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["deliver", "--household", household, "--item", item];
+    args.extend(["--status", status]);
+    args.extend_from_slice(extra);
+    args
 }
 
 /// `visit list --json` with optional filter flags.
@@ -223,32 +226,20 @@ fn every_subcommand_has_help() {
 #[test]
 fn usage_errors_exit_non_zero_with_an_error_line() {
     let device = planned_device();
-    let cases: [(&[&str], &str); 4] = [
+    let cases = [
+        ("export --format xml", "invalid value 'xml' for '--format"),
         (
-            &["export", "--format", "xml"],
-            "invalid value 'xml' for '--format",
-        ),
-        (
-            &["visit", "add", "--household", "h-101"],
+            "visit add --household h-101",
             "the following required arguments were not provided",
         ),
         (
-            &[
-                "visit",
-                "add",
-                "--household",
-                "h-101",
-                "--outcome",
-                "contacted",
-                "--people",
-                "many",
-            ],
+            "visit add --household h-101 --outcome contacted --people many",
             "invalid value 'many' for '--people",
         ),
-        (&["teleport"], "unrecognized subcommand 'teleport'"),
+        ("teleport", "unrecognized subcommand 'teleport'"),
     ];
     for (args, needle) in cases {
-        let run = device.run(args);
+        let run = device.run_line(args);
         // clap's usage errors: exit code 2, an `error: ` line, then usage hints.
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert_eq!(run.stdout, "", "{args:?}");
@@ -276,7 +267,7 @@ fn init_creates_a_store_once() {
     // A second init must not start over: a clear error, and the first identity stays.
     let before = std::fs::read(device.path().join("gridsync.db")).expect("read store");
     device
-        .run(&["init", "--node-id", "vol-9999"])
+        .run_line("init --node-id vol-9999")
         .fails_alone_with("a gridsync store already exists at");
     let after = std::fs::read(device.path().join("gridsync.db")).expect("read store");
     assert!(before == after, "a refused init changed the store file");
@@ -297,14 +288,7 @@ fn init_creates_a_store_once() {
 fn init_with_a_street_names_its_documents() {
     let device = Device::new();
     let init = device
-        .run(&[
-            "init",
-            "--node-id",
-            "vol-7",
-            "--street",
-            "lanzhou",
-            "--json",
-        ])
+        .run_line("init --node-id vol-7 --street lanzhou --json")
         .json();
     assert_eq!(init["node_id"], "vol-7");
     assert_eq!(init["street"], "lanzhou");
@@ -316,19 +300,11 @@ fn init_with_a_street_names_its_documents() {
     assert_eq!(receipt["document"], "lanzhou/plan");
     assert_eq!(receipt["record_id"], Value::Null);
     let visit = device
-        .run(&[
-            "visit",
-            "add",
-            "--household",
-            "h-301",
-            "--outcome",
-            "vacant",
-            "--json",
-        ])
+        .run_line("visit add --household h-301 --outcome vacant --json")
         .json();
     assert_eq!(visit["document"], "lanzhou/g2/b2");
     assert_eq!(
-        device.run(&["plan", "show", "--json"]).json()["street"],
+        device.run_line("plan show --json").json()["street"],
         "lanzhou"
     );
 }
@@ -338,7 +314,7 @@ fn plan_columns_states_the_header_and_rules() {
     let device = Device::new();
     let header = "household_id,community,grid,building,unit,door,residents,zone";
     assert_eq!(plan_header(&device), header);
-    let run = device.run(&["plan", "columns"]);
+    let run = device.run_line("plan columns");
     let text = run.ok();
     assert_eq!(text.lines().next(), Some(header));
     assert!(
@@ -353,7 +329,7 @@ fn plan_columns_states_the_header_and_rules() {
 #[test]
 fn plan_import_then_show() {
     let device = planned_device();
-    let text = device.run(&["plan", "show"]);
+    let text = device.run_line("plan show");
     let lines: Vec<&str> = text.ok().lines().collect();
     assert_eq!(lines[0], "street panhuo: 2 buildings, 4 households");
     assert_eq!(lines.len(), 3, "{lines:?}");
@@ -362,7 +338,7 @@ fn plan_import_then_show() {
     assert!(lines[2].trim_start().starts_with("b2"), "{lines:?}");
     assert!(lines[2].contains("1 households, 1 units"), "{lines:?}");
 
-    let shown = device.run(&["plan", "show", "--json"]).json();
+    let shown = device.run_line("plan show --json").json();
     assert_eq!(shown["street"], "panhuo");
     assert_eq!(shown["households"], 4);
     let buildings = shown["buildings"].as_array().expect("buildings");
@@ -393,16 +369,13 @@ fn plan_import_then_show() {
         device.run(&["plan", "import", path_arg(&grown)]).ok(),
         "imported 5 households into panhuo/plan\n"
     );
-    assert_eq!(
-        device.run(&["plan", "show", "--json"]).json()["households"],
-        5
-    );
+    assert_eq!(device.run_line("plan show --json").json()["households"], 5);
 }
 
 #[test]
 fn plan_import_with_one_bad_row_imports_nothing() {
     let device = planned_device();
-    let before = device.run(&["plan", "show", "--json"]).ok().to_owned();
+    let before = device.run_line("plan show --json").ok().to_owned();
 
     // Line 1 is the header, so the bad third row is line 4. The good rows around it must not
     // be imported either.
@@ -419,16 +392,9 @@ fn plan_import_with_one_bad_row_imports_nothing() {
     device
         .run(&["plan", "import", path_arg(&bad)])
         .fails_alone_with("line 4: column residents: \"200\"");
-    assert_eq!(device.run(&["plan", "show", "--json"]).ok(), before);
+    assert_eq!(device.run_line("plan show --json").ok(), before);
     device
-        .run(&[
-            "visit",
-            "add",
-            "--household",
-            "h-401",
-            "--outcome",
-            "contacted",
-        ])
+        .run_line("visit add --household h-401 --outcome contacted")
         .fails_alone_with("household \"h-401\" is not in the street plan");
 
     // Other kinds of bad rows, each named by line.
@@ -468,7 +434,7 @@ fn plan_import_with_one_bad_row_imports_nothing() {
             path_arg(&device.path().join("missing.csv")),
         ])
         .fails_alone_with("cannot read");
-    assert_eq!(device.run(&["plan", "show", "--json"]).ok(), before);
+    assert_eq!(device.run_line("plan show --json").ok(), before);
 
     // On a device with no plan yet, a bad file leaves it with no plan.
     let fresh = initialized_device();
@@ -477,7 +443,7 @@ fn plan_import_with_one_bad_row_imports_nothing() {
         .run(&["plan", "import", path_arg(&bad)])
         .fails_alone_with("line 2: column residents");
     fresh
-        .run(&["plan", "show"])
+        .run_line("plan show")
         .fails_alone_with("no street plan on this device yet");
 }
 
@@ -489,20 +455,11 @@ fn visit_add_saves_every_field() {
         "h-101",
         "contacted",
         T1,
-        &[
-            "--people",
-            "2",
-            "--flag",
-            "elderly-living-alone",
-            "--flag",
-            "chronic-illness",
-            "--need",
-            "medicine:insulin",
-            "--need",
-            "food",
-            "--note",
-            "lives alone, daughter calls daily",
-        ],
+        &words(
+            "--people 2 --flag elderly-living-alone --flag chronic-illness \
+             --need medicine:insulin --need food --note",
+            &["lives alone, daughter calls daily"],
+        ),
     );
     let rows = list_visits(&device, &[]);
     assert_eq!(rows.len(), 1);
@@ -569,38 +526,18 @@ fn visit_add_saves_every_field() {
 #[test]
 fn visit_add_refuses_bad_input_and_saves_nothing() {
     let device = planned_device();
-    let base = [
-        "visit",
-        "add",
-        "--household",
-        "h-101",
-        "--outcome",
-        "contacted",
-    ];
     let with = |extra: &[&str]| {
-        let mut args = base.to_vec();
+        let mut args: Vec<&str> = "visit add --household h-101 --outcome contacted"
+            .split_whitespace()
+            .collect();
         args.extend_from_slice(extra);
         device.run(&args)
     };
     device
-        .run(&[
-            "visit",
-            "add",
-            "--household",
-            "h-999",
-            "--outcome",
-            "contacted",
-        ])
+        .run_line("visit add --household h-999 --outcome contacted")
         .fails_alone_with("household \"h-999\" is not in the street plan");
     device
-        .run(&[
-            "visit",
-            "add",
-            "--household",
-            "h-101",
-            "--outcome",
-            "chatted",
-        ])
+        .run_line("visit add --household h-101 --outcome chatted")
         .fails_alone_with("outcome \"chatted\": unknown visit outcome value \"chatted\"");
     with(&["--flag", "grumpy"])
         .fails_alone_with("flag \"grumpy\": unknown special-needs flag value \"grumpy\"");
@@ -623,7 +560,7 @@ fn visit_add_refuses_bad_input_and_saves_nothing() {
     );
     with(&["--at", "2025-03-01 09:30"]).fails_alone_with("is not an RFC 3339 time");
     assert_eq!(list_visits(&device, &[]), Vec::<Value>::new());
-    assert_eq!(device.run(&["visit", "list"]).ok(), "no visits\n");
+    assert_eq!(device.run_line("visit list").ok(), "no visits\n");
 }
 
 #[test]
@@ -631,85 +568,40 @@ fn writes_need_a_plan_and_a_store() {
     let device = initialized_device();
     let no_plan = "no street plan on this device yet: import one with `gridsync plan import";
     device
-        .run(&[
-            "visit",
-            "add",
-            "--household",
-            "h-101",
-            "--outcome",
-            "contacted",
-        ])
+        .run_line("visit add --household h-101 --outcome contacted")
         .fails_alone_with(no_plan);
-    device.run(&["visit", "list"]).fails_alone_with(no_plan);
+    device.run_line("visit list").fails_alone_with(no_plan);
     device
-        .run(&[
-            "deliver",
-            "--household",
-            "h-101",
-            "--item",
-            "water",
-            "--status",
-            "requested",
-        ])
+        .run_line("deliver --household h-101 --item water --status requested")
         .fails_alone_with(no_plan);
     device
-        .run(&["show", "building", "b1"])
+        .run_line("show building b1")
         .fails_alone_with(no_plan);
-    device.run(&["plan", "show"]).fails_alone_with(no_plan);
+    device.run_line("plan show").fails_alone_with(no_plan);
 
     // No store at all: every command says how to make one, and creates nothing.
     let nowhere = device.path().join("nowhere");
     let plan = write_plan(&device, "plan.csv", &PLAN_ROWS);
     let out = device.path().join("export.csv");
-    let commands: [&[&str]; 9] = [
-        &[
-            "visit",
-            "add",
-            "--household",
-            "h-101",
-            "--outcome",
-            "contacted",
-        ],
-        &["visit", "list"],
-        &["plan", "import", path_arg(&plan)],
-        &["plan", "show"],
-        &[
-            "deliver",
-            "--household",
-            "h-101",
-            "--item",
-            "water",
-            "--status",
-            "requested",
-        ],
-        &[
-            "sweep",
-            "record",
-            "--building",
-            "b1",
-            "--round",
-            "1",
-            "--reached",
-            "1",
-            "--not-home",
-            "0",
-            "--refused",
-            "0",
-        ],
-        &[
-            "correct",
-            "--building",
-            "b1",
-            "--record",
-            ABSENT_ID,
-            "--reason",
-            "typo",
-        ],
-        &["show", "building", "b1"],
-        &["export", "--out", path_arg(&out)],
+    let commands = [
+        words("visit add --household h-101 --outcome contacted", &[]),
+        words("visit list", &[]),
+        words("plan import", &[path_arg(&plan)]),
+        words("plan show", &[]),
+        words(
+            "deliver --household h-101 --item water --status requested",
+            &[],
+        ),
+        words(
+            "sweep record --building b1 --round 1 --reached 1 --not-home 0 --refused 0",
+            &[],
+        ),
+        words("correct --building b1 --reason typo --record", &[ABSENT_ID]),
+        words("show building b1", &[]),
+        words("export --out", &[path_arg(&out)]),
     ];
     for args in commands {
-        run_in(&nowhere, args).fails_alone_with(&format!(
+        run_in(&nowhere, &args).fails_alone_with(&format!(
             "no gridsync store in {}: run `gridsync init",
             nowhere.display()
         ));
@@ -722,7 +614,7 @@ fn writes_need_a_plan_and_a_store() {
     // An existing but empty directory is no store either.
     let empty = Device::new();
     empty
-        .run(&["visit", "list"])
+        .run_line("visit list")
         .fails_alone_with("run `gridsync init");
 }
 
@@ -756,7 +648,7 @@ fn visit_list_filters_by_building_and_household() {
         Vec::<Value>::new()
     );
 
-    let text = device.run(&["visit", "list", "--building", "b1"]);
+    let text = device.run_line("visit list --building b1");
     let lines: Vec<&str> = text.ok().lines().collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(
@@ -772,21 +664,21 @@ fn visit_list_filters_by_building_and_household() {
         "{lines:?}"
     );
     assert_eq!(
-        device.run(&["visit", "list", "--household", "h-102"]).ok(),
+        device.run_line("visit list --household h-102").ok(),
         "no visits\n"
     );
 
     device
-        .run(&["visit", "list", "--building", "b9"])
+        .run_line("visit list --building b9")
         .fails_alone_with("building \"b9\" is not in the street plan");
     device
-        .run(&["visit", "list", "--household", "h-999"])
+        .run_line("visit list --household h-999")
         .fails_alone_with("household \"h-999\" is not in the street plan");
     device
-        .run(&["visit", "list", "--building", "b1", "--household", "h-999"])
+        .run_line("visit list --building b1 --household h-999")
         .fails_alone_with("household \"h-999\" is not in the street plan");
     device
-        .run(&["visit", "list", "--building", "b2", "--household", "h-101"])
+        .run_line("visit list --building b2 --household h-101")
         .fails_alone_with("household \"h-101\" is in building \"b1\", not in \"b2\"");
 }
 
@@ -832,7 +724,7 @@ fn corrections_replace_or_retract_and_keep_the_original() {
     assert_eq!(rows[0]["people_seen"], 2);
     assert_eq!(rows[0]["corrected"], true);
     assert_eq!(rows[1]["corrected"], false);
-    let text = device.run(&["visit", "list", "--household", "h-101"]);
+    let text = device.run_line("visit list --household h-101");
     assert!(
         text.ok().contains("refused") && text.stdout.trim_end().ends_with("(corrected)"),
         "{}",
@@ -846,7 +738,7 @@ fn corrections_replace_or_retract_and_keep_the_original() {
     );
 
     // The audit trail keeps every original and both corrections.
-    let export = device.run(&["export", "--format", "json"]);
+    let export = device.run_line("export --format json");
     let rows: Vec<Value> = export
         .ok()
         .lines()
@@ -884,16 +776,9 @@ fn corrections_replace_or_retract_and_keep_the_original() {
 fn correct_refuses_what_it_cannot_find() {
     let device = planned_device();
     let visit = add_visit(&device, "h-101", "contacted", T1, &[]);
-    let delivery = saved_id(&device.run(&[
-        "deliver",
-        "--household",
-        "h-101",
-        "--item",
-        "water",
-        "--status",
-        "requested",
-        "--json",
-    ]));
+    let delivery = saved_id(
+        &device.run_line("deliver --household h-101 --item water --status requested --json"),
+    );
     let correct = |building: &str, record: &str, extra: &[&str]| {
         let mut args = vec![
             "correct",
@@ -919,7 +804,7 @@ fn correct_refuses_what_it_cannot_find() {
     let rows = list_visits(&device, &[]);
     assert_eq!(ids_of(&rows), [&visit]);
     assert_eq!(rows[0]["corrected"], false);
-    let exported = device.run(&["export", "--format", "json"]);
+    let exported = device.run_line("export --format json");
     assert_eq!(exported.ok().lines().count(), 2, "{}", exported.stdout);
 
     // A delivery can be retracted: the item's state then has no events left.
@@ -973,7 +858,7 @@ fn delivery_statuses_follow_the_merge_rules() {
     assert_eq!(delivery_of(h201, "water")["status"], "requested");
     assert_eq!(delivery_of(h201, "hygiene-kit")["status"], "cancelled");
     assert_eq!(delivery_of(h201, "test-kit")["status"], "requested");
-    let text = device.run(&["show", "building", "b1"]);
+    let text = device.run_line("show building b1");
     let h101_line = text
         .ok()
         .lines()
@@ -993,15 +878,7 @@ fn delivery_statuses_follow_the_merge_rules() {
     );
 
     let base = |item: &str, status: &str, household: &str| {
-        device.run(&[
-            "deliver",
-            "--household",
-            household,
-            "--item",
-            item,
-            "--status",
-            status,
-        ])
+        device.run(&delivery_args(household, item, status, &[]))
     };
     base("pizza", "requested", "h-101")
         .fails_alone_with("item \"pizza\": unknown delivery item value \"pizza\"");
@@ -1010,7 +887,7 @@ fn delivery_statuses_follow_the_merge_rules() {
     base("water", "requested", "h-999")
         .fails_alone_with("household \"h-999\" is not in the street plan");
     // Nothing more was saved by the refusals: 10 events in all.
-    let export = device.run(&["export", "--format", "json"]);
+    let export = device.run_line("export --format json");
     assert_eq!(export.ok().lines().count(), 10, "{}", export.stdout);
 }
 
@@ -1089,7 +966,7 @@ fn sweep_record_checks_units() {
         show_building(&device, "b2")["sweeps"],
         serde_json::json!([])
     );
-    let text = device.run(&["show", "building", "b1"]);
+    let text = device.run_line("show building b1");
     assert!(
         text.ok()
             .contains("sweep round 3 by vol-0042: reached 15, not home 2, refused 1"),
@@ -1134,7 +1011,7 @@ fn show_building_summarizes_households() {
     assert_eq!(h301["unit"], "u1");
     assert!(
         device
-            .run(&["show", "building", "b2"])
+            .run_line("show building b2")
             .ok()
             .contains("never visited"),
         "no 'never visited'"
@@ -1187,7 +1064,7 @@ fn show_building_summarizes_households() {
     );
     assert_eq!(household_view(&view, "h-102")["visits"], 0);
 
-    let text = device.run(&["show", "building", "b1"]);
+    let text = device.run_line("show building b1");
     let lines: Vec<&str> = text.ok().lines().collect();
     assert_eq!(
         lines[0],
@@ -1208,7 +1085,7 @@ fn show_building_summarizes_households() {
     assert!(h102_line.contains("never visited"), "{h102_line}");
 
     device
-        .run(&["show", "building", "b9"])
+        .run_line("show building b9")
         .fails_alone_with("building \"b9\" is not in the street plan");
 }
 
@@ -1220,62 +1097,28 @@ const EXPORT_COLUMNS: [&str; 23] = gridsync_model::export::ExportRow::COLUMNS;
 fn export_writes_every_record_as_csv_or_json_lines() {
     let device = planned_device();
     // An empty export is still a CSV file with its header.
-    let empty = device.run(&["export"]);
+    let empty = device.run_line("export");
     assert_eq!(empty.ok(), format!("{}\n", EXPORT_COLUMNS.join(",")));
-    assert_eq!(device.run(&["export", "--format", "json"]).ok(), "");
+    assert_eq!(device.run_line("export --format json").ok(), "");
 
     let v1 = add_visit(
         &device,
         "h-101",
         "contacted",
         T1,
-        &[
-            "--people",
-            "2",
-            "--need",
-            "food",
-            "--note",
-            "door code 12, ring twice",
-        ],
+        &words(
+            "--people 2 --need food --note",
+            &["door code 12, ring twice"],
+        ),
     );
     let v2 = add_visit(&device, "h-301", "not-home", T2, &[]);
-    let d1 = saved_id(&device.run(&[
-        "deliver",
-        "--household",
-        "h-101",
-        "--item",
-        "food-pack",
-        "--status",
-        "failed",
-        "--json",
-    ]));
-    let d2 = saved_id(&device.run(&[
-        "deliver",
-        "--household",
-        "h-101",
-        "--item",
-        "food-pack",
-        "--status",
-        "delivered",
-        "--json",
-    ]));
-    let s1 = saved_id(&device.run(&[
-        "sweep",
-        "record",
-        "--building",
-        "b2",
-        "--round",
-        "1",
-        "--unit",
-        "u1",
-        "--reached",
-        "1",
-        "--not-home",
-        "1",
-        "--refused",
-        "0",
-        "--json",
-    ]));
+    let d1 = saved_id(
+        &device.run_line("deliver --household h-101 --item food-pack --status failed --json"),
+    );
+    let d2 = saved_id(
+        &device.run_line("deliver --household h-101 --item food-pack --status delivered --json"),
+    );
+    let s1 = saved_id(&device.run_line("sweep record --building b2 --round 1 --unit u1 --reached 1 --not-home 1 --refused 0 --json"));
     let c1 = saved_id(&device.run(&[
         "correct",
         "--building",
@@ -1294,7 +1137,7 @@ fn export_writes_every_record_as_csv_or_json_lines() {
         .collect();
 
     // CSV to stdout: a header and one row per record.
-    let csv_out = device.run(&["export", "--format", "csv"]);
+    let csv_out = device.run_line("export --format csv");
     let mut reader = csv::Reader::from_reader(csv_out.ok().as_bytes());
     let header: Vec<String> = reader
         .headers()
@@ -1342,7 +1185,7 @@ fn export_writes_every_record_as_csv_or_json_lines() {
     assert_eq!(&row(&v2)[column("status")], "not-home");
 
     // JSON lines to stdout: every line an object, the same records.
-    let json_out = device.run(&["export", "--format", "json"]);
+    let json_out = device.run_line("export --format json");
     let lines: Vec<Value> = json_out
         .ok()
         .lines()
@@ -1408,32 +1251,20 @@ fn corrupt_store_is_reported_and_left_alone() {
     ] {
         std::fs::write(&db, bytes).expect("overwrite the store");
         let files = listing(device.path());
-        let commands: [&[&str]; 7] = [
-            &["visit", "list"],
-            &[
-                "visit",
-                "add",
-                "--household",
-                "h-101",
-                "--outcome",
-                "contacted",
-            ],
-            &["plan", "show"],
-            &["plan", "import", path_arg(&plan)],
-            &[
-                "deliver",
-                "--household",
-                "h-101",
-                "--item",
-                "water",
-                "--status",
-                "requested",
-            ],
-            &["show", "building", "b1"],
-            &["export"],
+        let commands = [
+            words("visit list", &[]),
+            words("visit add --household h-101 --outcome contacted", &[]),
+            words("plan show", &[]),
+            words("plan import", &[path_arg(&plan)]),
+            words(
+                "deliver --household h-101 --item water --status requested",
+                &[],
+            ),
+            words("show building b1", &[]),
+            words("export", &[]),
         ];
         for args in commands {
-            let run = device.run(args);
+            let run = device.run(&args);
             run.fails_alone_with(needle);
             assert!(
                 run.stderr.contains(&db.display().to_string()),
@@ -1442,7 +1273,7 @@ fn corrupt_store_is_reported_and_left_alone() {
             );
         }
         device
-            .run(&["init", "--node-id", "vol-0043"])
+            .run_line("init --node-id vol-0043")
             .fails_alone_with("a gridsync store already exists at");
         assert!(
             std::fs::read(&db).expect("read store") == *bytes,

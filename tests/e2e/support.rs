@@ -113,6 +113,12 @@ impl Device {
             .expect("spawn gridsync");
         Run::from_output(output)
     }
+
+    /// Runs a command line written as one string, split at whitespace: for the many tests
+    /// whose arguments hold no spaces (`"visit add --household h-101 --outcome contacted"`).
+    pub fn run_line(&self, line: &str) -> Run {
+        self.run(&line.split_whitespace().collect::<Vec<_>>())
+    }
 }
 
 /// Runs `gridsync args...` with no data directory flag.

@@ -12,7 +12,7 @@ use gridsync_proto::signature::{
     ChangeFacts, ChangeSignature, is_genesis_actor, newest_per_actor, signed_bytes,
 };
 use gridsync_proto::{
-    AuthorStanding, DocPath, NodeId, RefusalReason, SIGNATURE_LEN, SignatureCheck,
+    AuthorStanding, DocPath, NodeId, RefusalReason, SIGNATURE_LEN, SignatureCheck, SignatureClaim,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -118,15 +118,10 @@ impl ChangeJudge for Judge<'_> {
     fn author_standing(&mut self, author: &ActorId, change: &ChangeHash) -> AuthorStanding {
         standing(author, change)
     }
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck {
-        if standing(author, &ChangeHash([0; 32])) == AuthorStanding::Unknown {
+    fn verify_signature(&mut self, claim: SignatureClaim<'_>) -> SignatureCheck {
+        if standing(claim.author, &ChangeHash([0; 32])) == AuthorStanding::Unknown {
             SignatureCheck::UnknownAuthor
-        } else if fake_signature(author, signed) == *signature {
+        } else if fake_signature(claim.author, claim.signed) == *claim.signature {
             SignatureCheck::Valid
         } else {
             SignatureCheck::Invalid

@@ -4,8 +4,8 @@
 
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use gridsync_proto::{
-    AuthorStanding, ChangeSignature, DocPath, DocumentSet, NodeId, RefusalReason, SIGNATURE_LEN,
-    SignatureCheck, SignedHead, SyncPriority,
+    AuthorStanding, ChangeSignature, DocPath, DocumentSet, NodeId, RefusalReason, SignatureCheck,
+    SignatureClaim, SignedHead, SyncPriority,
 };
 
 use crate::replica::Replica;
@@ -84,16 +84,10 @@ impl DocumentSet for Replica {
         standing
     }
 
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        path: &DocPath,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck {
-        let check = Replica::verify_signature(self, author, signed, signature);
+    fn verify_signature(&mut self, path: &DocPath, claim: SignatureClaim<'_>) -> SignatureCheck {
+        let check = Replica::verify_signature(self, claim);
         if check != SignatureCheck::Valid {
-            tracing::info!(%path, author = %author_label(author), ?check, "refusing changes over their signature");
+            tracing::info!(%path, author = %author_label(claim.author), ?check, "refusing changes over their signature");
         }
         check
     }

@@ -37,7 +37,7 @@ use crate::identity::{NodeId, Scopes};
 use crate::path::DocPath;
 use crate::session::{AuthorStanding, SignatureCheck};
 use crate::signature::{
-    ChangeFacts, ChangeSignature, SIGNATURE_LEN, SignedHead, covered_changes, is_genesis_actor,
+    ChangeFacts, ChangeSignature, SignatureClaim, SignedHead, covered_changes, is_genesis_actor,
     signed_bytes,
 };
 
@@ -98,14 +98,9 @@ pub trait ChangeJudge {
     /// May the device behind `author` write the document? (Its write grant, or, for the
     /// all-zero genesis actor, whether `change` is one of the deterministic genesis changes.)
     fn author_standing(&mut self, author: &ActorId, change: &ChangeHash) -> AuthorStanding;
-    /// Is `signature` the signature of the device behind `author` over `signed`
-    /// ([`signed_bytes`] of the document and the change)?
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck;
+    /// Is the claimed signature the signature of the device behind its author over its
+    /// signed bytes ([`signed_bytes`] of the document and the change)?
+    fn verify_signature(&mut self, claim: SignatureClaim<'_>) -> SignatureCheck;
     /// Whether the receiver holds the change already (it was checked when it arrived; a
     /// message may carry it again, as a whole saved document does).
     fn holds(&mut self, change: &ChangeHash) -> bool {
@@ -329,11 +324,11 @@ fn check_signatures(
             Some(verdict) => verdict,
             None => {
                 let signature = &signatures[s];
-                let verdict = judge.verify_signature(
-                    &change.actor,
-                    &signed_bytes(path, &signature.hash),
-                    &signature.signature,
-                );
+                let verdict = judge.verify_signature(SignatureClaim {
+                    author: &change.actor,
+                    signed: &signed_bytes(path, &signature.hash),
+                    signature: &signature.signature,
+                });
                 verdicts[s] = Some(verdict);
                 if verdict == SignatureCheck::Valid
                     && let Some(head) = changes.iter().find(|c| c.hash == signature.hash)
@@ -453,6 +448,7 @@ fn read_uleb128(bytes: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SIGNATURE_LEN;
     use automerge::sync::{State, SyncDoc};
     use automerge::transaction::Transactable;
     use automerge::{ROOT, ReadDoc as _};
@@ -521,13 +517,8 @@ mod tests {
                 _ => AuthorStanding::Unknown,
             }
         }
-        fn verify_signature(
-            &mut self,
-            author: &ActorId,
-            signed: &[u8],
-            signature: &[u8; SIGNATURE_LEN],
-        ) -> SignatureCheck {
-            if fake_signature(author, signed) == *signature {
+        fn verify_signature(&mut self, claim: SignatureClaim<'_>) -> SignatureCheck {
+            if fake_signature(claim.author, claim.signed) == *claim.signature {
                 SignatureCheck::Valid
             } else {
                 SignatureCheck::Invalid

@@ -78,4 +78,4 @@ pub use session::{
     SessionConfig, SessionError, SessionEvent, SessionStats, SignatureCheck, SyncPriority,
     SyncSession, URGENT_CHANGE,
 };
-pub use signature::{ChangeSignature, SIGNATURE_LEN, SignedHead};
+pub use signature::{ChangeSignature, SIGNATURE_LEN, SignatureClaim, SignedHead};

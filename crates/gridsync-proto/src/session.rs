@@ -34,7 +34,7 @@ mod inventory;
 mod scheduler;
 mod start_queue;
 
-use crate::signature::{ChangeSignature, SIGNATURE_LEN, newest_per_actor};
+use crate::signature::{ChangeSignature, SignatureClaim, newest_per_actor};
 pub use config::{
     AuthorStanding, DocumentSet, Limits, LocalIdentity, PeerIdentity, SessionConfig,
     SignatureCheck, SyncPriority, URGENT_CHANGE,

@@ -35,6 +35,16 @@ pub struct ChangeSignature {
     pub signature: [u8; SIGNATURE_LEN],
 }
 
+/// A signature to check: the author it claims, the bytes it claims to sign ([`signed_bytes`]
+/// of a document and a change) and the signature itself. What the engine hands the node when
+/// it asks whether a received signature is the author's.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureClaim<'a> {
+    pub author: &'a ActorId,
+    pub signed: &'a [u8],
+    pub signature: &'a [u8; SIGNATURE_LEN],
+}
+
 /// A verified signature on an author's newest change in a received message: what the node
 /// stores so that it can hand the signature onward with the changes it vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]

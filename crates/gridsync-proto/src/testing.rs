@@ -21,7 +21,7 @@ use crate::signature::signed_bytes;
 use crate::{
     AuthorStanding, ChangeSignature, DocPath, Frame, Limits, LocalIdentity, NodeId, PeerIdentity,
     Role, SIGNATURE_LEN, Scopes, SessionConfig, SessionError, SessionEvent, SignatureCheck,
-    SyncSession,
+    SignatureClaim, SyncSession,
 };
 
 /// Milliseconds a transmission takes to reach the other side.
@@ -264,17 +264,11 @@ impl DocumentSet for MemoryDocs {
             None => AuthorStanding::Unknown,
         }
     }
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        _path: &DocPath,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck {
+    fn verify_signature(&mut self, _path: &DocPath, claim: SignatureClaim<'_>) -> SignatureCheck {
         if self.signing == Signing::Placeholders {
             return SignatureCheck::Valid;
         }
-        let Some(node) = NodeId::from_actor(author) else {
+        let Some(node) = NodeId::from_actor(claim.author) else {
             return SignatureCheck::Invalid;
         };
         if self
@@ -284,7 +278,7 @@ impl DocumentSet for MemoryDocs {
         {
             return SignatureCheck::UnknownAuthor;
         }
-        if test_signature(&test_key(&node), signed) == *signature {
+        if test_signature(&test_key(&node), claim.signed) == *claim.signature {
             SignatureCheck::Valid
         } else {
             SignatureCheck::Invalid

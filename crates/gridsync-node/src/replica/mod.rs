@@ -31,8 +31,8 @@ use gridsync_net::ChangeSigner;
 use gridsync_proto::inventory::InventoryItem;
 use gridsync_proto::signature::signed_bytes;
 use gridsync_proto::{
-    AuthorStanding, ChangeSignature, DocPath, NodeId, RefusalReason, SIGNATURE_LEN, Scopes,
-    SignatureCheck, SignedHead, SyncPriority,
+    AuthorStanding, ChangeSignature, DocPath, NodeId, RefusalReason, Scopes, SignatureCheck,
+    SignatureClaim, SignedHead, SyncPriority,
 };
 
 use crate::clock::{Clock, Sources};

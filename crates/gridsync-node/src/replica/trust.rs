@@ -141,14 +141,9 @@ impl Replica {
         Ok(count)
     }
 
-    /// Is `signature` the signature of the device behind `author` over `signed`?
-    pub fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck {
-        let Some(node_id) = NodeId::from_actor(author) else {
+    /// Is the claimed signature that of the device behind its author, over its signed bytes?
+    pub fn verify_signature(&mut self, claim: SignatureClaim<'_>) -> SignatureCheck {
+        let Some(node_id) = NodeId::from_actor(claim.author) else {
             return SignatureCheck::Invalid;
         };
         if self.trust_root.is_none() {
@@ -157,7 +152,11 @@ impl Replica {
         self.refresh_directory();
         match self.directory.device(&node_id) {
             Some(device) => {
-                if gridsync_net::verify_change_signature(&device.public_key, signed, signature) {
+                if gridsync_net::verify_change_signature(
+                    &device.public_key,
+                    claim.signed,
+                    claim.signature,
+                ) {
                     SignatureCheck::Valid
                 } else {
                     SignatureCheck::Invalid

@@ -5,7 +5,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash};
 use crate::frame::{MAX_FRAME_LEN, RefusalReason};
 use crate::identity::{NodeId, Role, Scopes};
 use crate::path::DocPath;
-use crate::signature::{ChangeSignature, SIGNATURE_LEN, SignedHead};
+use crate::signature::{ChangeSignature, SignatureClaim, SignedHead};
 
 /// Who this node is, as its own certificate says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,13 +220,7 @@ pub trait DocumentSet {
     /// Is `signature` the signature of the device behind `author` over `signed` (the
     /// [`crate::signature::signed_bytes`] of a change in `path`)? Answered from the author's
     /// CA-issued certificate; no default, so that no document set skips the check.
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        path: &DocPath,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck;
+    fn verify_signature(&mut self, path: &DocPath, claim: SignatureClaim<'_>) -> SignatureCheck;
     /// The stored signatures on the newest change of each author of `path`, which the
     /// session attaches to outgoing messages carrying those changes. No default: a node
     /// that hands out no signatures has its relayed changes refused everywhere.

@@ -211,14 +211,8 @@ impl ChangeJudge for DocumentJudge<'_> {
     ) -> AuthorStanding {
         self.docs.author_standing(author, change, self.path)
     }
-    fn verify_signature(
-        &mut self,
-        author: &ActorId,
-        signed: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> SignatureCheck {
-        self.docs
-            .verify_signature(author, self.path, signed, signature)
+    fn verify_signature(&mut self, claim: SignatureClaim<'_>) -> SignatureCheck {
+        self.docs.verify_signature(self.path, claim)
     }
     fn holds(&mut self, change: &automerge::ChangeHash) -> bool {
         // A graph lookup: no missing dependency means the change is in the document.
