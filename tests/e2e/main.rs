@@ -8,6 +8,7 @@ mod cli;
 mod dashboard;
 mod deploy;
 mod export_memory;
+mod field_app;
 mod layering;
 mod netns;
 mod node_support;

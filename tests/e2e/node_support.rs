@@ -72,6 +72,8 @@ pub struct NodeProcess {
     pub addr: SocketAddr,
     /// Where the node's stderr goes.
     pub log_path: PathBuf,
+    /// Where the node serves its field app, when started with it.
+    pub ui: Option<SocketAddr>,
     /// `None` once the process was waited for.
     child: Option<Child>,
     /// Kept open so that the node never writes to a closed pipe.
@@ -115,7 +117,22 @@ impl NodeProcess {
     ) -> NodeProcess {
         let config = device.path().join("node.toml");
         std::fs::write(&config, config_toml).expect("write node config");
-        NodeProcess::spawn_with(device, name, peers, "info", false, Some(&config))
+        NodeProcess::spawn_with(device, name, peers, "info", false, Some(&config), &[])
+    }
+
+    /// Like [`NodeProcess::start`], serving the field app on a free loopback port
+    /// (`--ui 127.0.0.1:0`; [`NodeProcess::ui`] says where).
+    #[track_caller]
+    pub fn start_with_ui(device: &Device, name: &str, peers: &[SocketAddr]) -> NodeProcess {
+        NodeProcess::spawn_with(
+            device,
+            name,
+            peers,
+            "info",
+            false,
+            None,
+            &["--ui", "127.0.0.1:0"],
+        )
     }
 
     /// The node's process id, while it runs.
@@ -131,7 +148,7 @@ impl NodeProcess {
         rust_log: &str,
         mdns: bool,
     ) -> NodeProcess {
-        NodeProcess::spawn_with(device, name, peers, rust_log, mdns, None)
+        NodeProcess::spawn_with(device, name, peers, rust_log, mdns, None, &[])
     }
 
     #[track_caller]
@@ -142,6 +159,7 @@ impl NodeProcess {
         rust_log: &str,
         mdns: bool,
         config: Option<&Path>,
+        extra: &[&str],
     ) -> NodeProcess {
         let log_path = device.path().join(LOG_FILE);
         let log = File::options()
@@ -166,6 +184,7 @@ impl NodeProcess {
         for peer in peers {
             command.arg("--peer").arg(peer.to_string());
         }
+        command.args(extra);
         let mut child = command
             .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
@@ -181,14 +200,18 @@ impl NodeProcess {
                 .as_str()
                 .and_then(|a| a.parse::<SocketAddr>().ok())
             {
-                Some(addr) => Ok((addr, reader)),
+                Some(addr) => {
+                    let ui = value["ui"].as_str().and_then(|a| a.parse().ok());
+                    Ok((addr, ui, reader))
+                }
                 None => Err(format!("no listening address in {value}")),
             }
         });
         match started {
-            Ok((addr, reader)) => NodeProcess {
+            Ok((addr, ui, reader)) => NodeProcess {
                 name: name.to_owned(),
                 addr,
+                ui,
                 log_path,
                 child: Some(child),
                 _stdout: reader,

@@ -83,7 +83,7 @@ pub mod vocab;
 pub mod write;
 
 pub use check::FieldProblem;
-pub use clock::{CLOCK_AHEAD_TOLERANCE_MS, ClockAhead, FirstSight};
+pub use clock::{CLOCK_AHEAD_TOLERANCE_MS, ClockAhead, FirstSight, daily_round_start};
 pub use delivery::{ItemState, checklist, derive_item_state};
 pub use export::{ExportRow, export_rows};
 pub use genesis::{

@@ -67,6 +67,22 @@ pub(crate) fn iter_kind_objects<'a, R: ReadDoc, T: 'a>(
     missing.into_iter().chain(records)
 }
 
+/// Whether record `id` of `kind` was in the document as it stood at `heads`: with a peer's
+/// acknowledged heads, whether the record has reached that peer. Heads this document does not
+/// hold answer false.
+pub fn record_present_at<R: ReadDoc>(
+    doc: &R,
+    kind: RecordKind,
+    id: &RecordId,
+    heads: &[automerge::ChangeHash],
+) -> bool {
+    if heads.is_empty() {
+        return false;
+    }
+    top_map(doc, map_for(kind))
+        .is_some_and(|map| matches!(doc.get_at(&map, id.as_str(), heads), Ok(Some(_))))
+}
+
 fn iter_kind<'a, R: ReadDoc, T: 'a>(
     doc: &'a R,
     kind: RecordKind,

@@ -77,6 +77,9 @@ pub struct NodeConfig {
     pub backoff_max_ms: u64,
     /// Serve the office dashboard and API on this address (office nodes only).
     pub http: Option<SocketAddr>,
+    /// Serve the field app (the device user's phone pages and local API) on this address,
+    /// normally loopback (`127.0.0.1:7878`). `None`: not served.
+    pub ui: Option<SocketAddr>,
     /// Most documents this device stores; past it, new documents are refused (from peers
     /// and local writes) while everything already stored keeps syncing. `None`: no cap.
     pub max_documents: Option<usize>,
@@ -100,6 +103,7 @@ impl Default for NodeConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             http: None,
+            ui: None,
             max_documents: None,
             max_store_bytes: None,
             max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,

@@ -73,16 +73,27 @@ pub struct SessionDriver {
     session: SyncSession,
     peer_id: NodeId,
     pending: PendingSyncStates,
+    /// Whether this node keeps per-record acknowledgements (volunteers and captains: the
+    /// field app shows how far their records travelled), see [`SessionEvent::UpToDate`].
+    tracks_acknowledgements: bool,
+    /// Documents in which the peer refused changes during this session.
+    refused: std::collections::BTreeSet<DocPath>,
 }
 
 impl SessionDriver {
     /// A session with `peer` (as its certificate describes it), started at `now_ms`.
     pub fn new(config: SessionConfig, peer: PeerIdentity, now_ms: u64) -> SessionDriver {
         let peer_id = peer.node_id.clone();
+        let tracks_acknowledgements = matches!(
+            config.local.role,
+            gridsync_proto::Role::Volunteer | gridsync_proto::Role::Captain
+        );
         SessionDriver {
             session: SyncSession::new(config, peer, now_ms),
             peer_id,
             pending: PendingSyncStates::default(),
+            tracks_acknowledgements,
+            refused: std::collections::BTreeSet::new(),
         }
     }
 
@@ -174,15 +185,38 @@ impl SessionDriver {
                     continue;
                 }
                 SessionEvent::ChangeRefused { path, reason } => {
+                    self.refused.insert(path.clone());
                     DriverOutcome::Refused { path, reason }
                 }
                 SessionEvent::InventoryDone { differing, rounds } => {
                     DriverOutcome::InventoryDone { differing, rounds }
                 }
-                SessionEvent::UpToDate => DriverOutcome::UpToDate,
+                SessionEvent::UpToDate => {
+                    self.acknowledge_identical(now_ms, replica);
+                    DriverOutcome::UpToDate
+                }
                 SessionEvent::Closed { reason } => DriverOutcome::Closed { reason },
             };
             outcomes.push(outcome);
+        }
+    }
+
+    /// Up to date: the documents the inventory found identical are acknowledged too (their
+    /// sync states pend with the others). A failure to read a stored state loses only an
+    /// acknowledgement, which the next contact makes again.
+    fn acknowledge_identical(&mut self, now_ms: u64, replica: &mut Replica) {
+        if !self.tracks_acknowledgements {
+            return;
+        }
+        match replica.states_when_up_to_date(self.session.peer(), &self.refused) {
+            Ok(states) => {
+                for (path, state) in states {
+                    self.pending.insert(path, state, now_ms);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(peer = %self.peer_id, %error, "cannot record what the peer acknowledged")
+            }
         }
     }
 

@@ -34,10 +34,11 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::aggregate::{Aggregator, is_building_path};
-use crate::auth::{OfficeToken, Sessions};
+use crate::auth::OfficeToken;
 use crate::stored::{SUMMARY_KIND, SummaryBasis, decode, encode};
 use crate::stored_plan::{PLAN_KIND, decode_plan, encode_plan, plan_key};
 use crate::summary::{BuildingSummary, RoundWindow};
+use gridsync_web::Sessions;
 
 /// How the office is set up.
 #[derive(Debug, Clone)]
@@ -162,7 +163,7 @@ impl OfficeState {
         let inner = Arc::new(OfficeInner {
             node,
             options,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(crate::auth::SESSION_LIFETIME_MS),
             counters: OfficeCounters::default(),
             aggregator: Mutex::new(Aggregator::new(&street, round)),
             basis: Mutex::new(None),

@@ -47,11 +47,8 @@ impl RoundWindow {
     /// The daily round that contains `now_ms`, for a street whose day starts at local midnight
     /// `utc_offset_minutes` east of UTC (Ningbo: +480).
     pub fn daily(now_ms: i64, utc_offset_minutes: i32) -> Self {
-        const DAY_MS: i64 = 86_400_000;
-        let offset = i64::from(utc_offset_minutes) * 60_000;
-        let local = now_ms.saturating_add(offset);
         RoundWindow {
-            start_ms: local - local.rem_euclid(DAY_MS) - offset,
+            start_ms: gridsync_model::daily_round_start(now_ms, utc_offset_minutes),
         }
     }
 }

@@ -16,6 +16,25 @@ impl Store {
             .optional()?)
     }
 
+    /// Every peer's encoded sync state for `path`, by peer id (an id that does not parse,
+    /// which only a damaged store holds, is skipped).
+    pub fn sync_states_of(&self, path: &DocPath) -> Result<Vec<(NodeId, Vec<u8>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT peer, state FROM sync_states WHERE path = ?1 ORDER BY peer")?;
+        let rows = stmt.query_map([path.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut states = Vec::new();
+        for row in rows {
+            let (peer, state) = row?;
+            if let Ok(peer) = NodeId::parse(&peer) {
+                states.push((peer, state));
+            }
+        }
+        Ok(states)
+    }
+
     /// Stores encoded sync states for one peer, replacing older ones, in one transaction.
     pub fn put_sync_states(
         &mut self,

@@ -18,8 +18,8 @@ Examples:
   gridsync demo
   gridsync office init --street panhuo --advertise 192.168.1.10:7700
   gridsync enroll --name vol-0042 --role volunteer --scope write:panhuo/grid-017 --out vol-0042.invite
-  gridsync join vol-0042.invite
-  gridsync run --peer 192.168.1.10:7700
+  gridsync join vol-0042.invite            # asks for the field app's PIN
+  gridsync run --ui --peer 192.168.1.10:7700  # field app on http://127.0.0.1:7878/
   gridsync status
   gridsync backup --out /var/backups/gridsync-office.db
 
@@ -81,11 +81,15 @@ pub enum Command {
     Office(OfficeCommand),
     /// At the office: issue a device identity and write it as an invite file.
     Enroll(EnrollArgs),
-    /// On a device: install an invite file (creates the store if needed).
+    /// On a device: install an invite file (creates the store if needed) and choose the PIN
+    /// that opens the field app (asked on a terminal, or read from $GRIDSYNC_PIN).
     Join {
         /// The invite file written by `gridsync enroll`.
         file: PathBuf,
     },
+    /// The PIN that opens this device's field app (`gridsync run --ui`).
+    #[command(subcommand)]
+    Pin(PinCommand),
     /// At the office: revoke a device. The signed revocation travels to every node.
     Revoke {
         /// The node id to revoke.
@@ -106,6 +110,14 @@ pub enum Command {
         /// A file written by `gridsync backup`.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PinCommand {
+    /// Choose a new PIN (4 to 12 digits), asked twice on a terminal, or read from
+    /// $GRIDSYNC_PIN or one line of stdin. Stored as a slow (Argon2id) hash; a running node
+    /// uses it after a restart.
+    Set,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +184,17 @@ pub struct RunArgs {
     /// personal data: put it behind TLS if you do this.
     #[arg(long)]
     pub http_public: bool,
+    /// Serve the field app (phone pages and local JSON API, in Chinese and English) on this
+    /// address; `--ui` alone serves it on 127.0.0.1:7878, this device only. Open it in the
+    /// phone's browser and sign in with the PIN chosen at `join`.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7878")]
+    pub ui: Option<std::net::SocketAddr>,
+    /// Do not serve the field app, whatever the config file says.
+    #[arg(long, conflicts_with = "ui")]
+    pub no_ui: bool,
+    /// Allow --ui on an address outside loopback and private networks.
+    #[arg(long)]
+    pub ui_public: bool,
 }
 
 #[derive(Debug, Args)]

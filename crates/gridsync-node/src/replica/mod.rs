@@ -41,6 +41,7 @@ use crate::meta_keys;
 use crate::store_writer::{StoreWriterHandle, WriteTicket};
 use gridsync_store::{DocumentAppend, Store, StoreError, SyncStateWrite, WriteBatch};
 
+mod acknowledged;
 mod cache;
 mod limits;
 mod plan_cache;
@@ -49,6 +50,7 @@ mod tests;
 mod trust;
 mod write;
 
+pub use acknowledged::Acknowledged;
 pub use limits::StorageLimits;
 use trust::author_name;
 

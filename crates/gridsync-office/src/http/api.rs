@@ -19,10 +19,7 @@ use crate::summary::{HouseholdLine, RecordTotals, Totals};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
-/// A JSON error body with a status.
-pub(crate) fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
+pub(crate) use gridsync_web::json_error as error;
 
 /// The street overview: what the dashboard's top line and the event stream carry.
 #[derive(Debug, Serialize)]

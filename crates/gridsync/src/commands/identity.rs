@@ -153,18 +153,35 @@ pub fn join(data: &Path, file: &Path, out: Output) -> Result<()> {
     } else {
         Replica::init(data, &node_id, &invite.street)?
     };
+    // The field app's PIN, for the people who carry the device: asked (and checked) before
+    // anything is installed, so a mistyped PIN leaves the device as it was.
+    let pin = match invite.identity.role {
+        Role::Volunteer | Role::Captain => crate::commands::pin::read_new_pin(false)?,
+        Role::Relay | Role::Office => None,
+    };
+    if let Some(pin) = &pin {
+        gridsync_field::PinHash::new(pin)?;
+    }
     replica.install_invite(&invite)?;
+    if let Some(pin) = &pin {
+        crate::commands::pin::save(&mut replica, pin)?;
+    }
     let id = &invite.identity;
     let scopes: Vec<String> = id.scopes.0.iter().map(|g| g.to_string()).collect();
     out.emit(
-        &json!({ "node_id": node_id, "street": invite.street, "role": id.role, "scopes": scopes, "office_addrs": invite.office_addrs, "not_after": id.not_after }),
+        &json!({ "node_id": node_id, "street": invite.street, "role": id.role, "scopes": scopes, "office_addrs": invite.office_addrs, "not_after": id.not_after, "pin_set": pin.is_some() }),
         || {
-            format!(
-                "joined street {} as {node_id} ({}) with {}; run `gridsync run` to sync",
+            let mut text = format!(
+                "joined street {} as {node_id} ({}) with {}; run `gridsync run --ui` to sync and open the field app",
                 invite.street,
                 id.role,
                 scopes.join(", ")
-            )
+            );
+            if pin.is_none() && matches!(id.role, Role::Volunteer | Role::Captain) {
+                text.push_str("
+no PIN set: choose one with `gridsync pin set` to sign in to the field app");
+            }
+            text
         },
     )
 }

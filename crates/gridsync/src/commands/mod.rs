@@ -8,6 +8,7 @@ mod export;
 mod field;
 mod identity;
 mod init;
+mod pin;
 mod plan;
 mod run;
 mod show;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Office(cmd) => identity::office(&resolve_data_dir(data)?, cmd, out),
         Command::Enroll(args) => identity::enroll(&resolve_data_dir(data)?, args, out),
         Command::Join { file } => identity::join(&resolve_data_dir(data)?, &file, out),
+        Command::Pin(cmd) => pin::run(&resolve_data_dir(data)?, cmd, out),
         Command::Revoke { node } => identity::revoke(&resolve_data_dir(data)?, &node, out),
         Command::Run(args) => run::run(&resolve_data_dir(data)?, args, out),
         Command::Status => run::status(&resolve_data_dir(data)?, out),

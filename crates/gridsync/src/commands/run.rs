@@ -30,7 +30,16 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
     if args.http.is_some() {
         config.http = args.http;
     }
+    if args.ui.is_some() {
+        config.ui = args.ui;
+    }
+    if args.no_ui {
+        config.ui = None;
+    }
     config.validate()?;
+    if let Some(addr) = config.ui {
+        gridsync_web::check_bind_address(addr, args.ui_public).context("the field app (--ui)")?;
+    }
 
     let mut replica = Replica::open(data)
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
@@ -89,26 +98,43 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         };
         let node = RunningNode::start(parts, endpoint, revocations)?;
         let addr = node.local_addr;
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut http_server = None;
+        let mut servers = WebServers::default();
         let mut http_addr = None;
         if let Some((bind, token)) = http {
             let state = gridsync_office::OfficeState::start(
                 node.handle().clone(),
-                gridsync_office::OfficeOptions::daily(token, 480),
+                gridsync_office::OfficeOptions::daily(token, STREET_UTC_OFFSET_MINUTES),
             )
             .await?;
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("cannot serve the dashboard on {bind}"))?;
             http_addr = Some(listener.local_addr()?);
-            http_server = Some(tokio::spawn(gridsync_office::serve(
-                listener,
-                state,
-                async move {
-                    http_stopped.await.ok();
+            servers.spawn("dashboard", |stop| {
+                gridsync_office::serve(listener, state, stop)
+            });
+        }
+        let mut ui_addr = None;
+        if let Some(bind) = config.ui {
+            let app = gridsync_field::FieldApp::new(
+                node.handle().clone(),
+                gridsync_field::FieldOptions {
+                    utc_offset_minutes: STREET_UTC_OFFSET_MINUTES,
+                    ..Default::default()
                 },
-            )));
+            )?;
+            if !app.has_pin() {
+                tracing::warn!(
+                    "no PIN is set: nobody can sign in to the field app until `gridsync pin set`"
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot serve the field app on {bind}"))?;
+            ui_addr = Some(listener.local_addr()?);
+            servers.spawn("field app", |stop| {
+                gridsync_field::serve(listener, app, stop)
+            });
         }
         out.emit(
             &json!({
@@ -116,6 +142,7 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
                 "listening": addr.to_string(),
                 "peers": config.peers,
                 "http": http_addr.map(|a| a.to_string()),
+                "ui": ui_addr.map(|a| a.to_string()),
             }),
             || {
                 let mut text =
@@ -123,24 +150,66 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
                 if let Some(http) = http_addr {
                     text.push_str(&format!("\noffice dashboard on http://{http}/"));
                 }
+                if let Some(ui) = ui_addr {
+                    text.push_str(&format!("\nfield app on http://{ui}/"));
+                }
                 text
             },
         )?;
         wait_for_shutdown_signal().await?;
-        let _ = stop_http.send(());
-        if let Some(server) = http_server {
-            match server.await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "dashboard server ended with an error"),
-                Err(e) => tracing::warn!(error = %e, "dashboard server task failed"),
-                Ok(Ok(())) => {}
-            }
-        }
+        servers.stop().await;
         node.shutdown().await;
         if !out.json {
             println!("gridsync node {node_id} stopped");
         }
         Ok(())
     })
+}
+
+/// The street's time zone, minutes east of UTC (Ningbo). The office dashboard and the field
+/// app start rounds at its local midnight and show its times.
+const STREET_UTC_OFFSET_MINUTES: i32 = 480;
+
+/// The web servers a node runs beside sync (the office dashboard, the field app), each with
+/// its stop signal, so that shutdown stops and waits for every one.
+#[derive(Default)]
+struct WebServers {
+    running: Vec<RunningServer>,
+}
+
+/// One server: its name (for logs), its stop signal and its task.
+type RunningServer = (
+    &'static str,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+impl WebServers {
+    /// Starts `serve(stop)` on its own task; `stop` completes when [`WebServers::stop`] runs.
+    fn spawn<F, S>(&mut self, name: &'static str, serve: S)
+    where
+        S: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> F,
+        F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(Box::pin(async move {
+            stopped.await.ok();
+        })));
+        self.running.push((name, stop, task));
+    }
+
+    async fn stop(self) {
+        for (name, stop, task) in self.running {
+            let _ = stop.send(());
+            match task.await {
+                Ok(Err(e)) => {
+                    tracing::warn!(server = name, error = %e, "server ended with an error")
+                }
+                Err(e) => tracing::warn!(server = name, error = %e, "server task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
 }
 
 /// SIGINT (ctrl-c) or SIGTERM (systemd, kill).

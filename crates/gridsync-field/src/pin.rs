@@ -1,0 +1,166 @@
+//! The device user's PIN: chosen at `gridsync join` (or `gridsync pin set`), kept in the
+//! store's metadata as an Argon2id hash (a slow hash: a stolen store does not give the PIN
+//! away cheaply), checked at the app's login, with wrong guesses throttled.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use gridsync_node::Replica;
+use rand::RngCore;
+
+/// Store metadata key of the PIN's hash (a PHC string).
+pub const PIN_META_KEY: &str = "field_pin_argon2";
+/// Fewest and most digits of a PIN.
+pub const MIN_PIN_DIGITS: usize = 4;
+pub const MAX_PIN_DIGITS: usize = 12;
+
+/// Why a PIN could not be set or read.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("a PIN is {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits (0-9), nothing else")]
+    BadPin,
+    #[error("the stored PIN hash is damaged: set the PIN again with `gridsync pin set`")]
+    Corrupt,
+    #[error("cannot hash the PIN: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] gridsync_store::StoreError),
+}
+
+/// A PIN's Argon2id hash, as stored.
+#[derive(Debug, Clone)]
+pub struct PinHash(String);
+
+impl PinHash {
+    /// Hashes `pin` (checked first: digits only, 4 to 12 of them) with a fresh salt.
+    pub fn new(pin: &str) -> Result<Self, PinError> {
+        if !(MIN_PIN_DIGITS..=MAX_PIN_DIGITS).contains(&pin.len())
+            || !pin.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(PinError::BadPin);
+        }
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| PinError::Hash(e.to_string()))?;
+        let hash = Argon2::default()
+            .hash_password(pin.as_bytes(), &salt)
+            .map_err(|e| PinError::Hash(e.to_string()))?;
+        Ok(PinHash(hash.to_string()))
+    }
+
+    /// Whether `candidate` is the PIN. Slow on purpose (tens of milliseconds): call it off the
+    /// async workers.
+    pub fn verify(&self, candidate: &str) -> bool {
+        PasswordHash::new(&self.0).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(candidate.as_bytes(), &hash)
+                .is_ok()
+        })
+    }
+
+    /// The hash stored in `replica`, if a PIN was set.
+    pub fn load(replica: &Replica) -> Result<Option<Self>, PinError> {
+        let Some(bytes) = replica.store().get_meta(PIN_META_KEY)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes).map_err(|_| PinError::Corrupt)?;
+        PasswordHash::new(&text).map_err(|_| PinError::Corrupt)?;
+        Ok(Some(PinHash(text)))
+    }
+
+    /// Stores this hash as the device's PIN (replacing an earlier one).
+    pub fn save(&self, replica: &mut Replica) -> Result<(), PinError> {
+        replica.put_meta(PIN_META_KEY, self.0.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Wrong guesses allowed before the login pauses.
+const FREE_ATTEMPTS: u32 = 5;
+/// First pause after the free attempts; each further wrong guess doubles it, up to the cap.
+const FIRST_PAUSE: Duration = Duration::from_secs(30);
+const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
+
+/// Throttles wrong PINs: five free guesses, then a pause that doubles with every further
+/// wrong guess (30 s up to 15 min). A right PIN resets it. With 4 digits and these pauses,
+/// guessing through the app takes weeks.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    state: Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    failures: u32,
+    paused_until_ms: u64,
+}
+
+impl LoginThrottle {
+    /// How long the caller must wait before a guess is looked at (`None`: go ahead).
+    pub fn wait(&self, now_ms: u64) -> Option<Duration> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (state.paused_until_ms > now_ms)
+            .then(|| Duration::from_millis(state.paused_until_ms - now_ms))
+    }
+
+    /// Records a wrong guess at `now_ms`.
+    pub fn failed(&self, now_ms: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.failures += 1;
+        if state.failures >= FREE_ATTEMPTS {
+            let doublings = (state.failures - FREE_ATTEMPTS).min(16);
+            let pause = FIRST_PAUSE.saturating_mul(1u32 << doublings).min(MAX_PAUSE);
+            state.paused_until_ms = now_ms + pause.as_millis() as u64;
+        }
+    }
+
+    /// Records a right PIN: the count starts again.
+    pub fn succeeded(&self) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = ThrottleState::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_digits_and_verify_only_themselves() {
+        for bad in ["123", "1234567890123", "12a4", "12 34", ""] {
+            assert!(
+                matches!(PinHash::new(bad), Err(PinError::BadPin)),
+                "{bad:?}"
+            );
+        }
+        let hash = PinHash::new("2468").expect("hash");
+        assert!(hash.0.starts_with("$argon2id$"), "{}", hash.0);
+        assert!(!hash.0.contains("2468"));
+        assert!(hash.verify("2468"));
+        assert!(!hash.verify("2469"));
+        assert!(!hash.verify(""));
+        // A fresh salt each time: one PIN never hashes the same twice.
+        assert_ne!(hash.0, PinHash::new("2468").expect("hash").0);
+    }
+
+    #[test]
+    fn wrong_guesses_pause_the_login_and_a_right_one_resets_it() {
+        let t = LoginThrottle::default();
+        for _ in 0..FREE_ATTEMPTS - 1 {
+            t.failed(1_000);
+            assert_eq!(t.wait(1_000), None);
+        }
+        t.failed(1_000);
+        assert_eq!(t.wait(1_000), Some(FIRST_PAUSE));
+        assert_eq!(t.wait(1_000 + 30_000), None);
+        t.failed(31_000);
+        assert_eq!(t.wait(31_000), Some(FIRST_PAUSE * 2));
+        for _ in 0..40 {
+            t.failed(31_000);
+        }
+        assert_eq!(t.wait(31_000), Some(MAX_PAUSE));
+        t.succeeded();
+        assert_eq!(t.wait(31_000), None);
+    }
+}
