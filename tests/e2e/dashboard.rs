@@ -13,42 +13,29 @@
 //! `/usr/bin/chromium` or `/usr/bin/chromedriver` the test says it skips.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::browser::{Browser, PAGE_TIMEOUT, browser_missing, target_file};
 use crate::node_support::{
     LOG_FILE, NodeProcess, Street, add_visit, await_plan, first_json_value, read_log, tail,
 };
 use crate::support::{Device, LIBFAKETIME, gridsync_bin};
 use gridsync_testkit::http;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// How long the node or chromedriver may take to say where it listens.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long the page may take to show what the test waits for.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Interval between two looks at the page.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// The key under which WebDriver returns an element reference.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// The prefix of the stderr line that shows the dashboard token on the node's first run.
 const TOKEN_LINE: &str = "office dashboard token (shown once; stored in the node's store): ";
 
 #[test]
 fn dashboard_login_and_live_visit_count_in_a_browser() {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(tool).exists() {
-            println!("skipping: {tool} is missing (apt-get install chromium chromium-driver)");
-            return;
-        }
+    if let Some(skip) = browser_missing() {
+        println!("{skip}");
+        return;
     }
     let started = Instant::now();
     let mut street = Street::with_plan(&[("vol-fast", "panhuo/grid-001")]);
@@ -215,11 +202,9 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// `<target dir>/dashboard-screenshot.png` (and `-phone.png` beside it): the parent of cargo's temporary directory for
-/// integration tests, so `CARGO_TARGET_DIR` is respected.
+/// `<target dir>/dashboard-screenshot.png` (and `-phone.png` beside it).
 fn screenshot_path() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("dashboard-screenshot.png")
+    target_file("dashboard-screenshot.png")
 }
 
 /// An office node running `gridsync run --http 127.0.0.1:0`. Killed when dropped.
@@ -315,216 +300,4 @@ impl Drop for DashboardNode {
             );
         }
     }
-}
-
-/// A chromedriver process and one headless Chromium session. On drop the session is ended
-/// and chromedriver's process group (Chromium included) is killed.
-struct Browser {
-    /// Where chromedriver listens.
-    driver: SocketAddr,
-    /// The WebDriver session id.
-    session: String,
-    /// Chromedriver, leader of its own process group.
-    child: Child,
-    /// Chromium's fresh profile directory.
-    profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// Starts chromedriver on a free port and opens a session with headless Chromium.
-    fn start() -> Browser {
-        let profile = tempfile::tempdir().expect("temp dir for the browser profile");
-        let mut child = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn chromedriver");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Reads on to the end so that chromedriver never writes to a closed pipe.
-            let mut port_sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !port_sent && let Some(port) = line.split("started successfully on port ").nth(1)
-                {
-                    let _ = tx.send(port.trim_end_matches('.').parse::<u16>().ok());
-                    port_sent = true;
-                }
-            }
-        });
-        let mut browser = Browser {
-            driver: SocketAddr::from(([127, 0, 0, 1], 0)),
-            session: String::new(),
-            child,
-            profile,
-        };
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(port)) => browser.driver.set_port(port),
-            other => panic!("chromedriver did not say its port: {other:?}"),
-        }
-        let profile_arg = format!("--user-data-dir={}", browser.profile.path().display());
-        let capabilities = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "chrome",
-            "timeouts": { "pageLoad": 15000, "script": 15000 },
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                    profile_arg,
-                ],
-            },
-        } } });
-        let reply = browser
-            .raw_command("POST", "/session", capabilities)
-            .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}"));
-        browser.session = reply["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session id in {reply}"))
-            .to_owned();
-        browser
-    }
-
-    /// Sends a command to chromedriver; returns the reply's `value`, or the WebDriver error.
-    fn raw_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
-        let body = if method == "POST" {
-            body.to_string()
-        } else {
-            String::new()
-        };
-        let json = [("Content-Type", "application/json; charset=utf-8")];
-        let reply = http::request(self.driver, method, path, &json, &body)
-            .map_err(|e| format!("{method} {path}: {e:#}"))?;
-        let value: Value = reply
-            .json()
-            .map_err(|e| format!("{method} {path}: reply is not JSON ({e}): {}", reply.text()))?;
-        if reply.status != 200 {
-            return Err(format!(
-                "{method} {path}: {} {}: {}",
-                reply.status, value["value"]["error"], value["value"]["message"]
-            ));
-        }
-        Ok(value["value"].clone())
-    }
-
-    /// A command within the session (`path` relative to `/session/ID/`).
-    fn try_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
-        self.raw_command(method, &format!("/session/{}/{path}", self.session), body)
-    }
-
-    #[track_caller]
-    fn command(&self, method: &str, path: &str, body: Value) -> Value {
-        self.try_command(method, path, body)
-            .unwrap_or_else(|e| panic!("webdriver: {e}"))
-    }
-
-    fn navigate(&self, url: &str) {
-        self.command("POST", "url", json!({ "url": url }));
-    }
-
-    /// The reference of the first element matching a CSS selector.
-    fn try_find(&self, css: &str) -> Result<String, String> {
-        let found = self.try_command(
-            "POST",
-            "element",
-            json!({ "using": "css selector", "value": css }),
-        )?;
-        found[ELEMENT_KEY]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("no element reference in {found}"))
-    }
-
-    #[track_caller]
-    fn find(&self, css: &str) -> String {
-        self.try_find(css)
-            .unwrap_or_else(|e| panic!("webdriver: {e}"))
-    }
-
-    /// The element's rendered text.
-    fn text(&self, element: &str) -> Result<String, String> {
-        let text = self.try_command("GET", &format!("element/{element}/text"), Value::Null)?;
-        Ok(text.as_str().unwrap_or_default().to_owned())
-    }
-
-    /// Polls `look` until it returns a value; fails the test after [`PAGE_TIMEOUT`].
-    #[track_caller]
-    fn wait_for<T>(&self, what: &str, mut look: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + PAGE_TIMEOUT;
-        loop {
-            if let Some(value) = look() {
-                return value;
-            }
-            if Instant::now() >= deadline {
-                let page = self
-                    .try_find("body")
-                    .and_then(|body| self.text(&body))
-                    .unwrap_or_else(|e| format!("(cannot read the page: {e})"));
-                panic!("waited {PAGE_TIMEOUT:?} for {what}; the page shows:\n{page}");
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
-    }
-
-    /// A PNG of the viewport.
-    fn screenshot(&self) -> Vec<u8> {
-        let encoded = self.command("GET", "screenshot", Value::Null);
-        decode_base64(encoded.as_str().unwrap_or_default())
-            .unwrap_or_else(|| panic!("the screenshot is not base64"))
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if !self.session.is_empty() {
-            let _ = self.raw_command("DELETE", &format!("/session/{}", self.session), Value::Null);
-        }
-        // Chromium and its helpers are in chromedriver's process group.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Decodes standard base64 (padding and whitespace ignored); `None` on any other byte.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut bits = 0u32;
-    let mut bit_count = 0;
-    for byte in text.bytes() {
-        let sextet = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' | b'\r' | b'\n' | b' ' => continue,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(sextet);
-        bit_count += 6;
-        if bit_count >= 8 {
-            bit_count -= 8;
-            out.push((bits >> bit_count) as u8);
-            bits &= (1 << bit_count) - 1;
-        }
-    }
-    Some(out)
-}
-
-#[test]
-fn base64_decodes_what_webdriver_sends() {
-    assert_eq!(decode_base64("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
-    assert_eq!(
-        decode_base64("iVBORw0KGgo=").as_deref(),
-        Some(&b"\x89PNG\r\n\x1a\n"[..])
-    );
-    assert_eq!(decode_base64("a$b"), None);
 }

@@ -4,11 +4,13 @@
 //! `e2e` test), so the suite links once.
 
 mod bounded_sessions;
+mod browser;
 mod cli;
 mod dashboard;
 mod deploy;
 mod export_memory;
 mod field_app;
+mod field_browser;
 mod layering;
 mod netns;
 mod node_support;

@@ -26,7 +26,7 @@ struct Args {
     /// scenario completes.
     #[arg(long, value_enum, default_value = "full")]
     scale: Scale,
-    /// Only these scenarios (numbers 1-7, comma separated).
+    /// Only these scenarios (numbers 1-8, comma separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u32>,
     /// Where to write the JSON report [default: target/gridsync-bench-<scale>.json].
@@ -64,7 +64,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         .iter()
         .find(|n| !scenarios::ALL.iter().any(|s| s.number == **n))
     {
-        anyhow::bail!("there is no scenario {unknown}; scenarios are numbered 1 to 7");
+        anyhow::bail!("there is no scenario {unknown}; scenarios are numbered 1 to 8");
     }
     let mut report = BenchReport {
         scale: args.scale.name().to_string(),

@@ -9,7 +9,7 @@
     item: ['food-pack', 'medicine', 'water', 'baby-supplies', 'hygiene-kit', 'test-kit', 'other'],
     status: ['requested', 'out-for-delivery', 'delivered', 'failed', 'cancelled'],
     zone: ['lockdown', 'control', 'prevention'],
-    role: ['volunteer', 'captain', 'office'],
+    role: ['volunteer', 'captain', 'relay', 'office'],
     sync: ['device', 'captain', 'office'],
     kind: ['visit', 'delivery', 'sweep', 'correction'],
     conflict: ['visit-outcomes', 'delivery-failed-and-delivered']
@@ -20,7 +20,7 @@
 
   var S = {
     lang: 'zh', dict: {}, me: null, skew: 0, token: 0, acts: {}, onInput: null,
-    drafts: {}, recs: {}, hh: {}, open: {}, q: '', lastHash: '', hash: ''
+    drafts: {}, recs: {}, hh: {}, open: {}, det: {}, q: '', lastHash: '', hash: '', sig: '', refreshing: false
   };
   var main, top, tabs, errBox, toastBox, toastTimer, searchTimer;
 
@@ -173,7 +173,7 @@
   function needBadges(needs, withDetail) {
     return (needs || []).map(function (n) {
       return '<span class="badge b-need"><span aria-hidden="true">✚</span> ' + esc(tv('need', n.need)) +
-        (withDetail && n.detail ? '：' + esc(n.detail) : '') + '</span>';
+        (withDetail && n.detail ? esc(t('fmt.colon')) + esc(n.detail) : '') + '</span>';
     }).join('');
   }
   function syncMarker(sy) {
@@ -193,11 +193,12 @@
     return '<span class="vs todo"><span aria-hidden="true">○</span> ' + esc(t('hh.todo')) +
       (h.latest_outcome ? ' · ' + esc(t('hh.last', { outcome: tv('outcome', h.latest_outcome) })) : '') + '</span>';
   }
-  function hhRow(h) {
+  function hhRowB(h) { return hhRow(h, true); }
+  function hhRow(h, showBuilding) {
     var special = (h.flags && h.flags.length) || (h.open_needs && h.open_needs.length);
     return '<a class="hrow' + (h.visited_this_round ? ' done' : ' todo') + (special ? ' special' : '') + '" href="#/household/' + enc(h.household) +
       '" data-testid="household-' + esc(h.household) + '">' +
-      '<span class="hline"><span class="door">' + esc(h.door) + '</span><span class="muted">' + esc(h.unit) + ' · ' +
+      '<span class="hline"><span class="door">' + esc(h.door) + '</span><span class="muted">' + (showBuilding === true ? esc(h.building) + ' · ' : '') + esc(h.unit) + ' · ' +
       esc(t('hh.residents', { n: h.residents })) + '</span>' + zoneBadge(h.zone) + '</span>' +
       '<span class="hline">' + visitState(h) + '</span>' +
       (special ? '<span class="badges">' + flagBadges(h.flags) + needBadges(h.open_needs) + '</span>' : '') +
@@ -224,7 +225,7 @@
       out += (r.action === 'replace' && r.outcome ? esc(t('correct.replaced-with', { outcome: tv('outcome', r.outcome) }))
         : esc(t('correct.retracted-short'))) + ' · <span class="muted">' +
         esc(tr ? tv('kind', tr.kind) + ' ' + (tr.household ? doorOf(tr.household) : tr.building) : shortId(r.target)) + '</span>';
-      if (r.reason) out += '<span class="note">' + esc(t('correct.reason')) + '：' + esc(r.reason) + '</span>';
+      if (r.reason) out += '<span class="note">' + esc(t('correct.reason')) + esc(t('fmt.colon')) + esc(r.reason) + '</span>';
     }
     return out;
   }
@@ -331,16 +332,21 @@
       html += '</div>';
       main.innerHTML = html;
       S.acts = {
-        toggle: function (el, e) {
-          if (e.target.closest(".hlist")) return;
-          var id = el.getAttribute('data-id');
-          S.open[id] = !S.open[id];
-          var b = (S.assign.buildings || []).filter(function (x) { return x.building === id; })[0];
-          if (b) el.outerHTML = buildingCard(b);
-        }
+        expand: function (el) { setOpen(el.getAttribute('data-id'), true); },
+        collapse: function (el) { setOpen(el.getAttribute('data-id'), false); }
       };
+      function setOpen(id, open) {
+        if (!!S.open[id] === open) return;
+        S.open[id] = open;
+        var b = (S.assign.buildings || []).filter(function (x) { return x.building === id; })[0];
+        var wrap = $('[data-bwrap="' + id + '"]', main);
+        if (b && wrap) wrap.outerHTML = buildingCard(b);
+        var sum = $('[data-testid="building-' + id + '"]', main);
+        if (sum && !open) sum.focus();
+      }
       var q = $('#q', main);
       q.oninput = function () { clearTimeout(searchTimer); searchTimer = setTimeout(function () { runSearch(q.value); }, 250); };
+      q.onchange = q.onsearch = function () { if (q.value.trim() !== S.q) { clearTimeout(searchTimer); runSearch(q.value); } };
       q.onkeydown = function (e) { if (e.key === 'Enter') { clearTimeout(searchTimer); runSearch(q.value); q.blur(); } };
       if (S.q) runSearch(S.q);
       return 'assignments';
@@ -351,25 +357,28 @@
       esc(t('banner.not-at-office', { n: sy.not_at_office })) +
       (sy.only_on_device > 0 ? ' <small>' + esc(t('banner.only-on-device', { n: sy.only_on_device })) + '</small>' : '') + '</a>';
   }
+  /* The summary (data-testid building-{id}) only ever expands, so tapping it twice, or after
+   * coming back, never hides the list; the separate chevron button collapses it. */
   function buildingCard(b) {
-    var open = !!S.open[b.building];
-    var html = '<section class="card bcard' + (open ? ' open' : '') + '" data-act="toggle" data-id="' + esc(b.building) + '" data-testid="building-' + esc(b.building) +
-      '" role="button" aria-expanded="' + open + '" tabindex="0">' +
-      '<div class="bhead"><h2>' + esc(b.building) + '</h2><span class="muted">' + esc(b.grid || '') + (b.community ? ' · ' + esc(b.community) : '') +
-      '</span><span class="chev" aria-hidden="true">' + (open ? '▴' : '▾') + '</span></div>' +
+    var open = !!S.open[b.building], id = esc(b.building);
+    var html = '<section class="card bcard' + (open ? ' open' : '') + '" data-bwrap="' + id + '">' +
+      '<div class="bsum" data-act="expand" data-id="' + id + '" data-testid="building-' + id + '" role="button" tabindex="0" aria-expanded="' + open + '">' +
+      '<div class="bhead"><h2>' + id + '</h2><span class="muted">' + esc(b.grid || '') + (b.community ? ' · ' + esc(b.community) : '') + '</span>' +
+      (open ? '' : '<span class="chev" aria-hidden="true">▾</span>') + '</div>' +
       '<progress max="' + (b.households_total || 0) + '" value="' + (b.visited_this_round || 0) + '"></progress>' +
       '<div class="stats"><span class="stat">' + esc(t('assign.visited')) + ' <b>' + (b.visited_this_round || 0) + '/' + (b.households_total || 0) + '</b></span>' +
       '<span class="stat s-flag' + (b.special_needs ? ' on' : '') + '"><span aria-hidden="true">★</span> ' + esc(t('assign.special')) + ' <b>' + (b.special_needs || 0) + '</b></span>' +
-      '<span class="stat s-need' + (b.open_needs ? ' on' : '') + '"><span aria-hidden="true">✚</span> ' + esc(t('assign.open-needs')) + ' <b>' + (b.open_needs || 0) + '</b></span></div>';
+      '<span class="stat s-need' + (b.open_needs ? ' on' : '') + '"><span aria-hidden="true">✚</span> ' + esc(t('assign.open-needs')) + ' <b>' + (b.open_needs || 0) + '</b></span></div></div>';
     if (open) {
       var hs = (b.households || []).slice().sort(function (x, y) {
         return (x.visited_this_round - y.visited_this_round) || natCmp(x.unit, y.unit) || natCmp(x.door, y.door);
       });
       var todo = hs.filter(function (h) { return !h.visited_this_round; }), done = hs.filter(function (h) { return h.visited_this_round; });
-      html += '<div class="hlist">';
+      html += '<button type="button" class="collapse" data-act="collapse" data-id="' + id + '" data-testid="collapse-' + id + '" aria-label="' + esc(t('assign.collapse')) + '">▴</button>' +
+        '<div class="hlist">';
       if (todo.length) html += '<h3>' + esc(t('assign.todo-group', { n: todo.length })) + '</h3>' + todo.map(hhRow).join('');
       if (done.length) html += '<h3>' + esc(t('assign.done-group', { n: done.length })) + '</h3>' + done.map(hhRow).join('');
-      html += '<a class="btn block" href="#/building/' + enc(b.building) + '/sweep" data-testid="sweep-' + esc(b.building) + '">⌂ ' + esc(t('sweep.open')) + '</a></div>';
+      html += '<a class="btn block" href="#/building/' + enc(b.building) + '/sweep" data-testid="sweep-' + id + '">⌂ ' + esc(t('sweep.open')) + '</a></div>';
     }
     return html + '</section>';
   }
@@ -386,7 +395,7 @@
       var hs = (r && r.households) || [];
       keepHH(hs);
       box.innerHTML = '<h2 class="sub">' + esc(t('search.results', { n: hs.length })) + '</h2>' +
-        (hs.length ? '<div class="hlist flat">' + hs.map(hhRow).join('') + '</div>' : '<p class="empty">' + esc(t('search.none')) + '</p>');
+        (hs.length ? '<div class="hlist flat">' + hs.map(hhRowB).join('') + '</div>' : '<p class="empty">' + esc(t('search.none')) + '</p>');
     }, function (e) { if (tk === S.token) box.innerHTML = ''; fail(e); });
   }
 
@@ -435,10 +444,10 @@
         }).join('') + '</div></fieldset>' +
         '<fieldset><legend>' + esc(t('visit.people')) + '</legend>' + stepper('people', t('visit.people-label', { n: h.residents }), d.people) + '</fieldset>' +
         '<fieldset><legend>' + esc(t('visit.flags')) + '</legend>' +
-        ((h.flags && h.flags.length) ? '<p class="muted small">' + esc(t('visit.known-flags')) + '：' + h.flags.map(function (f) { return esc(tv('flag', f)); }).join('、') + '</p>' : '') +
+        ((h.flags && h.flags.length) ? '<p class="muted small">' + esc(t('visit.known-flags')) + esc(t('fmt.colon')) + h.flags.map(function (f) { return esc(tv('flag', f)); }).join(esc(t('fmt.list-sep'))) + '</p>' : '') +
         '<div class="chips">' + VOCAB.flag.map(function (f) { return chip('flag-' + f, tv('flag', f), d.flags.indexOf(f) >= 0, ' data-act="flag" data-v="' + f + '"'); }).join('') + '</div></fieldset>' +
         '<fieldset><legend>' + esc(t('visit.needs')) + '</legend>' +
-        ((h.open_needs && h.open_needs.length) ? '<p class="muted small">' + esc(t('hh.open-needs')) + '：' + h.open_needs.map(function (n) { return esc(tv('need', n.need) + (n.detail ? '（' + n.detail + '）' : '')); }).join('、') + '</p>' : '') +
+        ((h.open_needs && h.open_needs.length) ? '<p class="muted small">' + esc(t('hh.open-needs')) + esc(t('fmt.colon')) + h.open_needs.map(function (n) { return esc(tv('need', n.need) + (n.detail ? t('fmt.colon') + n.detail : '')); }).join(esc(t('fmt.list-sep'))) + '</p>' : '') +
         '<div class="chips">' + VOCAB.need.map(function (n) { return chip('need-' + n, tv('need', n), Object.prototype.hasOwnProperty.call(d.needs, n), ' data-act="need" data-v="' + n + '"'); }).join('') + '</div>' +
         VOCAB.need.map(function (n) {
           var on = Object.prototype.hasOwnProperty.call(d.needs, n);
@@ -561,10 +570,12 @@
       keepHH(b.households); keepRecs(b.sweeps);
       var maxRound = 0;
       (b.sweeps || []).forEach(function (s) { if ((s.round | 0) > maxRound) maxRound = s.round | 0; });
-      var d = getDraft(function () { return { round: maxRound + 1, units: [], reached: 0, not_home: 0, refused: 0, issues: '' }; });
+      var suggested = maxRound + 1;
+      var d = getDraft(function () { return { round: 0, units: [], reached: 0, not_home: 0, refused: 0, issues: '' }; });
       main.innerHTML = back('#/', t('nav.assignments')) +
         '<h1>' + esc(t('sweep.title')) + ' · ' + esc(b.building) + '</h1>' + draftNote(d) +
-        '<label class="field inline"><span>' + esc(t('sweep.round')) + '</span><input type="number" inputmode="numeric" min="1" data-field="round" data-testid="sweep-round" value="' + esc(d.round) + '"></label>' +
+        '<label class="field inline"><span>' + esc(t('sweep.round')) + '</span><input type="number" inputmode="numeric" min="1" data-field="round" data-testid="sweep-round" placeholder="' + suggested + '" value="' + (d.round ? esc(d.round) : '') + '"></label>' +
+        '<p class="muted small">' + esc(t('sweep.round-hint', { n: suggested })) + '</p>' +
         '<fieldset><legend>' + esc(t('sweep.units')) + '</legend><div class="chips">' +
         (b.units || []).map(function (u) { return chip('unit-' + u, u, d.units.indexOf(u) >= 0, ' data-act="unit" data-v="' + esc(u) + '"'); }).join('') +
         '</div><button type="button" class="btn small" data-act="allunits">' + esc(t('sweep.all-units')) + '</button></fieldset>' +
@@ -587,9 +598,10 @@
         step: function (el) { stepField(d, el.getAttribute('data-name'), +el.getAttribute('data-d'), 0); },
         discard: function () { delete S.drafts[S.hash]; route(true); },
         save: function (el) {
-          if (!(d.round >= 1)) { showError(t('sweep.need-round')); return; }
+          var round = d.round || suggested;
+          if (!(round >= 1)) { showError(t('sweep.need-round')); return; }
           var body = {
-            building: b.building, round: d.round | 0,
+            building: b.building, round: round | 0,
             units: (b.units || []).filter(function (u) { return d.units.indexOf(u) >= 0; }),
             reached: d.reached | 0, not_home: d.not_home | 0, refused: d.refused | 0,
             issues: d.issues.split("\n").map(function (s) { return s.trim(); }).filter(Boolean)
@@ -689,7 +701,9 @@
       if (tk !== S.token) return;
       var x = r[0] || {};
       keepRecs(x.records);
-      main.innerHTML = '<h1>' + esc(t('records.title')) + '</h1>' + figures(x) + recList(x.records, { link: true, correct: true, by: false });
+      if (unchanged(x)) return 'records';
+      main.innerHTML = (x.not_at_office > 0 ? officeBanner(x) : '') + '<h1>' + esc(t('records.title')) + '</h1>' + figures(x) +
+        recList(x.records, { link: true, correct: true, by: false });
       return 'records';
     });
   };
@@ -702,6 +716,7 @@
     return api('GET', A + '/sync').then(function (x) {
       if (tk !== S.token) return;
       x = x || {};
+      if (unchanged(x)) return 'sync';
       var peers = (x.peers || []).map(function (pr) {
         return '<li class="card peer"><div class="hline"><b>' + esc(pr.node_id) + '</b><span class="muted">' + esc(tv('role', pr.role)) + '</span>' +
           (pr.connected ? '<span class="conn on"><span aria-hidden="true">●</span> ' + esc(t('sync.connected')) + '</span>'
@@ -723,6 +738,7 @@
     return api('GET', A + '/review').then(function (x) {
       if (tk !== S.token) return;
       x = x || {};
+      if (unchanged(x)) return 'review';
       var html = '<h1>' + esc(t('review.title')) + '</h1>';
       html += (x.buildings || []).map(function (b) {
         return '<a class="card rcard" href="#/review/' + enc(b.building) + '" data-testid="review-' + esc(b.building) + '">' +
@@ -733,7 +749,8 @@
       }).join('') || '<p class="empty">' + esc(t('common.none')) + '</p>';
       html += '<h2 class="sub">' + esc(t('review.quiet', { hours: x.quiet_after_hours != null ? x.quiet_after_hours : '?' })) + '</h2>';
       html += (x.quiet_volunteers && x.quiet_volunteers.length) ? '<ul class="quiet">' + x.quiet_volunteers.map(function (q) {
-        return '<li class="card" data-testid="quiet-' + esc(q.volunteer) + '"><b>' + esc(q.volunteer) + '</b> <span class="badge b-warn">' + esc(t('review.hours', { n: q.hours != null ? (Math.round(q.hours * 10) / 10) : '?' })) + '</span><div class="muted small">' +
+        return '<li class="card" data-testid="quiet-' + esc(q.volunteer) + '"><b>' + esc(q.volunteer) + '</b>' +
+          (q.hours != null ? ' <span class="badge b-warn">' + esc(t('review.hours', { n: Math.round(q.hours * 10) / 10 })) + '</span>' : '') + '<div class="muted small">' +
           (q.last_seen_ms ? esc(t('review.last-seen', { time: fmtFull(q.last_seen_ms), ago: ago(q.last_seen_ms) })) : esc(t('review.never-seen'))) + '</div></li>';
       }).join('') + '</ul>' : '<p class="empty">' + esc(t('common.none')) + '</p>';
       main.innerHTML = html;
@@ -745,6 +762,7 @@
     return api('GET', A + '/review/' + enc(p.id)).then(function (x) {
       if (tk !== S.token) return;
       x = x || {};
+      if (unchanged(x)) return 'review-building';
       var bid = x.building || p.id, wide = window.innerWidth >= 900;
       keepHH(x.not_reached);
       (x.volunteers || []).forEach(function (v) { keepRecs(v.records); });
@@ -777,7 +795,7 @@
       var vs = x.volunteers || [];
       html += '<h2 class="sub">' + esc(t('review.by-volunteer')) + ' (' + vs.length + ')</h2><div class="vcols">' + vs.map(function (v) {
         var recs = (v.records || []).slice().sort(function (a, b) { return b.at_ms - a.at_ms; });
-        return '<details class="card vcol" data-testid="volunteer-' + esc(v.volunteer) + '"' + (wide ? ' open' : '') + '><summary><b>' + esc(v.volunteer) + '</b> <span class="muted">' +
+        return '<details class="card vcol" data-testid="volunteer-' + esc(v.volunteer) + '"' + ((S.det['volunteer-' + v.volunteer] != null ? S.det['volunteer-' + v.volunteer] : wide) ? ' open' : '') + '><summary><b>' + esc(v.volunteer) + '</b> <span class="muted">' +
           esc(t('review.n-records', { n: recs.length })) + (recs.length ? ' · ' + fmtShort(recs[0].at_ms) : '') + '</span></summary>' +
           recList(recs, { by: false }) + '</details>';
       }).join('') + '</div>';
@@ -821,13 +839,24 @@
     if (a === 'review') return parts[1] ? ['review-building', { id: parts[1] }] : ['review', {}];
     return ['assignments', {}];
   }
-  function route(same) {
+  /* A live screen refreshed by the timer is repainted only when its data changed, so nothing
+   * moves under a finger (or a test) while it reads. */
+  function unchanged(data) {
+    var sig = S.hash + '|' + S.lang + '|' + JSON.stringify(data);
+    if (S.refreshing && sig === S.sig) return true;
+    S.sig = sig;
+    return false;
+  }
+  function route(same, refresh) {
     var tk = ++S.token;
+    S.refreshing = !!refresh;
     if (!same) clearError();
     S.hash = location.hash || '#/';
-    S.acts = {}; S.onInput = null;
-    main.removeAttribute('data-screen');
-    main.setAttribute('aria-busy', 'true');
+    if (!refresh) {
+      S.acts = {}; S.onInput = null; S.sig = '';
+      main.removeAttribute('data-screen');
+      main.setAttribute('aria-busy', 'true');
+    }
     if (!S.me) { finish(SCREENS.pin(), tk); return; }
     var r = parse(S.hash);
     renderChrome(r[0]);
@@ -836,6 +865,7 @@
     try { out = SCREENS[r[0]](r[1], tk); } catch (e) { fail(e); return; }
     Promise.resolve(out).then(function (name) { if (name) finish(name, tk); }, function (e) {
       if (tk !== S.token) return;
+      S.refreshing = false;
       if (e && e.silent) return;
       main.setAttribute('aria-busy', 'false');
       if (!same) main.innerHTML = '<p class="empty">' + esc(t('common.failed')) + ' <button type="button" class="btn small" data-act="retry">' + esc(t('common.retry')) + '</button></p>';
@@ -845,9 +875,15 @@
   }
   function finish(name, tk) {
     if (tk !== S.token) return;
+    S.refreshing = false;
     if (name === 'pin') renderChrome('pin');
     main.setAttribute('aria-busy', 'false');
     main.setAttribute('data-screen', name);
+    // When the first screen with data became usable (the benchmark reads it).
+    if (name !== 'pin' && window.performance && performance.mark &&
+        !performance.getEntriesByName('gridsync-first-screen').length) {
+      performance.mark('gridsync-first-screen');
+    }
   }
   function needLogin() {
     if (!S.me && main.getAttribute('data-screen') === 'pin') return;
@@ -884,6 +920,18 @@
       if ((e.key === 'Enter' || e.key === ' ') && e.target.getAttribute && e.target.getAttribute('role') === 'button') { e.preventDefault(); e.target.click(); }
     });
     main.addEventListener('input', function (e) { if (S.onInput && e.target.hasAttribute('data-field')) S.onInput(e.target); });
+    main.addEventListener('toggle', function (e) {
+      var id = e.target.getAttribute && e.target.getAttribute('data-testid');
+      if (id) S.det[id] = e.target.open;
+    }, true);
+    /* Screens that show sync progress follow it while they are on screen. */
+    var LIVE = { records: 1, sync: 1, review: 1, 'review-building': 1 };
+    setInterval(function () {
+      if (document.hidden || !S.me || S.refreshing || !LIVE[main.getAttribute('data-screen')]) return;
+      var a = document.activeElement;
+      if (a && main.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) return;
+      route(true, true);
+    }, 4000);
     window.addEventListener('hashchange', function (e) {
       var old = e.oldURL || '', i = old.indexOf('#');
       S.lastHash = i >= 0 ? old.slice(i) : '#/';

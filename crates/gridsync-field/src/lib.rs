@@ -5,6 +5,7 @@
 //! records travel onward by the node's ordinary sync.
 //!
 //! - [`pin`]: the device user's PIN (Argon2id hash in the store) and the login throttle;
+//! - [`session`]: sign-in sessions that survive the node's restarts (HMAC-signed cookies);
 //! - [`sync_marks`]: per-record "only on this device / reached the captain / reached the
 //!   office", from the heads peers acknowledged;
 //! - [`records`], [`views`]: what each screen shows, as JSON, read under the replica lock;
@@ -18,6 +19,7 @@
 pub mod http;
 pub mod pin;
 pub mod records;
+pub mod session;
 pub mod sync_marks;
 pub mod views;
 

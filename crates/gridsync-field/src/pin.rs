@@ -70,9 +70,11 @@ impl PinHash {
         Ok(Some(PinHash(text)))
     }
 
-    /// Stores this hash as the device's PIN (replacing an earlier one).
+    /// Stores this hash as the device's PIN (replacing an earlier one). Every session signed
+    /// in with the old PIN ends (a new session key).
     pub fn save(&self, replica: &mut Replica) -> Result<(), PinError> {
         replica.put_meta(PIN_META_KEY, self.0.as_bytes())?;
+        crate::session::rotate_key(replica)?;
         Ok(())
     }
 }

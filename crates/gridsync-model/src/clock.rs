@@ -123,6 +123,15 @@ impl FirstSight {
     }
 }
 
+/// Start of the street's daily round that contains `now_ms`: local midnight in a street whose
+/// time zone is `utc_offset_minutes` east of UTC (Ningbo: +480), in unix milliseconds.
+pub fn daily_round_start(now_ms: i64, utc_offset_minutes: i32) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let offset = i64::from(utc_offset_minutes) * 60_000;
+    let local = now_ms.saturating_add(offset);
+    local - local.rem_euclid(DAY_MS) - offset
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,11 +184,3 @@ mod tests {
     }
 }
 
-/// Start of the street's daily round that contains `now_ms`: local midnight in a street whose
-/// time zone is `utc_offset_minutes` east of UTC (Ningbo: +480), in unix milliseconds.
-pub fn daily_round_start(now_ms: i64, utc_offset_minutes: i32) -> i64 {
-    const DAY_MS: i64 = 86_400_000;
-    let offset = i64::from(utc_offset_minutes) * 60_000;
-    let local = now_ms.saturating_add(offset);
-    local - local.rem_euclid(DAY_MS) - offset
-}

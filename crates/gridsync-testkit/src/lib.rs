@@ -6,9 +6,11 @@
 //! - [`start_loopback_node`]: a [`RunningNode`] on loopback QUIC that dials its peers with a
 //!   short backoff and serves no control socket (many nodes share one process).
 //! - [`http`]: requests to the office's HTTP API through ureq, not a hand-written client.
+//! - [`browser`]: headless Chromium through chromedriver, for pages and their figures.
 //!
 //! Not published; nothing here is used by a shipped binary.
 
+pub mod browser;
 pub mod http;
 
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@ use crate::progress::Progress;
 use crate::report::ScenarioReport;
 use crate::scale::Scale;
 
+mod field_app;
 mod live_latency;
 mod local_writes;
 mod many_documents;
@@ -22,7 +23,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order.
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario {
         number: 1,
         title: "Street initial sync",
@@ -57,5 +58,10 @@ pub const ALL: [Scenario; 7] = [
         number: 7,
         title: "Wire bytes per visit",
         run: wire_bytes::run,
+    },
+    Scenario {
+        number: 8,
+        title: "Field app",
+        run: field_app::run,
     },
 ];

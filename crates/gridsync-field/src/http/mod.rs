@@ -11,7 +11,7 @@
 //!   once it is durable on this device (`write`);
 //! - `GET /api/v1/review`, `GET /api/v1/review/{building}` (captains and the office).
 
-mod assets;
+pub mod assets;
 mod read;
 mod write;
 
@@ -25,10 +25,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gridsync_node::NodeHandle;
-use gridsync_web::{Sessions, cookie, json_error};
+use gridsync_web::{cookie, json_error};
 use serde::Deserialize;
 
 use crate::pin::{LoginThrottle, PinHash};
+use crate::session::SignedSessions;
 use crate::views::ViewError;
 
 /// Name of the session cookie.
@@ -64,7 +65,7 @@ pub struct FieldApp {
 struct AppInner {
     node: NodeHandle,
     pin: Option<PinHash>,
-    sessions: Sessions,
+    sessions: SignedSessions,
     throttle: LoginThrottle,
     options: FieldOptions,
 }
@@ -73,12 +74,19 @@ impl FieldApp {
     /// The app for `node`, reading the PIN from its store. Without a PIN nobody can log in
     /// (the login says how to set one).
     pub fn new(node: NodeHandle, options: FieldOptions) -> Result<Self, crate::PinError> {
-        let pin = PinHash::load(&node.lock_replica())?;
+        let (pin, sessions) = {
+            let mut replica = node.lock_replica();
+            let pin = PinHash::load(&replica)?;
+            (
+                pin,
+                SignedSessions::load(&mut replica, SESSION_LIFETIME_MS)?,
+            )
+        };
         Ok(FieldApp {
             inner: Arc::new(AppInner {
                 node,
                 pin,
-                sessions: Sessions::new(SESSION_LIFETIME_MS),
+                sessions,
                 throttle: LoginThrottle::default(),
                 options,
             }),

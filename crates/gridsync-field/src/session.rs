@@ -1,0 +1,146 @@
+//! Sign-in sessions that survive a restart of the node: a phone's node restarts often (the
+//! OS stops Termux, the battery runs out), and the volunteer on the stairwell should not have
+//! to type the PIN again each time. The cookie carries its expiry and a random id,
+//! authenticated with a key kept in the store (HMAC-SHA256), so the node needs no session
+//! table. Logging out forgets that id for the node's lifetime (and the browser drops the
+//! cookie); setting a new PIN replaces the key, which ends every session.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use gridsync_node::Replica;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+/// Store metadata key of the session key.
+pub const SESSION_KEY_META: &str = "field_session_key";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Sessions authenticated by the device's session key.
+#[derive(Debug)]
+pub struct SignedSessions {
+    key: [u8; 32],
+    lifetime_ms: u64,
+    /// Ids logged out since the node started.
+    closed: Mutex<HashSet<String>>,
+}
+
+impl SignedSessions {
+    /// The sessions of `replica`'s device, creating its key on first use.
+    pub fn load(
+        replica: &mut Replica,
+        lifetime_ms: u64,
+    ) -> Result<Self, gridsync_store::StoreError> {
+        let stored = replica.store().get_meta(SESSION_KEY_META)?;
+        let key = match stored.as_deref().and_then(|k| <[u8; 32]>::try_from(k).ok()) {
+            Some(key) => key,
+            None => rotate_key(replica)?,
+        };
+        Ok(SignedSessions {
+            key,
+            lifetime_ms,
+            closed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn mac(&self, body: &str) -> String {
+        // A key of any length is accepted by HMAC; 32 bytes always are.
+        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        mac.update(body.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// A new session at `now_ms`: the cookie value.
+    pub fn open(&self, now_ms: u64) -> String {
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        let body = format!("{}.{}", now_ms + self.lifetime_ms, hex::encode(id));
+        let mac = self.mac(&body);
+        format!("{body}.{mac}")
+    }
+
+    /// Whether `cookie` is a session this key issued, not expired at `now_ms` nor closed.
+    pub fn is_live(&self, cookie: &str, now_ms: u64) -> bool {
+        let Some((body, mac)) = cookie.rsplit_once('.') else {
+            return false;
+        };
+        let Some((expires, id)) = body.split_once('.') else {
+            return false;
+        };
+        let Ok(expires) = expires.parse::<u64>() else {
+            return false;
+        };
+        let Ok(given) = hex::decode(mac) else {
+            return false;
+        };
+        let mut check = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        check.update(body.as_bytes());
+        // verify_slice compares in constant time.
+        check.verify_slice(&given).is_ok()
+            && expires > now_ms
+            && !self
+                .closed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(id)
+    }
+
+    /// Ends the session `cookie` names (logout).
+    pub fn close(&self, cookie: &str) {
+        if let Some((_, id)) = cookie
+            .rsplit_once('.')
+            .and_then(|(body, _)| body.split_once('.'))
+        {
+            self.closed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_owned());
+        }
+    }
+}
+
+/// Replaces the device's session key: every session it issued ends.
+pub fn rotate_key(replica: &mut Replica) -> Result<[u8; 32], gridsync_store::StoreError> {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    replica.put_meta(SESSION_KEY_META, &key)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(key: [u8; 32]) -> SignedSessions {
+        SignedSessions {
+            key,
+            lifetime_ms: 10_000,
+            closed: Mutex::new(HashSet::new()),
+        }
+    }
+
+    #[test]
+    fn a_session_outlives_a_restart_but_not_its_key_expiry_or_logout() {
+        let before = sessions([7; 32]);
+        let cookie = before.open(1_000);
+        // The same key after a restart: still live.
+        let after = sessions([7; 32]);
+        assert!(after.is_live(&cookie, 2_000));
+        assert!(!after.is_live(&cookie, 11_000), "expired");
+        assert!(!sessions([8; 32]).is_live(&cookie, 2_000), "another key");
+        // Tampering with the expiry breaks the MAC.
+        let (expires, rest) = cookie.split_once('.').expect("shape");
+        let longer = format!(
+            "{}.{rest}",
+            expires.parse::<u64>().expect("expiry") + 1_000_000
+        );
+        assert!(!after.is_live(&longer, 2_000));
+        for junk in ["", "x", "1.2", "1.2.zz", "99999999999999.ab.cd"] {
+            assert!(!after.is_live(junk, 2_000), "{junk:?}");
+        }
+        after.close(&cookie);
+        assert!(!after.is_live(&cookie, 2_000), "logged out");
+    }
+}
