@@ -147,6 +147,38 @@ fn the_pin_guards_the_app_and_refuses_what_is_not_a_pin() {
     );
 }
 
+/// A web page elsewhere can make a browser on the phone send requests to a name it points at
+/// 127.0.0.1 (DNS rebinding). The app answers only requests addressed to an IP address or
+/// `localhost`, so such a page can neither read the API nor guess the PIN.
+#[test]
+fn requests_for_another_host_name_are_refused() {
+    let mut street = Street::with_plan(&[("vol-1", "panhuo/grid-001")]);
+    set_pin(street.devices.get_mut("vol-1").expect("enrolled"), PIN).ok();
+    let node = NodeProcess::start_with_ui(street.device("vol-1"), "vol-1", &[]);
+    let addr = node.ui.expect("ui");
+    let port = addr.port();
+    for host in [format!("evil.example:{port}"), "attacker.test".to_owned()] {
+        let json = [
+            ("Host", host.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let body = json!({ "pin": PIN }).to_string();
+        let login = http::request(addr, "POST", "/api/v1/login", &json, &body).expect("login");
+        assert_eq!(login.status, 421, "{host}: {}", login.text());
+        assert!(login.header("set-cookie").is_none());
+        let page = http::request(addr, "GET", "/", &json[..1], "").expect("page");
+        assert_eq!(page.status, 421, "{host}");
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let page = http::request(addr, "GET", "/", &[("Host", host.as_str())], "").expect("page");
+        assert_eq!(page.status, 200, "{host}");
+    }
+}
+
 #[test]
 fn records_saved_offline_then_reach_the_captain_then_the_office() {
     let mut street = Street::with_plan(&[("vol-1", "panhuo/grid-001")]);

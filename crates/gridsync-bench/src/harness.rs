@@ -329,6 +329,24 @@ pub fn import_plan(replica: &mut Replica, layout: &StreetLayout) -> anyhow::Resu
     Ok(())
 }
 
+/// Gives each of `to` the street plan `from` holds (signed by its importer), as their first
+/// sync would.
+pub fn copy_plan<'a>(
+    from: &mut Replica,
+    to: impl IntoIterator<Item = &'a mut Replica>,
+) -> anyhow::Result<()> {
+    let plan_path = gridsync_model::plan_path(STREET)?;
+    let plan_doc = from
+        .doc(&plan_path)?
+        .context("the replica holds no plan to copy")?
+        .clone();
+    let signatures = from.signatures_for(&plan_path);
+    for replica in to {
+        replica.merge_doc(&plan_path, &plan_doc, signatures.clone())?;
+    }
+    Ok(())
+}
+
 /// A deterministic record id for visit `i` of building `k` written at `at_ms`: a ULID whose
 /// time part is the visit's time and whose random part encodes (k, i).
 pub fn visit_id(k: usize, i: usize, at_ms: i64) -> RecordId {

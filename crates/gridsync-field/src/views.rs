@@ -106,15 +106,22 @@ impl ViewContext<'_> {
         })
     }
 
-    /// A building's document (its genesis skeleton when nothing was recorded yet) and the
-    /// peers' acknowledgements of it.
-    fn document(&mut self, path: &DocPath) -> Result<(Automerge, DocMarks), ViewError> {
+    /// Reads a building's document (its genesis skeleton when nothing was recorded yet) with
+    /// the peers' acknowledgements of it, in place: documents are not copied out of the
+    /// replica's cache.
+    fn with_document<T>(
+        &mut self,
+        path: &DocPath,
+        read: impl FnOnce(&Automerge, &DocMarks) -> T,
+    ) -> Result<T, ViewError> {
         let marks = DocMarks::read(self.replica, path, &self.peer_roles)?;
-        let doc = match self.replica.doc(path)? {
-            Some(doc) => doc.clone(),
-            None => gridsync_model::genesis(gridsync_model::DocKind::Building),
-        };
-        Ok((doc, marks))
+        Ok(match self.replica.doc(path)? {
+            Some(doc) => read(doc, &marks),
+            None => read(
+                &gridsync_model::genesis(gridsync_model::DocKind::Building),
+                &marks,
+            ),
+        })
     }
 }
 
@@ -177,8 +184,8 @@ pub fn assignments(cx: &mut ViewContext<'_>) -> Result<Value, ViewError> {
     };
     let mut buildings = Vec::new();
     for b in cx.my_buildings(&plan) {
-        let (doc, _) = cx.document(&b.path)?;
-        let (_, households) = building_households(&doc, &plan, &b.id);
+        let households =
+            cx.with_document(&b.path, |doc, _| building_households(doc, &plan, &b.id).1)?;
         let rows: Vec<Value> = households
             .iter()
             .map(|h| household_json(h, cx.round_start_ms))
@@ -223,8 +230,8 @@ pub fn search(cx: &mut ViewContext<'_>, query: &str) -> Result<Value, ViewError>
         if matches.is_empty() {
             continue;
         }
-        let (doc, _) = cx.document(&b.path)?;
-        let (_, households) = building_households(&doc, &plan, &b.id);
+        let households =
+            cx.with_document(&b.path, |doc, _| building_households(doc, &plan, &b.id).1)?;
         found.extend(
             households
                 .iter()
@@ -247,20 +254,22 @@ pub fn household(cx: &mut ViewContext<'_>, id: &str) -> Result<Value, ViewError>
         .map(|h| h.building.clone())
         .ok_or_else(|| ViewError::UnknownHousehold(id.to_owned()))?;
     let b = cx.building(&plan, &building)?;
-    let (doc, marks) = cx.document(&b.path)?;
-    let (_, households) = building_households(&doc, &plan, &b.id);
-    let view = households
-        .iter()
-        .find(|h| h.household.id == id)
-        .ok_or_else(|| ViewError::UnknownHousehold(id.to_owned()))?;
-    let rows = rows_of(&doc, &b.id, &marks);
+    let round_start_ms = cx.round_start_ms;
+    let (view, rows) = cx.with_document(&b.path, |doc, marks| {
+        let (_, households) = building_households(doc, &plan, &b.id);
+        let view = households
+            .iter()
+            .find(|h| h.household.id == id)
+            .map(|h| household_json(h, round_start_ms));
+        (view, rows_of(doc, &b.id, marks))
+    })?;
+    let mut value = view.ok_or_else(|| ViewError::UnknownHousehold(id.to_owned()))?;
     let of_kind = |kind: RecordKind| -> Vec<Value> {
         rows.iter()
             .filter(|r| r.kind == kind && r.household.as_deref() == Some(id))
             .map(|r| r.json.clone())
             .collect()
     };
-    let mut value = household_json(view, cx.round_start_ms);
     value["may_write"] = json!(cx.identity.scopes.may_write(&b.path));
     value["visits"] = json!(of_kind(RecordKind::Visit));
     value["delivery_events"] = json!(of_kind(RecordKind::Delivery));
@@ -271,13 +280,17 @@ pub fn household(cx: &mut ViewContext<'_>, id: &str) -> Result<Value, ViewError>
 pub fn building(cx: &mut ViewContext<'_>, id: &str) -> Result<Value, ViewError> {
     let plan = cx.plan()?;
     let b = cx.building(&plan, id)?;
-    let (doc, marks) = cx.document(&b.path)?;
-    let (_, households) = building_households(&doc, &plan, &b.id);
+    let (households, rows) = cx.with_document(&b.path, |doc, marks| {
+        (
+            building_households(doc, &plan, &b.id).1,
+            rows_of(doc, &b.id, marks),
+        )
+    })?;
     let units: Vec<String> = plan
         .building(id)
         .map(|p| p.units.iter().cloned().collect())
         .unwrap_or_default();
-    let sweeps: Vec<Value> = rows_of(&doc, &b.id, &marks)
+    let sweeps: Vec<Value> = rows
         .into_iter()
         .filter(|r| r.kind == RecordKind::Sweep)
         .map(|r| r.json)
@@ -322,12 +335,12 @@ pub fn my_records(cx: &mut ViewContext<'_>) -> Result<MyRecords, ViewError> {
         if cx.replica.known_heads(&b.path).is_none() {
             continue;
         }
-        let (doc, marks) = cx.document(&b.path)?;
-        rows.extend(
-            rows_of(&doc, &b.id, &marks)
-                .into_iter()
-                .filter(|r| r.by == me),
-        );
+        let mine = cx.with_document(&b.path, |doc, marks| {
+            let mut rows = rows_of(doc, &b.id, marks);
+            rows.retain(|r| r.by == me);
+            rows
+        })?;
+        rows.extend(mine);
     }
     rows.sort_by(|a, b| (b.at_ms, &b.id).cmp(&(a.at_ms, &a.id)));
     let not_at_office = rows.iter().filter(|r| r.sync < SyncLevel::Office).count();
@@ -336,6 +349,24 @@ pub fn my_records(cx: &mut ViewContext<'_>) -> Result<MyRecords, ViewError> {
         rows,
         not_at_office,
         only_on_device,
+    })
+}
+
+/// One conflict as the review shows it: its kind and the key of the rule that decides it,
+/// the household (and delivery item), the record the rule keeps, and every record involved.
+fn conflict(
+    (kind, rule_key): (&str, &str),
+    (household, item): (&str, Option<&str>),
+    winner: &gridsync_model::RecordId,
+    records: Vec<Value>,
+) -> Value {
+    json!({
+        "kind": kind,
+        "household": household,
+        "item": item,
+        "rule_key": rule_key,
+        "winner": winner.as_str(),
+        "records": records,
     })
 }
 
@@ -366,14 +397,12 @@ fn conflicts_of(records: &BuildingRecords, rows: &[RecordRow], round_start_ms: i
         else {
             continue;
         };
-        conflicts.push(json!({
-            "kind": "visit-outcomes",
-            "household": household,
-            "item": null,
-            "rule_key": "rule.latest-visit-wins",
-            "winner": winner.id.as_str(),
-            "records": visits.iter().filter_map(|v| row_json(&v.id)).collect::<Vec<_>>(),
-        }));
+        conflicts.push(conflict(
+            ("visit-outcomes", "rule.latest-visit-wins"),
+            (household, None),
+            &winner.id,
+            visits.iter().filter_map(|v| row_json(&v.id)).collect(),
+        ));
     }
     // One device says delivered, another failed: delivered wins, the failure stays history.
     let mut by_item: BTreeMap<(&str, &str), Vec<&gridsync_model::DeliveryEvent>> = BTreeMap::new();
@@ -402,14 +431,12 @@ fn conflicts_of(records: &BuildingRecords, rows: &[RecordRow], round_start_ms: i
         {
             continue;
         }
-        conflicts.push(json!({
-            "kind": "delivery-failed-and-delivered",
-            "household": household,
-            "item": item,
-            "rule_key": "rule.delivered-wins",
-            "winner": winner.id.as_str(),
-            "records": events.iter().filter_map(|e| row_json(&e.id)).collect::<Vec<_>>(),
-        }));
+        conflicts.push(conflict(
+            ("delivery-failed-and-delivered", "rule.delivered-wins"),
+            (household, Some(item)),
+            &winner.id,
+            events.iter().filter_map(|e| row_json(&e.id)).collect(),
+        ));
     }
     conflicts
 }
@@ -427,9 +454,10 @@ fn review_of(
     plan: &StreetPlan,
     b: &PlannedBuilding,
 ) -> Result<BuildingReview, ViewError> {
-    let (doc, marks) = cx.document(&b.path)?;
-    let (records, households) = building_households(&doc, plan, &b.id);
-    let rows = rows_of(&doc, &b.id, &marks);
+    let (records, households, rows) = cx.with_document(&b.path, |doc, marks| {
+        let (records, households) = building_households(doc, plan, &b.id);
+        (records, households, rows_of(doc, &b.id, marks))
+    })?;
     let conflicts = conflicts_of(&records, &rows, cx.round_start_ms);
     let not_reached = households
         .iter()

@@ -183,4 +183,3 @@ mod tests {
         assert_eq!(sight.check(&ObjId::Root, i64::MAX), None);
     }
 }
-

@@ -78,6 +78,10 @@ pub struct SessionDriver {
     tracks_acknowledgements: bool,
     /// Documents in which the peer refused changes during this session.
     refused: std::collections::BTreeSet<DocPath>,
+    /// Whether the documents the inventory found identical were acknowledged. Once is
+    /// enough: after that every change either side makes is synced document by document,
+    /// which stores its own sync state.
+    identical_acknowledged: bool,
 }
 
 impl SessionDriver {
@@ -94,6 +98,7 @@ impl SessionDriver {
             pending: PendingSyncStates::default(),
             tracks_acknowledgements,
             refused: std::collections::BTreeSet::new(),
+            identical_acknowledged: false,
         }
     }
 
@@ -201,13 +206,14 @@ impl SessionDriver {
         }
     }
 
-    /// Up to date: the documents the inventory found identical are acknowledged too (their
-    /// sync states pend with the others). A failure to read a stored state loses only an
-    /// acknowledgement, which the next contact makes again.
+    /// First up to date: the documents the inventory found identical are acknowledged too
+    /// (their sync states pend with the others). A failure to read a stored state loses only
+    /// an acknowledgement, which the next contact makes again.
     fn acknowledge_identical(&mut self, now_ms: u64, replica: &mut Replica) {
-        if !self.tracks_acknowledgements {
+        if !self.tracks_acknowledgements || self.identical_acknowledged {
             return;
         }
+        self.identical_acknowledged = true;
         match replica.states_when_up_to_date(self.session.peer(), &self.refused) {
             Ok(states) => {
                 for (path, state) in states {

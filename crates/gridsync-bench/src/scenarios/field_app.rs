@@ -29,8 +29,8 @@ use gridsync_testkit::http;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    self, BUILDINGS_PER_GRID, BenchStreet, StreetLayout, grant, import_plan, start_node, stop_all,
-    store_docs,
+    self, BUILDINGS_PER_GRID, BenchStreet, StreetLayout, copy_plan, grant, import_plan, start_node,
+    stop_all, store_docs,
 };
 use crate::node_street::percentile;
 use crate::progress::Progress;
@@ -87,16 +87,7 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
         )?],
     )?;
     import_plan(&mut office.replica, &layout)?;
-    let plan_path = gridsync_model::plan_path(harness::STREET)?;
-    let plan_doc = office
-        .replica
-        .doc(&plan_path)?
-        .context("the office holds the plan it imported")?
-        .clone();
-    let plan_signatures = office.replica.signatures_for(&plan_path);
-    volunteer
-        .replica
-        .merge_doc(&plan_path, &plan_doc, plan_signatures)?;
+    copy_plan(&mut office.replica, [&mut volunteer.replica])?;
     let docs = harness::building_docs(
         &layout,
         0..BUILDINGS_PER_GRID.min(sizes.buildings),

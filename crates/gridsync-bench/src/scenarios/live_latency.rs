@@ -33,8 +33,8 @@ use gridsync_proto::{DocPath, NodeId, Role};
 use tokio::sync::{broadcast, watch};
 
 use crate::harness::{
-    self, BenchStreet, StreetLayout, import_plan, start_node, stop_all, store_docs, street_write,
-    wait_until,
+    self, BenchStreet, StreetLayout, copy_plan, import_plan, start_node, stop_all, store_docs,
+    street_write, wait_until,
 };
 use crate::node_street::{percentile, visit};
 use crate::progress::Progress;
@@ -101,17 +101,11 @@ pub fn run(scale: Scale, progress: &Progress) -> anyhow::Result<ScenarioReport> 
     let mut captain = street.enroll("cap-0001", Role::Captain, &[street_write()])?;
     let mut volunteer = street.enroll("vol-0042", Role::Volunteer, &[street_write()])?;
     import_plan(&mut office.replica, &layout)?;
-    let plan_path = gridsync_model::plan_path(harness::STREET)?;
-    let plan_doc = office
-        .replica
-        .doc(&plan_path)?
-        .context("the office holds the plan it imported")?
-        .clone();
-    let plan_signatures = office.replica.signatures_for(&plan_path);
+    copy_plan(
+        &mut office.replica,
+        [&mut captain.replica, &mut volunteer.replica],
+    )?;
     for enrolled in [&mut office, &mut captain, &mut volunteer] {
-        enrolled
-            .replica
-            .merge_doc(&plan_path, &plan_doc, plan_signatures.clone())?;
         store_docs(&mut enrolled.replica, &docs, progress)?;
     }
     drop(docs);

@@ -137,7 +137,40 @@ fn router(app: FieldApp) -> Router {
         .merge(api)
         .merge(assets::routes())
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn(require_address_host))
         .with_state(app)
+}
+
+/// Answers only requests addressed to an IP address or `localhost`. A page elsewhere on the
+/// web can point a name of its own at 127.0.0.1 (DNS rebinding) and have the phone's browser
+/// send it requests that reach this server as same-origin to that page; they carry that
+/// name in `Host`, and are refused here before any route (login included) sees them.
+async fn require_address_host(req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if is_address_host(host) {
+        next.run(req).await
+    } else {
+        json_error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the field app answers requests to its address (http://127.0.0.1:PORT/), not to a host name",
+        )
+    }
+}
+
+/// Whether a `Host` header names an IP address or `localhost` (with or without a port).
+fn is_address_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Lets a request through with a live session cookie; 401 otherwise.
@@ -158,7 +191,7 @@ struct Login {
     pin: String,
 }
 
-async fn login(State(app): State<FieldApp>, body: axum::Json<Login>) -> Response {
+async fn login(State(app): State<FieldApp>, write::Body(body): write::Body<Login>) -> Response {
     let Some(pin) = app.inner.pin.clone() else {
         return json_error(
             StatusCode::CONFLICT,
@@ -175,7 +208,7 @@ async fn login(State(app): State<FieldApp>, body: axum::Json<Login>) -> Response
             ),
         );
     }
-    let candidate = body.0.pin;
+    let candidate = body.pin;
     // Argon2 takes tens of milliseconds of CPU: off the async workers.
     let right = tokio::task::spawn_blocking(move || pin.verify(candidate.trim()))
         .await
@@ -218,4 +251,35 @@ fn view_error(e: &ViewError) -> Response {
         ViewError::Replica(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     json_error(status, &e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_address_host;
+
+    #[test]
+    fn only_addresses_and_localhost_are_hosts_the_app_answers() {
+        for ok in [
+            "127.0.0.1:7878",
+            "127.0.0.1",
+            "localhost:7878",
+            "LOCALHOST",
+            "[::1]:7878",
+            "[::1]",
+            "192.168.1.10:7878",
+        ] {
+            assert!(is_address_host(ok), "{ok}");
+        }
+        for refused in [
+            "",
+            "evil.example:7878",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:7878",
+            "[::1",
+            "[::1]x",
+            "1.2.3.4.example",
+        ] {
+            assert!(!is_address_host(refused), "{refused:?}");
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! the record is durable on this device.
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gridsync_node::ReplicaError;
@@ -82,19 +82,26 @@ fn optional(text: String) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// A body that is not the expected JSON is a 400 that says what is wrong.
-fn bad_body(rejection: &JsonRejection) -> Response {
-    json_error(StatusCode::BAD_REQUEST, &rejection.body_text())
+/// A JSON body; one that is not the expected JSON is a 400 `{"error"}` saying what is wrong,
+/// like every other error of the API.
+pub(super) struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(json_error(StatusCode::BAD_REQUEST, &rejection.body_text())),
+        }
+    }
 }
 
-pub(super) async fn visit(
-    State(app): State<FieldApp>,
-    body: Result<Json<VisitInput>, JsonRejection>,
-) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(e) => return bad_body(&e),
-    };
+pub(super) async fn visit(State(app): State<FieldApp>, Body(input): Body<VisitInput>) -> Response {
     let needs = input
         .needs
         .into_iter()
@@ -121,12 +128,8 @@ pub(super) async fn visit(
 
 pub(super) async fn delivery(
     State(app): State<FieldApp>,
-    body: Result<Json<DeliveryInput>, JsonRejection>,
+    Body(input): Body<DeliveryInput>,
 ) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(e) => return bad_body(&e),
-    };
     apply(
         &app,
         FieldWrite::Delivery {
@@ -139,14 +142,7 @@ pub(super) async fn delivery(
     .await
 }
 
-pub(super) async fn sweep(
-    State(app): State<FieldApp>,
-    body: Result<Json<SweepInput>, JsonRejection>,
-) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(e) => return bad_body(&e),
-    };
+pub(super) async fn sweep(State(app): State<FieldApp>, Body(input): Body<SweepInput>) -> Response {
     apply(
         &app,
         FieldWrite::Sweep {
@@ -164,12 +160,8 @@ pub(super) async fn sweep(
 
 pub(super) async fn correction(
     State(app): State<FieldApp>,
-    body: Result<Json<CorrectionInput>, JsonRejection>,
+    Body(input): Body<CorrectionInput>,
 ) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(e) => return bad_body(&e),
-    };
     if input.reason.trim().is_empty() {
         return json_error(StatusCode::BAD_REQUEST, "a correction needs a reason");
     }
