@@ -1,11 +1,15 @@
 //! One building document's records as the app lists them: every record with its sync marker
 //! and whether a correction changed or retracted it.
 
-use automerge::Automerge;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use automerge::{Automerge, ChangeHash};
 use gridsync_model::{
     BuildingRecords, Correction, CorrectionAction, DeliveryEvent, RecordId, RecordKind,
     SweepResult, Visit,
 };
+use gridsync_proto::DocPath;
 use serde_json::{Value, json};
 
 use crate::sync_marks::{DocMarks, SyncLevel};
@@ -21,6 +25,64 @@ pub struct RecordRow {
     pub at_ms: i64,
     pub sync: SyncLevel,
     pub json: Value,
+}
+
+/// The rows of each building document last listed, kept while neither the document's heads
+/// nor what peers acknowledged of it change: after a save only the document written is read
+/// again, so listing a volunteer's week of records stays cheap.
+#[derive(Debug, Default)]
+pub struct RowCache {
+    by_document: Mutex<HashMap<DocPath, CachedRows>>,
+}
+
+/// Most documents whose rows are kept: a volunteer's or captain's scope fits many times
+/// over; a device with a whole street in scope (the office) starts again past it rather than
+/// holding every document's rows.
+const MAX_CACHED_DOCUMENTS: usize = 512;
+
+#[derive(Debug)]
+struct CachedRows {
+    heads: Vec<ChangeHash>,
+    marks: DocMarks,
+    rows: Arc<Vec<RecordRow>>,
+}
+
+impl RowCache {
+    /// The rows listed for `path` at `heads` with `marks`, if nothing changed since.
+    pub fn get(
+        &self,
+        path: &DocPath,
+        heads: &[ChangeHash],
+        marks: &DocMarks,
+    ) -> Option<Arc<Vec<RecordRow>>> {
+        let cache = self.by_document.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(path)
+            .filter(|cached| cached.heads == heads && cached.marks == *marks)
+            .map(|cached| cached.rows.clone())
+    }
+
+    /// Keeps `rows`, read from `path` at `heads` with `marks`.
+    pub fn put(
+        &self,
+        path: &DocPath,
+        heads: Vec<ChangeHash>,
+        marks: DocMarks,
+        rows: Vec<RecordRow>,
+    ) -> Arc<Vec<RecordRow>> {
+        let rows = Arc::new(rows);
+        let cached = CachedRows {
+            heads,
+            marks,
+            rows: rows.clone(),
+        };
+        let mut cache = self.by_document.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_DOCUMENTS && !cache.contains_key(path) {
+            cache.clear();
+        }
+        cache.insert(path.clone(), cached);
+        rows
+    }
 }
 
 /// Every record of a building document, newest first.
@@ -246,5 +308,27 @@ fn correction_row(
         at_ms: correction.at_ms,
         sync,
         json,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_rows_are_reused_only_while_heads_and_acknowledgements_hold() {
+        let cache = RowCache::default();
+        let path = DocPath::parse("panhuo/grid-001/b-1").expect("path");
+        let heads = vec![ChangeHash([1; 32])];
+        let marks = DocMarks::default();
+        assert!(cache.get(&path, &heads, &marks).is_none());
+        cache.put(&path, heads.clone(), marks.clone(), Vec::new());
+        assert!(cache.get(&path, &heads, &marks).is_some());
+        assert!(
+            cache.get(&path, &[ChangeHash([2; 32])], &marks).is_none(),
+            "a new change in the document"
+        );
+        let other = DocPath::parse("panhuo/grid-001/b-2").expect("path");
+        assert!(cache.get(&other, &heads, &marks).is_none());
     }
 }

@@ -29,7 +29,7 @@ pub enum SyncLevel {
 }
 
 /// The acknowledged heads of one document, by the level reaching them means.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DocMarks {
     by_level: Vec<(SyncLevel, Vec<ChangeHash>)>,
 }

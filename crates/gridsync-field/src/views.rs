@@ -15,7 +15,7 @@ use gridsync_node::{Replica, ReplicaError};
 use gridsync_proto::{DocPath, LocalIdentity, NodeId, Role};
 use serde_json::{Value, json};
 
-use crate::records::{RecordRow, rows_of};
+use crate::records::{RecordRow, RowCache, rows_of};
 use crate::sync_marks::{DocMarks, SyncLevel};
 
 /// Why a view could not be built.
@@ -51,6 +51,8 @@ pub struct ViewContext<'a> {
     /// Start of the current round (the street's local day), unix milliseconds.
     pub round_start_ms: i64,
     pub now_ms: i64,
+    /// Rows of documents listed before, reused while unchanged.
+    pub row_cache: &'a RowCache,
 }
 
 /// A building of the plan with its document path.
@@ -104,6 +106,18 @@ impl ViewContext<'_> {
             community: b.community.clone(),
             path,
         })
+    }
+
+    /// Every record of a building's document with its sync marker, newest first: from the
+    /// row cache while the document and its acknowledgements are unchanged.
+    fn rows(&mut self, b: &PlannedBuilding) -> Result<Arc<Vec<RecordRow>>, ViewError> {
+        let marks = DocMarks::read(self.replica, &b.path, &self.peer_roles)?;
+        let heads = self.replica.known_heads(&b.path).unwrap_or_default();
+        if let Some(rows) = self.row_cache.get(&b.path, &heads, &marks) {
+            return Ok(rows);
+        }
+        let rows = self.with_document(&b.path, |doc, marks| rows_of(doc, &b.id, marks))?;
+        Ok(self.row_cache.put(&b.path, heads, marks, rows))
     }
 
     /// Reads a building's document (its genesis skeleton when nothing was recorded yet) with
@@ -335,12 +349,8 @@ pub fn my_records(cx: &mut ViewContext<'_>) -> Result<MyRecords, ViewError> {
         if cx.replica.known_heads(&b.path).is_none() {
             continue;
         }
-        let mine = cx.with_document(&b.path, |doc, marks| {
-            let mut rows = rows_of(doc, &b.id, marks);
-            rows.retain(|r| r.by == me);
-            rows
-        })?;
-        rows.extend(mine);
+        let all = cx.rows(&b)?;
+        rows.extend(all.iter().filter(|r| r.by == me).cloned());
     }
     rows.sort_by(|a, b| (b.at_ms, &b.id).cmp(&(a.at_ms, &a.id)));
     let not_at_office = rows.iter().filter(|r| r.sync < SyncLevel::Office).count();

@@ -68,6 +68,7 @@ struct AppInner {
     sessions: SignedSessions,
     throttle: LoginThrottle,
     options: FieldOptions,
+    row_cache: crate::records::RowCache,
 }
 
 impl FieldApp {
@@ -89,6 +90,7 @@ impl FieldApp {
                 sessions,
                 throttle: LoginThrottle::default(),
                 options,
+                row_cache: Default::default(),
             }),
         })
     }

@@ -42,6 +42,7 @@ pub(super) async fn with_view(
             peer_roles,
             round_start_ms,
             now_ms,
+            row_cache: &app.inner.row_cache,
         };
         view(&mut cx, &app)
     })
