@@ -30,8 +30,8 @@ fn every_example_config_loads() {
     let configs = files_in(&deploy_dir().join("config"), "toml");
     assert_eq!(
         configs.len(),
-        3,
-        "office, captain and relay configs: {configs:?}"
+        4,
+        "office, captain, relay and volunteer configs: {configs:?}"
     );
     for file in configs {
         let config = gridsync_node::NodeConfig::load(&file)
@@ -40,6 +40,19 @@ fn every_example_config_loads() {
             config.listen.port(),
             gridsync_node::config::DEFAULT_PORT,
             "{}",
+            file.display()
+        );
+        // The people who carry volunteers' phones and captains' laptops get the field app,
+        // for that device only.
+        let role = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let field_app = matches!(role, "volunteer" | "captain");
+        assert_eq!(config.ui.is_some(), field_app, "{}", file.display());
+        assert!(
+            config.ui.is_none_or(|addr| addr.ip().is_loopback()),
+            "{}: the field app on loopback",
             file.display()
         );
     }
