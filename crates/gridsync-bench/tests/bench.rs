@@ -22,7 +22,7 @@ fn smoke_run_reports_every_scenario_with_figures() {
     let report: BenchReport = serde_json::from_str(&text).expect("the JSON report parses");
     assert_eq!(report.scale, "smoke");
     let numbers: Vec<u32> = report.scenarios.iter().map(|s| s.number).collect();
-    assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7], "{stderr}");
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8], "{stderr}");
     for scenario in &report.scenarios {
         assert!(
             !scenario.figures.is_empty(),
