@@ -4,8 +4,9 @@
 //! building's logs on site. It talks only to the local node ([`gridsync_node::NodeHandle`]);
 //! records travel onward by the node's ordinary sync.
 //!
-//! - [`pin`]: the device user's PIN (Argon2id hash in the store) and the login throttle;
-//! - [`session`]: sign-in sessions that survive the node's restarts (HMAC-signed cookies);
+//! - [`pin`]: the device user's PIN (Argon2id hash in the store), the login throttle and the
+//!   key that signs session cookies (`gridsync_web::SignedSessions`: a sign-in survives the
+//!   node's restarts, a new PIN ends every session);
 //! - [`sync_marks`]: per-record "only on this device / reached the captain / reached the
 //!   office", from the heads peers acknowledged;
 //! - [`records`], [`views`]: what each screen shows, as JSON, read under the replica lock;
@@ -19,7 +20,6 @@
 pub mod http;
 pub mod pin;
 pub mod records;
-pub mod session;
 pub mod sync_marks;
 pub mod views;
 

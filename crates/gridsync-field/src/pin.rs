@@ -12,6 +12,20 @@ use rand::RngCore;
 
 /// Store metadata key of the PIN's hash (a PHC string).
 pub const PIN_META_KEY: &str = "field_pin_argon2";
+/// Store metadata key of the key that signs the app's session cookies.
+pub const SESSION_KEY_META: &str = "field_session_key";
+
+/// The key that signs the app's session cookies, made on first use (a new PIN replaces it).
+pub fn session_key(replica: &mut Replica) -> Result<[u8; 32], gridsync_store::StoreError> {
+    let stored = replica.store().get_meta(SESSION_KEY_META)?;
+    if let Some(key) = stored.as_deref().and_then(|k| <[u8; 32]>::try_from(k).ok()) {
+        return Ok(key);
+    }
+    let key = gridsync_web::new_session_key();
+    replica.put_meta(SESSION_KEY_META, &key)?;
+    Ok(key)
+}
+
 /// Fewest and most digits of a PIN.
 pub const MIN_PIN_DIGITS: usize = 4;
 pub const MAX_PIN_DIGITS: usize = 12;
@@ -74,7 +88,7 @@ impl PinHash {
     /// in with the old PIN ends (a new session key).
     pub fn save(&self, replica: &mut Replica) -> Result<(), PinError> {
         replica.put_meta(PIN_META_KEY, self.0.as_bytes())?;
-        crate::session::rotate_key(replica)?;
+        replica.put_meta(SESSION_KEY_META, &gridsync_web::new_session_key())?;
         Ok(())
     }
 }

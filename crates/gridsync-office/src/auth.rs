@@ -4,8 +4,9 @@
 //! browsers: an `EventSource` cannot send headers).
 //!
 //! The token is 32 random bytes in hex, created once per office data directory and kept in the
-//! store's metadata ([`load_or_create_token`]); sessions (`gridsync_web::Sessions`) live in
-//! memory and end after [`SESSION_LIFETIME_MS`] or when the node stops.
+//! store's metadata ([`load_or_create_token`]); session cookies are signed with a key kept
+//! there too ([`session_key`], `gridsync_web::SignedSessions`), so a login survives the
+//! office's restarts and ends after [`SESSION_LIFETIME_MS`] or at logout.
 //! [`check_bind_address`] keeps the server off public addresses unless the operator says
 //! otherwise.
 
@@ -16,6 +17,26 @@ pub use gridsync_web::check_bind_address;
 
 /// Store metadata key under which the office token is kept.
 pub const TOKEN_META_KEY: &str = "office_http_token";
+/// Store metadata key of the key that signs the dashboard's session cookies.
+pub const SESSION_KEY_META: &str = "office_session_key";
+
+/// The key that signs the dashboard's session cookies, so a login survives the office's
+/// restarts; made and stored on first use. If the store cannot be read or written the office
+/// still serves, with a key for this run only (logins then end at the next restart).
+pub fn session_key(replica: &mut Replica) -> [u8; 32] {
+    let stored = replica.store().get_meta(SESSION_KEY_META);
+    if let Ok(Some(key)) = &stored
+        && let Ok(key) = <[u8; 32]>::try_from(key.as_slice())
+    {
+        return key;
+    }
+    let key = gridsync_web::new_session_key();
+    if let Err(error) = replica.put_meta(SESSION_KEY_META, &key) {
+        tracing::warn!(%error, "cannot store the session key: logins will end when the office restarts");
+    }
+    key
+}
+
 /// Shortest token accepted when configured by hand.
 pub const MIN_TOKEN_CHARS: usize = 16;
 /// How long a login lasts: 12 hours, one shift.

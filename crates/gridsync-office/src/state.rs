@@ -38,7 +38,7 @@ use crate::auth::OfficeToken;
 use crate::stored::{SUMMARY_KIND, SummaryBasis, decode, encode};
 use crate::stored_plan::{PLAN_KIND, decode_plan, encode_plan, plan_key};
 use crate::summary::{BuildingSummary, RoundWindow};
-use gridsync_web::Sessions;
+use gridsync_web::SignedSessions;
 
 /// How the office is set up.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ impl OfficeInner {
 pub(crate) struct OfficeInner {
     pub node: NodeHandle,
     pub options: OfficeOptions,
-    pub sessions: Sessions,
+    pub sessions: SignedSessions,
     pub counters: OfficeCounters,
     aggregator: Mutex<Aggregator>,
     /// What the live aggregation's summaries were derived from besides their documents, for
@@ -157,13 +157,18 @@ impl OfficeState {
     pub fn new(node: NodeHandle, options: OfficeOptions) -> OfficeState {
         // Subscribe before the first build so that no change falls between the two.
         let changes = node.subscribe();
-        let street = node.lock_replica().street().to_owned();
+        let (street, session_key) = {
+            let mut replica = node.lock_replica();
+            let key = crate::auth::session_key(&mut replica);
+            (replica.street().to_owned(), key)
+        };
+        let sessions = SignedSessions::new(session_key, crate::auth::SESSION_LIFETIME_MS);
         let round = options.round_at(node.clock().unix_ms() as i64);
         let (version, _) = watch::channel(0);
         let inner = Arc::new(OfficeInner {
             node,
             options,
-            sessions: Sessions::new(crate::auth::SESSION_LIFETIME_MS),
+            sessions,
             counters: OfficeCounters::default(),
             aggregator: Mutex::new(Aggregator::new(&street, round)),
             basis: Mutex::new(None),

@@ -54,7 +54,7 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver on a free port and opens a session with headless Chromium.
     pub fn start() -> Browser {
-        Browser::start_with(&["--window-size=1280,1000"], json!({}))
+        Browser::start_with(&["--window-size=1280,1000", "--lang=en-US"], json!({}))
     }
 
     /// A browser the size of a phone (390x844 CSS pixels, 3x, touch), its language `lang`

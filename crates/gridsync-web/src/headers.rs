@@ -35,6 +35,19 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+/// Whether a `Host` header names an IP address or `localhost` (with or without a port): a
+/// page elsewhere on the web can point a name of its own at a server on loopback or the LAN
+/// (DNS rebinding) and have a browser send it requests the server must not answer.
+pub fn is_address_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +63,31 @@ mod tests {
         assert_eq!(bearer(&headers), Some("abc"));
         assert_eq!(cookie(&headers, "sid"), Some("xyz"));
         assert_eq!(cookie(&headers, "b"), None);
+    }
+
+    #[test]
+    fn only_addresses_and_localhost_are_hosts_the_app_answers() {
+        for ok in [
+            "127.0.0.1:7878",
+            "127.0.0.1",
+            "localhost:7878",
+            "LOCALHOST",
+            "[::1]:7878",
+            "[::1]",
+            "192.168.1.10:7878",
+        ] {
+            assert!(is_address_host(ok), "{ok}");
+        }
+        for refused in [
+            "",
+            "evil.example:7878",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:7878",
+            "[::1",
+            "[::1]x",
+            "1.2.3.4.example",
+        ] {
+            assert!(!is_address_host(refused), "{refused:?}");
+        }
     }
 }

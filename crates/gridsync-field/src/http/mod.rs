@@ -25,11 +25,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gridsync_node::NodeHandle;
-use gridsync_web::{cookie, json_error};
+use gridsync_web::{SignedSessions, cookie, is_address_host, json_error};
 use serde::Deserialize;
 
 use crate::pin::{LoginThrottle, PinHash};
-use crate::session::SignedSessions;
 use crate::views::ViewError;
 
 /// Name of the session cookie.
@@ -78,10 +77,8 @@ impl FieldApp {
         let (pin, sessions) = {
             let mut replica = node.lock_replica();
             let pin = PinHash::load(&replica)?;
-            (
-                pin,
-                SignedSessions::load(&mut replica, SESSION_LIFETIME_MS)?,
-            )
+            let key = crate::pin::session_key(&mut replica)?;
+            (pin, SignedSessions::new(key, SESSION_LIFETIME_MS))
         };
         Ok(FieldApp {
             inner: Arc::new(AppInner {
@@ -163,18 +160,6 @@ async fn require_address_host(req: Request, next: Next) -> Response {
     }
 }
 
-/// Whether a `Host` header names an IP address or `localhost` (with or without a port).
-fn is_address_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
-            _ => return false,
-        },
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
-}
-
 /// Lets a request through with a live session cookie; 401 otherwise.
 async fn require_session(State(app): State<FieldApp>, req: Request, next: Next) -> Response {
     let live = cookie(req.headers(), SESSION_COOKIE)
@@ -253,35 +238,4 @@ fn view_error(e: &ViewError) -> Response {
         ViewError::Replica(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     json_error(status, &e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_address_host;
-
-    #[test]
-    fn only_addresses_and_localhost_are_hosts_the_app_answers() {
-        for ok in [
-            "127.0.0.1:7878",
-            "127.0.0.1",
-            "localhost:7878",
-            "LOCALHOST",
-            "[::1]:7878",
-            "[::1]",
-            "192.168.1.10:7878",
-        ] {
-            assert!(is_address_host(ok), "{ok}");
-        }
-        for refused in [
-            "",
-            "evil.example:7878",
-            "localhost.evil.example",
-            "127.0.0.1.nip.io:7878",
-            "[::1",
-            "[::1]x",
-            "1.2.3.4.example",
-        ] {
-            assert!(!is_address_host(refused), "{refused:?}");
-        }
-    }
 }

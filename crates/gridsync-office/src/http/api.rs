@@ -28,6 +28,8 @@ pub(crate) struct Summary {
     /// Aggregation version; grows with every change.
     pub version: u64,
     pub round_start_ms: i64,
+    /// The street's time zone, minutes east of UTC: the pages show times in it.
+    pub utc_offset_minutes: i32,
     pub generated_ms: u64,
     pub totals: Totals,
 }
@@ -37,6 +39,7 @@ pub(crate) fn summary_of(state: &AppState) -> Summary {
         street: agg.street().to_owned(),
         version: agg.version(),
         round_start_ms: agg.round().start_ms,
+        utc_offset_minutes: state.office.inner.options.utc_offset_minutes,
         generated_ms: state.office.inner.now_ms() as u64,
         totals: agg.street_totals().clone(),
     })

@@ -4,7 +4,7 @@
 //!
 //! Routes (all but `/healthz` and `/login` need credentials, see `crate::auth`):
 //! - `GET /` the dashboard (without credentials: 401 with the login form);
-//! - `GET|POST /login`, `POST /logout`;
+//! - `GET|POST /login`, `POST /logout`; `GET /i18n/{zh,en}.json` the pages' translations;
 //! - `GET /api/v1/{summary,places,buildings/{id},needs,devices,records}` JSON (`api`);
 //! - `GET /api/v1/export.csv`, `GET /api/v1/export.json` streamed (`export`);
 //! - `GET /api/v1/events` server-sent events (`events`);
@@ -13,6 +13,8 @@
 mod api;
 mod events;
 mod export;
+#[cfg(test)]
+mod i18n_tests;
 mod metrics;
 
 use std::future::Future;
@@ -34,6 +36,11 @@ use crate::state::OfficeState;
 const SESSION_COOKIE: &str = "gridsync_office";
 const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 const LOGIN_HTML: &str = include_str!("login.html");
+/// The pages' translation tables, one per language, served to anyone (they hold no data).
+pub(crate) const TRANSLATIONS: &[(&str, &str)] = &[
+    ("zh", include_str!("i18n-zh.json")),
+    ("en", include_str!("i18n-en.json")),
+];
 
 /// What the handlers get: the office plus the server's own closing signal.
 #[derive(Clone)]
@@ -85,9 +92,27 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/login", get(login_page).post(login))
+        .route("/i18n/{file}", get(translation))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// `GET /i18n/{zh,en}.json`: a page's translation table.
+async fn translation(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let lang = file.strip_suffix(".json").unwrap_or(&file);
+    match TRANSLATIONS.iter().find(|(code, _)| *code == lang) {
+        Some((_, body)) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // Revalidated on every load, so a new binary's tables win at once.
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => api::error(StatusCode::NOT_FOUND, "no such language (zh, en)"),
+    }
 }
 
 async fn not_found() -> Response {
@@ -147,7 +172,10 @@ async fn login(State(state): State<AppState>, form: axum::Form<LoginForm>) -> Re
     let inner = &state.office.inner;
     if !inner.options.token.matches(form.token.trim()) {
         inner.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response();
+        // The page shows its wrong-token message when its body carries this mark (a status
+        // code is not something every browser lets a page read).
+        let page = LOGIN_HTML.replacen("<body", "<body data-login-error", 1);
+        return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
     let session = inner.sessions.open(inner.now_ms() as u64);
     let cookie = format!(

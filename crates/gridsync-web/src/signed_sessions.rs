@@ -1,48 +1,43 @@
-//! Sign-in sessions that survive a restart of the node: a phone's node restarts often (the
-//! OS stops Termux, the battery runs out), and the volunteer on the stairwell should not have
-//! to type the PIN again each time. The cookie carries its expiry and a random id,
-//! authenticated with a key kept in the store (HMAC-SHA256), so the node needs no session
-//! table. Logging out forgets that id for the node's lifetime (and the browser drops the
-//! cookie); setting a new PIN replaces the key, which ends every session.
+//! Sign-in sessions that survive a restart of the server: the cookie carries its expiry and
+//! a random id, authenticated with a key the caller keeps in its store (HMAC-SHA256), so no
+//! session table is needed. A phone's node restarts often (the OS stops Termux, the battery
+//! runs out) and an office restarts for upgrades; nobody should have to sign in again each
+//! time. Logging out forgets that id for the server's lifetime (and the browser drops the
+//! cookie); replacing the key ends every session.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use gridsync_node::Replica;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-/// Store metadata key of the session key.
-pub const SESSION_KEY_META: &str = "field_session_key";
-
 type HmacSha256 = Hmac<Sha256>;
 
-/// Sessions authenticated by the device's session key.
+/// Sessions authenticated by one key.
 #[derive(Debug)]
 pub struct SignedSessions {
     key: [u8; 32],
     lifetime_ms: u64,
-    /// Ids logged out since the node started.
+    /// Ids logged out since the server started.
     closed: Mutex<HashSet<String>>,
 }
 
+/// A fresh random session key (32 bytes), for the caller to store.
+pub fn new_session_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    key
+}
+
 impl SignedSessions {
-    /// The sessions of `replica`'s device, creating its key on first use.
-    pub fn load(
-        replica: &mut Replica,
-        lifetime_ms: u64,
-    ) -> Result<Self, gridsync_store::StoreError> {
-        let stored = replica.store().get_meta(SESSION_KEY_META)?;
-        let key = match stored.as_deref().and_then(|k| <[u8; 32]>::try_from(k).ok()) {
-            Some(key) => key,
-            None => rotate_key(replica)?,
-        };
-        Ok(SignedSessions {
+    /// Sessions signed with `key`, each lasting `lifetime_ms`.
+    pub fn new(key: [u8; 32], lifetime_ms: u64) -> Self {
+        SignedSessions {
             key,
             lifetime_ms,
             closed: Mutex::new(HashSet::new()),
-        })
+        }
     }
 
     fn mac(&self, body: &str) -> String {
@@ -101,24 +96,12 @@ impl SignedSessions {
     }
 }
 
-/// Replaces the device's session key: every session it issued ends.
-pub fn rotate_key(replica: &mut Replica) -> Result<[u8; 32], gridsync_store::StoreError> {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    replica.put_meta(SESSION_KEY_META, &key)?;
-    Ok(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sessions(key: [u8; 32]) -> SignedSessions {
-        SignedSessions {
-            key,
-            lifetime_ms: 10_000,
-            closed: Mutex::new(HashSet::new()),
-        }
+        SignedSessions::new(key, 10_000)
     }
 
     #[test]
