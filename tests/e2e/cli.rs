@@ -1297,3 +1297,60 @@ fn demo_json_reports_convergence() {
     assert_eq!(report["converged"], true, "{report}");
     assert_eq!(report["kept"], Value::Null, "{report}");
 }
+
+/// `demo --dashboard` keeps the street running at the end and serves the office dashboard,
+/// with the token to sign in, until it is told to stop; then it stops cleanly.
+#[test]
+fn demo_can_keep_the_office_dashboard_open() {
+    use std::io::BufReader;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(crate::support::gridsync_bin())
+        .args(["demo", "--json", "--dashboard", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the demo");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let reader = BufReader::new(stdout);
+        for value in serde_json::Deserializer::from_reader(reader).into_iter::<Value>() {
+            if tx.send(value.ok()).is_err() {
+                return;
+            }
+        }
+    });
+    let announced = rx
+        .recv_timeout(std::time::Duration::from_secs(180))
+        .ok()
+        .flatten()
+        .expect("the demo announces its dashboard");
+    let url = announced["dashboard"].as_str().expect("dashboard address");
+    let token = announced["token"].as_str().expect("token");
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("an address");
+    let summary = gridsync_testkit::http::get_json(addr, "/api/v1/summary", token)
+        .expect("the dashboard's API answers");
+    assert!(
+        summary["totals"]["visited"].as_u64().is_some_and(|n| n > 0),
+        "the street the demo made: {summary}"
+    );
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let status = child.wait().expect("the demo ends");
+    assert!(status.success(), "{status:?}");
+    let last = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .ok()
+        .flatten()
+        .expect("the final report");
+    assert_eq!(last["converged"], true, "{last}");
+}

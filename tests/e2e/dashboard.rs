@@ -223,6 +223,37 @@ fn a_dashboard_login_survives_an_office_restart() {
     assert_eq!(summary(office.http, &tampered), 401);
 }
 
+/// Guessing the office token through the login form pauses after five wrong tries, for the
+/// right token too, and the page says so.
+#[test]
+fn wrong_office_tokens_pause_the_login() {
+    let street = Street::with_plan(&[]);
+    let office = DashboardNode::start(&street.office);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = |token: &str| {
+        http::request(
+            office.http,
+            "POST",
+            "/login",
+            &form,
+            &format!("token={token}"),
+        )
+        .expect("log in")
+    };
+    for _ in 0..5 {
+        let wrong = login("0123456789abcdef-not-the-token");
+        assert_eq!(wrong.status, 401);
+        assert!(
+            wrong.text().contains("<body data-login-error"),
+            "the page marks a wrong token"
+        );
+    }
+    let paused = login(&office.token);
+    assert_eq!(paused.status, 429, "the login was not paused");
+    assert!(paused.header("set-cookie").is_none());
+    assert!(paused.text().contains("data-login-throttled"));
+}
+
 /// A visit logged by a device whose clock runs 6 hours ahead reaches the office: the device
 /// list marks it, and the visit counts at the office's first sight of it, not at the time the
 /// device claims (issue #11, clocks that lie).

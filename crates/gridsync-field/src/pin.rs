@@ -1,9 +1,7 @@
 //! The device user's PIN: chosen at `gridsync join` (or `gridsync pin set`), kept in the
 //! store's metadata as an Argon2id hash (a slow hash: a stolen store does not give the PIN
-//! away cheaply), checked at the app's login, with wrong guesses throttled.
-
-use std::sync::Mutex;
-use std::time::Duration;
+//! away cheaply), checked at the app's login (wrong guesses throttled by
+//! `gridsync_web::LoginThrottle`).
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -93,51 +91,6 @@ impl PinHash {
     }
 }
 
-/// Wrong guesses allowed before the login pauses.
-const FREE_ATTEMPTS: u32 = 5;
-/// First pause after the free attempts; each further wrong guess doubles it, up to the cap.
-const FIRST_PAUSE: Duration = Duration::from_secs(30);
-const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
-
-/// Throttles wrong PINs: five free guesses, then a pause that doubles with every further
-/// wrong guess (30 s up to 15 min). A right PIN resets it. With 4 digits and these pauses,
-/// guessing through the app takes weeks.
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    state: Mutex<ThrottleState>,
-}
-
-#[derive(Debug, Default)]
-struct ThrottleState {
-    failures: u32,
-    paused_until_ms: u64,
-}
-
-impl LoginThrottle {
-    /// How long the caller must wait before a guess is looked at (`None`: go ahead).
-    pub fn wait(&self, now_ms: u64) -> Option<Duration> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        (state.paused_until_ms > now_ms)
-            .then(|| Duration::from_millis(state.paused_until_ms - now_ms))
-    }
-
-    /// Records a wrong guess at `now_ms`.
-    pub fn failed(&self, now_ms: u64) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.failures += 1;
-        if state.failures >= FREE_ATTEMPTS {
-            let doublings = (state.failures - FREE_ATTEMPTS).min(16);
-            let pause = FIRST_PAUSE.saturating_mul(1u32 << doublings).min(MAX_PAUSE);
-            state.paused_until_ms = now_ms + pause.as_millis() as u64;
-        }
-    }
-
-    /// Records a right PIN: the count starts again.
-    pub fn succeeded(&self) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = ThrottleState::default();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,25 +111,5 @@ mod tests {
         assert!(!hash.verify(""));
         // A fresh salt each time: one PIN never hashes the same twice.
         assert_ne!(hash.0, PinHash::new("2468").expect("hash").0);
-    }
-
-    #[test]
-    fn wrong_guesses_pause_the_login_and_a_right_one_resets_it() {
-        let t = LoginThrottle::default();
-        for _ in 0..FREE_ATTEMPTS - 1 {
-            t.failed(1_000);
-            assert_eq!(t.wait(1_000), None);
-        }
-        t.failed(1_000);
-        assert_eq!(t.wait(1_000), Some(FIRST_PAUSE));
-        assert_eq!(t.wait(1_000 + 30_000), None);
-        t.failed(31_000);
-        assert_eq!(t.wait(31_000), Some(FIRST_PAUSE * 2));
-        for _ in 0..40 {
-            t.failed(31_000);
-        }
-        assert_eq!(t.wait(31_000), Some(MAX_PAUSE));
-        t.succeeded();
-        assert_eq!(t.wait(31_000), None);
     }
 }

@@ -117,6 +117,8 @@ pub(crate) struct OfficeInner {
     pub node: NodeHandle,
     pub options: OfficeOptions,
     pub sessions: SignedSessions,
+    /// Wrong tokens at the login form pause it (`gridsync_web::LoginThrottle`).
+    pub login_throttle: gridsync_web::LoginThrottle,
     pub counters: OfficeCounters,
     aggregator: Mutex<Aggregator>,
     /// What the live aggregation's summaries were derived from besides their documents, for
@@ -169,6 +171,7 @@ impl OfficeState {
             node,
             options,
             sessions,
+            login_throttle: Default::default(),
             counters: OfficeCounters::default(),
             aggregator: Mutex::new(Aggregator::new(&street, round)),
             basis: Mutex::new(None),

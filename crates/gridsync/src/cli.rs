@@ -1,6 +1,7 @@
 //! The command line: clap structures only. They are turned into calls on the library crates
 //! in `commands/`; nothing here does work.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -348,4 +349,9 @@ pub struct DemoArgs {
     /// Keep the demo's data directory instead of deleting it.
     #[arg(long)]
     pub keep: bool,
+    /// At the end, keep the street running and serve the office dashboard on this address
+    /// (`--dashboard` alone: 127.0.0.1:7780) until ctrl-c: open the printed address and sign
+    /// in with the printed token to look at the street the demo made.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7780")]
+    pub dashboard: Option<SocketAddr>,
 }

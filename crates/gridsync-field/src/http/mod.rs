@@ -25,10 +25,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gridsync_node::NodeHandle;
-use gridsync_web::{SignedSessions, cookie, is_address_host, json_error};
+use gridsync_web::{LoginThrottle, SignedSessions, cookie, is_address_host, json_error};
 use serde::Deserialize;
 
-use crate::pin::{LoginThrottle, PinHash};
+use crate::pin::PinHash;
 use crate::views::ViewError;
 
 /// Name of the session cookie.

@@ -170,14 +170,22 @@ struct LoginForm {
 /// Checks the token from the login form and opens a browser session.
 async fn login(State(state): State<AppState>, form: axum::Form<LoginForm>) -> Response {
     let inner = &state.office.inner;
+    let now = inner.now_ms() as u64;
+    if inner.login_throttle.wait(now).is_some() {
+        inner.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+        let page = LOGIN_HTML.replacen("<body", "<body data-login-throttled", 1);
+        return (StatusCode::TOO_MANY_REQUESTS, Html(page)).into_response();
+    }
     if !inner.options.token.matches(form.token.trim()) {
+        inner.login_throttle.failed(now);
         inner.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
         // The page shows its wrong-token message when its body carries this mark (a status
         // code is not something every browser lets a page read).
         let page = LOGIN_HTML.replacen("<body", "<body data-login-error", 1);
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
-    let session = inner.sessions.open(inner.now_ms() as u64);
+    inner.login_throttle.succeeded();
+    let session = inner.sessions.open(now);
     let cookie = format!(
         "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         crate::auth::SESSION_LIFETIME_MS / 1000

@@ -175,6 +175,10 @@ async fn run_demo(args: DemoArgs, out: Output) -> Result<()> {
         acknowledged.len()
     ));
 
+    if let Some(bind) = args.dashboard {
+        serve_dashboard(&devices[0], bind, &out).await?;
+    }
+
     let mut stopping = tokio::task::JoinSet::new();
     for d in devices.iter_mut() {
         if let Some(node) = d.running.take() {
@@ -192,6 +196,40 @@ async fn run_demo(args: DemoArgs, out: Output) -> Result<()> {
             String::new,
         )?;
     }
+    Ok(())
+}
+
+/// Serves the office dashboard of the demo's office node on `bind` until ctrl-c (or SIGTERM),
+/// while the whole street keeps running.
+async fn serve_dashboard(office: &Device, bind: SocketAddr, out: &Output) -> Result<()> {
+    let node = office.running.as_ref().context("the office node stopped")?;
+    let handle = node.handle().clone();
+    let (token, _) = gridsync_office::load_or_create_token(&mut handle.lock_replica())?;
+    let state = gridsync_office::OfficeState::start(
+        handle,
+        gridsync_office::OfficeOptions::daily(token.clone(), 480),
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot serve the dashboard on {bind}"))?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gridsync_office::serve(listener, state, async move {
+        stopped.await.ok();
+    }));
+    out.emit(
+        &json!({ "dashboard": url, "token": token.reveal() }),
+        || {
+            format!(
+                "office dashboard on {url} (sign in with the token {}); the street keeps running until ctrl-c",
+                token.reveal()
+            )
+        },
+    )?;
+    crate::commands::run::wait_for_shutdown_signal().await?;
+    let _ = stop.send(());
+    server.await??;
     Ok(())
 }
 

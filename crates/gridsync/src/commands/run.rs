@@ -213,7 +213,7 @@ impl WebServers {
 }
 
 /// SIGINT (ctrl-c) or SIGTERM (systemd, kill).
-async fn wait_for_shutdown_signal() -> Result<()> {
+pub(crate) async fn wait_for_shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
