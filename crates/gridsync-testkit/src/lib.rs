@@ -7,11 +7,13 @@
 //!   short backoff and serves no control socket (many nodes share one process).
 //! - [`http`]: requests to the office's HTTP API through ureq, not a hand-written client.
 //! - [`browser`]: headless Chromium through chromedriver, for pages and their figures.
+//! - [`i18n`]: checks of the pages' translation tables.
 //!
 //! Not published; nothing here is used by a shipped binary.
 
 pub mod browser;
 pub mod http;
+pub mod i18n;
 
 use std::net::SocketAddr;
 use std::path::Path;

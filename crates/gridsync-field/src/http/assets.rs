@@ -102,26 +102,11 @@ pub(super) fn routes() -> Router<FieldApp> {
 mod tests {
     use std::collections::BTreeSet;
 
-    use gridsync_model::{DeliveryItem, DeliveryStatus, NeedKind, SpecialNeed, VisitOutcome, Zone};
+    use gridsync_model::Zone;
     use gridsync_proto::Role;
+    use gridsync_testkit::i18n::table_keys;
 
     use super::*;
-
-    fn keys(lang: &str) -> BTreeSet<String> {
-        let (_, body) = TRANSLATIONS
-            .iter()
-            .find(|(code, _)| *code == lang)
-            .expect("language");
-        let table: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(body).expect("a translation table is a JSON object");
-        assert!(
-            table
-                .values()
-                .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())),
-            "{lang}: every translation is non-empty text"
-        );
-        table.keys().cloned().collect()
-    }
 
     /// Every key the script asks for with `t('...')`.
     fn keys_used_by_the_script() -> BTreeSet<String> {
@@ -139,11 +124,11 @@ mod tests {
 
     #[test]
     fn both_languages_have_every_key() {
-        let (zh, en) = (keys("zh"), keys("en"));
-        let only_zh: Vec<_> = zh.difference(&en).collect();
-        let only_en: Vec<_> = en.difference(&zh).collect();
-        assert!(only_zh.is_empty(), "missing in English: {only_zh:?}");
-        assert!(only_en.is_empty(), "missing in Chinese: {only_en:?}");
+        let (zh, en) = (
+            table_keys(TRANSLATIONS, "zh"),
+            table_keys(TRANSLATIONS, "en"),
+        );
+        gridsync_testkit::i18n::assert_same_keys(("Chinese", &zh), ("English", &en));
         let used = keys_used_by_the_script();
         assert!(
             used.len() > 50,
@@ -158,18 +143,13 @@ mod tests {
 
     #[test]
     fn every_value_of_the_field_vocabulary_is_translated() {
-        let mut wanted: Vec<String> = Vec::new();
-        wanted.extend(VisitOutcome::ALL.iter().map(|v| format!("outcome.{v}")));
-        wanted.extend(SpecialNeed::ALL.iter().map(|v| format!("flag.{v}")));
-        wanted.extend(NeedKind::ALL.iter().map(|v| format!("need.{v}")));
-        wanted.extend(DeliveryItem::ALL.iter().map(|v| format!("item.{v}")));
-        wanted.extend(DeliveryStatus::ALL.iter().map(|v| format!("status.{v}")));
+        let mut wanted = gridsync_testkit::i18n::vocabulary_keys();
         wanted.extend(Zone::ALL.iter().map(|v| format!("zone.{v}")));
         wanted.extend(Role::ALL.iter().map(|r| format!("role.{}", r.as_str())));
         wanted.extend(["device", "captain", "office"].map(|s| format!("sync.{s}")));
         wanted.extend(["rule.latest-visit-wins", "rule.delivered-wins"].map(str::to_owned));
         for lang in ["zh", "en"] {
-            let table = keys(lang);
+            let table = table_keys(TRANSLATIONS, lang);
             let missing: Vec<_> = wanted.iter().filter(|k| !table.contains(*k)).collect();
             assert!(missing.is_empty(), "{lang} lacks {missing:?}");
         }

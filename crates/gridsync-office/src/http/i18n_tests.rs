@@ -3,25 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use gridsync_model::{DeliveryItem, DeliveryStatus, NeedKind, SpecialNeed, VisitOutcome};
+use gridsync_testkit::i18n::table_keys;
 
 use super::{DASHBOARD_HTML, LOGIN_HTML, TRANSLATIONS};
-
-fn keys(lang: &str) -> BTreeSet<String> {
-    let (_, body) = TRANSLATIONS
-        .iter()
-        .find(|(code, _)| *code == lang)
-        .expect("language");
-    let table: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(body).expect("a translation table is a JSON object");
-    assert!(
-        table
-            .values()
-            .all(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())),
-        "{lang}: every translation is non-empty text"
-    );
-    table.keys().cloned().collect()
-}
 
 /// Every key a page names: `data-i18n="k"`, `data-i18n-placeholder="k"`,
 /// `data-i18n-title="k"`, and `t("k"` in its script.
@@ -44,11 +28,11 @@ fn keys_used(page: &str) -> BTreeSet<String> {
 
 #[test]
 fn both_languages_hold_every_key_the_pages_use() {
-    let (zh, en) = (keys("zh"), keys("en"));
-    let only_zh: Vec<_> = zh.difference(&en).collect();
-    let only_en: Vec<_> = en.difference(&zh).collect();
-    assert!(only_zh.is_empty(), "missing in English: {only_zh:?}");
-    assert!(only_en.is_empty(), "missing in Chinese: {only_en:?}");
+    let (zh, en) = (
+        table_keys(TRANSLATIONS, "zh"),
+        table_keys(TRANSLATIONS, "en"),
+    );
+    gridsync_testkit::i18n::assert_same_keys(("Chinese", &zh), ("English", &en));
     for (name, page) in [("dashboard", DASHBOARD_HTML), ("login", LOGIN_HTML)] {
         let used = keys_used(page);
         assert!(used.len() > 3, "{name}: no translation keys found");
@@ -66,14 +50,9 @@ fn both_languages_hold_every_key_the_pages_use() {
 
 #[test]
 fn every_value_of_the_field_vocabulary_is_translated() {
-    let mut wanted: Vec<String> = Vec::new();
-    wanted.extend(VisitOutcome::ALL.iter().map(|v| format!("outcome.{v}")));
-    wanted.extend(SpecialNeed::ALL.iter().map(|v| format!("flag.{v}")));
-    wanted.extend(NeedKind::ALL.iter().map(|v| format!("need.{v}")));
-    wanted.extend(DeliveryItem::ALL.iter().map(|v| format!("item.{v}")));
-    wanted.extend(DeliveryStatus::ALL.iter().map(|v| format!("status.{v}")));
+    let wanted = gridsync_testkit::i18n::vocabulary_keys();
     for lang in ["zh", "en"] {
-        let table = keys(lang);
+        let table = table_keys(TRANSLATIONS, lang);
         let missing: Vec<_> = wanted.iter().filter(|k| !table.contains(*k)).collect();
         assert!(missing.is_empty(), "{lang} lacks {missing:?}");
     }

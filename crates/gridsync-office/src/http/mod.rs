@@ -36,6 +36,8 @@ use crate::state::OfficeState;
 const SESSION_COOKIE: &str = "gridsync_office";
 const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 const LOGIN_HTML: &str = include_str!("login.html");
+/// The pages' shared script: language choice and loading a translation table.
+const I18N_JS: &str = include_str!("i18n.js");
 /// The pages' translation tables, one per language, served to anyone (they hold no data).
 pub(crate) const TRANSLATIONS: &[(&str, &str)] = &[
     ("zh", include_str!("i18n-zh.json")),
@@ -93,6 +95,15 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/login", get(login_page).post(login))
         .route("/i18n/{file}", get(translation))
+        .route(
+            "/i18n.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    I18N_JS,
+                )
+            }),
+        )
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
