@@ -269,13 +269,13 @@ pub fn household(cx: &mut ViewContext<'_>, id: &str) -> Result<Value, ViewError>
         .ok_or_else(|| ViewError::UnknownHousehold(id.to_owned()))?;
     let b = cx.building(&plan, &building)?;
     let round_start_ms = cx.round_start_ms;
-    let (view, rows) = cx.with_document(&b.path, |doc, marks| {
+    let rows = cx.rows(&b)?;
+    let view = cx.with_document(&b.path, |doc, _| {
         let (_, households) = building_households(doc, &plan, &b.id);
-        let view = households
+        households
             .iter()
             .find(|h| h.household.id == id)
-            .map(|h| household_json(h, round_start_ms));
-        (view, rows_of(doc, &b.id, marks))
+            .map(|h| household_json(h, round_start_ms))
     })?;
     let mut value = view.ok_or_else(|| ViewError::UnknownHousehold(id.to_owned()))?;
     let of_kind = |kind: RecordKind| -> Vec<Value> {
@@ -294,20 +294,17 @@ pub fn household(cx: &mut ViewContext<'_>, id: &str) -> Result<Value, ViewError>
 pub fn building(cx: &mut ViewContext<'_>, id: &str) -> Result<Value, ViewError> {
     let plan = cx.plan()?;
     let b = cx.building(&plan, id)?;
-    let (households, rows) = cx.with_document(&b.path, |doc, marks| {
-        (
-            building_households(doc, &plan, &b.id).1,
-            rows_of(doc, &b.id, marks),
-        )
-    })?;
+    let rows = cx.rows(&b)?;
+    let households =
+        cx.with_document(&b.path, |doc, _| building_households(doc, &plan, &b.id).1)?;
     let units: Vec<String> = plan
         .building(id)
         .map(|p| p.units.iter().cloned().collect())
         .unwrap_or_default();
     let sweeps: Vec<Value> = rows
-        .into_iter()
+        .iter()
         .filter(|r| r.kind == RecordKind::Sweep)
-        .map(|r| r.json)
+        .map(|r| r.json.clone())
         .collect();
     Ok(json!({
         "building": b.id,
@@ -464,10 +461,9 @@ fn review_of(
     plan: &StreetPlan,
     b: &PlannedBuilding,
 ) -> Result<BuildingReview, ViewError> {
-    let (records, households, rows) = cx.with_document(&b.path, |doc, marks| {
-        let (records, households) = building_households(doc, plan, &b.id);
-        (records, households, rows_of(doc, &b.id, marks))
-    })?;
+    let rows = cx.rows(b)?;
+    let (records, households) =
+        cx.with_document(&b.path, |doc, _| building_households(doc, plan, &b.id))?;
     let conflicts = conflicts_of(&records, &rows, cx.round_start_ms);
     let not_reached = households
         .iter()
@@ -479,8 +475,11 @@ fn review_of(
         .map(|h| household_json(h, cx.round_start_ms))
         .collect();
     let mut volunteers: BTreeMap<String, Vec<RecordRow>> = BTreeMap::new();
-    for row in rows {
-        volunteers.entry(row.by.clone()).or_default().push(row);
+    for row in rows.iter() {
+        volunteers
+            .entry(row.by.clone())
+            .or_default()
+            .push(row.clone());
     }
     Ok(BuildingReview {
         volunteers,
