@@ -8,6 +8,8 @@
 //! Layout:
 //! - `summary`: one building's figures from its document and the plan, by the field model's
 //!   rules; the additive [`Totals`] that roll up.
+//! - `hourly`: the round hour by hour (households first visited, needs reported, items
+//!   delivered), additive like the totals; what the dashboard's charts draw.
 //! - `aggregate`: the [`Aggregator`], cached building summaries with grid, community and street
 //!   roll-ups, updated one document at a time (pure, no IO).
 //! - `auth`: the office token, login sessions and the bind-address guard.
@@ -36,6 +38,7 @@
 
 pub mod aggregate;
 pub mod auth;
+pub mod hourly;
 pub mod http;
 pub mod state;
 pub mod stored;

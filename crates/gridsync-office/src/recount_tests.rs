@@ -164,6 +164,11 @@ fn random_write(rng: &mut StdRng, doc: &mut Automerge, plan: &StreetPlan, buildi
     }
 }
 
+/// The hour of the round `at_ms` (at or after its start) falls in, counted afresh.
+fn hour_in(round: RoundWindow, at_ms: i64) -> u32 {
+    ((at_ms - round.start_ms) / HOUR) as u32
+}
+
 /// Independent recount of one building's totals from its raw records.
 fn recount(doc: &Automerge, plan: &StreetPlan, building: &str, round: RoundWindow) -> Totals {
     let mut t = Totals {
@@ -227,6 +232,21 @@ fn recount(doc: &Automerge, plan: &StreetPlan, building: &str, round: RoundWindo
             .iter()
             .filter(|v| v.at_ms >= round.start_ms)
             .max_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+        // Hour by hour: the household at its first visit of the round, each need at the first
+        // visit of the round that reported it.
+        let round_visits = || mine.iter().filter(|v| v.at_ms >= round.start_ms);
+        if let Some(first) = round_visits().map(|v| v.at_ms).min() {
+            *t.hourly.visited.entry(hour_in(round, first)).or_default() += 1;
+        }
+        for need in NeedKind::ALL {
+            let reported = round_visits().filter(|v| v.needs.contains_key(need));
+            if let Some(first) = reported.map(|v| v.at_ms).min() {
+                *t.hourly
+                    .needs_reported
+                    .entry(hour_in(round, first))
+                    .or_default() += 1;
+            }
+        }
         match in_round.map(|v| v.outcome) {
             None => t.unvisited += 1,
             Some(o) => {
@@ -276,7 +296,15 @@ fn recount(doc: &Automerge, plan: &StreetPlan, building: &str, round: RoundWindo
                 DeliveryStatus::Requested | DeliveryStatus::OutForDelivery => {
                     t.deliveries.pending += 1
                 }
-                DeliveryStatus::Delivered => t.deliveries.delivered += 1,
+                DeliveryStatus::Delivered => {
+                    t.deliveries.delivered += 1;
+                    if decider.at_ms >= round.start_ms {
+                        *t.hourly
+                            .delivered
+                            .entry(hour_in(round, decider.at_ms))
+                            .or_default() += 1;
+                    }
+                }
                 DeliveryStatus::Failed => t.deliveries.failed += 1,
                 DeliveryStatus::Cancelled => t.deliveries.cancelled += 1,
             }
@@ -435,6 +463,11 @@ fn incremental_figures_equal_a_recount_from_raw_records() {
         assert!(t.deliveries.delivered > 0 && t.deliveries.failed_attempts > 0);
         assert!(t.visited > 0 && t.unvisited > 0 && t.never_reached > 0);
         assert!(t.sweep.units_covered > 0);
+        // The hours of the round add up to the round's figures, and every series has data.
+        let hourly = &t.hourly;
+        assert_eq!(hourly.visited.values().sum::<u32>(), t.visited);
+        assert!(hourly.visited.len() > 5, "visits spread over hours");
+        assert!(!hourly.needs_reported.is_empty() && !hourly.delivered.is_empty());
 
         // Incremental state equals a from-scratch rebuild, authors included.
         let mut fresh = Aggregator::new(STREET, round);

@@ -8,8 +8,9 @@
 //! key it would store now from heads alone (no document loaded) and reuses the stored summary
 //! when the keys are equal; otherwise it loads the document and summarizes it again.
 //!
-//! Encoding: JSON of `(summary, authors)` (serde_json; the per-author tallies are not part of
-//! the API's view of a summary, so they travel beside it). The vocabulary fields that the API
+//! Encoding: JSON of `(summary, authors, hourly)` (serde_json; the per-author tallies and the
+//! hour-by-hour figures are not part of the API's view of a summary, so they travel beside
+//! it). The vocabulary fields that the API
 //! reports as `&'static str` are read back through the field model's closed vocabularies, so
 //! a stored name that is not one of them makes the value undecodable, and an undecodable
 //! value is recomputed, never trusted. Bump [`SUMMARY_FORMAT`] whenever `summarize` counts
@@ -24,13 +25,14 @@ use gridsync_proto::DocPath;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
+use crate::hourly::HourlyTotals;
 use crate::summary::{AuthorTally, BuildingSummary, RoundWindow};
 
 /// The `kind` of the office's building summaries in the store's `derived` table.
 pub const SUMMARY_KIND: &str = "office.building-summary/1";
 
 /// Version of what a stored summary means and how it is encoded; part of every source key.
-pub const SUMMARY_FORMAT: u32 = 2;
+pub const SUMMARY_FORMAT: u32 = 3;
 
 /// What every summary of one aggregation was derived from besides its own document: the plan
 /// (by its document's heads) and the round. Captured together with the plan the aggregation
@@ -88,13 +90,17 @@ pub enum StoredSummaryError {
 pub fn encode(summary: &BuildingSummary) -> Vec<u8> {
     // Invariant: every field serializes (strings, integers and maps with string keys), so
     // serializing into memory cannot fail.
-    serde_json::to_vec(&(summary, &summary.authors)).expect("a summary serializes to JSON")
+    serde_json::to_vec(&(summary, &summary.authors, &summary.totals.hourly))
+        .expect("a summary serializes to JSON")
 }
 
 /// The summary stored for the document at `path`, if `bytes` is a well-formed one of it.
 pub fn decode(path: &DocPath, bytes: &[u8]) -> Result<BuildingSummary, StoredSummaryError> {
-    let (mut summary, authors): (BuildingSummary, BTreeMap<String, AuthorTally>) =
-        serde_json::from_slice(bytes).map_err(StoredSummaryError::Decode)?;
+    let (mut summary, authors, hourly): (
+        BuildingSummary,
+        BTreeMap<String, AuthorTally>,
+        HourlyTotals,
+    ) = serde_json::from_slice(bytes).map_err(StoredSummaryError::Decode)?;
     if summary.document.as_deref() != Some(path.as_str()) {
         return Err(StoredSummaryError::OtherDocument {
             expected: path.clone(),
@@ -102,6 +108,7 @@ pub fn decode(path: &DocPath, bytes: &[u8]) -> Result<BuildingSummary, StoredSum
         });
     }
     summary.authors = authors;
+    summary.totals.hourly = hourly;
     Ok(summary)
 }
 

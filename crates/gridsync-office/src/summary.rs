@@ -29,6 +29,7 @@ use gridsync_model::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::hourly::HourlyTotals;
 use crate::stored::{vocab_keys, vocab_list, vocab_name, vocab_option};
 
 /// Which visits count for the current round: those at or after `start_ms`.
@@ -135,6 +136,11 @@ pub struct Totals {
     /// Records (as written) whose claimed time ran ahead of when the office first saw them:
     /// counted at that first sight instead (see `gridsync_model::clock`).
     pub clock_ahead: u32,
+    /// The round hour by hour (the dashboard's charts). Not part of the figures' JSON (a
+    /// street's places would carry it for every building); served by `/api/v1/timeline` and
+    /// stored beside the summary.
+    #[serde(skip)]
+    pub hourly: HourlyTotals,
 }
 
 fn max_opt<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -191,6 +197,7 @@ impl Totals {
         self.unplanned_households += other.unplanned_households;
         self.last_record_ms = max_opt(self.last_record_ms, other.last_record_ms);
         self.clock_ahead += other.clock_ahead;
+        self.hourly.add(&other.hourly);
     }
 }
 
@@ -316,8 +323,11 @@ pub fn summarize<R: ReadDoc>(
     let view = building_view_of_records(&records, plan, &place.building);
     let corrected = records.corrected_visits();
 
-    // Per household: latest visit in the round, and whether any visit resolved it.
+    // Per household: latest visit in the round, and whether any visit resolved it; for the
+    // hourly figures, its first visit in the round and when each need was first reported.
     let mut round_latest: BTreeMap<&str, (i64, &str, VisitOutcome)> = BTreeMap::new();
+    let mut round_first: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut needs_first: BTreeMap<&str, BTreeMap<NeedKind, i64>> = BTreeMap::new();
     let mut reached: BTreeSet<&str> = BTreeSet::new();
     for v in &corrected {
         let c = &v.current;
@@ -333,6 +343,13 @@ pub fn summarize<R: ReadDoc>(
             if (key.0, key.1) > (slot.0, slot.1) {
                 *slot = key;
             }
+            let first = round_first.entry(c.household.as_str()).or_insert(c.at_ms);
+            *first = (*first).min(c.at_ms);
+            let needs = needs_first.entry(c.household.as_str()).or_default();
+            for need in c.needs.keys() {
+                let first = needs.entry(*need).or_insert(c.at_ms);
+                *first = (*first).min(c.at_ms);
+            }
         }
     }
 
@@ -346,6 +363,12 @@ pub fn summarize<R: ReadDoc>(
         totals.households += 1;
         totals.residents += h.residents;
         let round_outcome = round_latest.get(h.id.as_str()).map(|(_, _, o)| *o);
+        if let Some(first) = round_first.get(h.id.as_str()) {
+            HourlyTotals::note(&mut totals.hourly.visited, round, *first);
+        }
+        for at in needs_first.get(h.id.as_str()).into_iter().flat_map(|n| n.values()) {
+            HourlyTotals::note(&mut totals.hourly.needs_reported, round, *at);
+        }
         match round_outcome {
             None => totals.unvisited += 1,
             Some(o) => {
@@ -379,7 +402,10 @@ pub fn summarize<R: ReadDoc>(
             let t = &mut totals.deliveries;
             match d.status {
                 DeliveryStatus::Requested | DeliveryStatus::OutForDelivery => t.pending += 1,
-                DeliveryStatus::Delivered => t.delivered += 1,
+                DeliveryStatus::Delivered => {
+                    t.delivered += 1;
+                    HourlyTotals::note(&mut totals.hourly.delivered, round, d.decided_at_ms);
+                }
                 DeliveryStatus::Failed => t.failed += 1,
                 DeliveryStatus::Cancelled => t.cancelled += 1,
             }

@@ -472,6 +472,61 @@ async fn write_street(office: &Office, grids: usize, round_start: i64) -> Result
     Ok(written)
 }
 
+/// Sums of one timeline's hours: (visited, needs reported, delivered).
+fn timeline_sums(timeline: &Value) -> Result<(u64, u64, u64)> {
+    let hours = timeline["hours"].as_array().context("hours")?;
+    let sum = |key: &str| hours.iter().map(|h| h[key].as_u64().unwrap_or(0)).sum();
+    Ok((sum("visited"), sum("needs_reported"), sum("delivered")))
+}
+
+/// The timeline of the street and of every grid adds up to the recounted round: every
+/// household visited this round once, every (household, need) reported this round once,
+/// every item delivered (the test's deliveries are all written in this round).
+async fn assert_timeline_matches(
+    office: &Office,
+    docs: &BTreeMap<DocPath, Automerge>,
+    plan: &StreetPlan,
+    round_start: i64,
+    expected: &Recount,
+) -> Result<()> {
+    let needs_reported = |only_grid: Option<&str>| -> u64 {
+        let mut pairs = BTreeSet::new();
+        for (path, doc) in docs {
+            if only_grid.is_some_and(|g| path.segments().nth(1) != Some(g)) {
+                continue;
+            }
+            for v in iter_visits(doc).filter_map(Result::ok) {
+                if v.at_ms >= round_start && plan.household(&v.household).is_some() {
+                    pairs.extend(v.needs.keys().map(|n| (v.household.clone(), *n)));
+                }
+            }
+        }
+        pairs.len() as u64
+    };
+    let street = get_json(office.http, "/api/v1/timeline").await?;
+    assert_eq!(street["round_start_ms"].as_i64(), Some(round_start));
+    assert_eq!(street["households"].as_u64(), Some(expected.households));
+    assert_eq!(
+        timeline_sums(&street)?,
+        (expected.visited, needs_reported(None), expected.delivered)
+    );
+    assert!(needs_reported(None) > 0, "the street reported needs");
+    let grid_ids: BTreeSet<String> = plan.buildings().map(|(_, b)| b.grid.clone()).collect();
+    for id in grid_ids {
+        let grid = get_json(office.http, &format!("/api/v1/timeline?grid={id}")).await?;
+        let recounted = recount(docs, plan, round_start, Some(&id));
+        assert_eq!(grid["households"].as_u64(), Some(recounted.households));
+        assert_eq!(
+            timeline_sums(&grid)?,
+            (recounted.visited, needs_reported(Some(&id)), recounted.delivered),
+            "grid {id}"
+        );
+    }
+    let unknown = get_authed(office.http, "/api/v1/timeline?grid=nope").await?;
+    assert_eq!(unknown.status, 404);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_figures_equal_a_recount_from_the_raw_records() -> Result<()> {
     let grids = 4;
@@ -511,6 +566,7 @@ async fn api_figures_equal_a_recount_from_the_raw_records() -> Result<()> {
         }
     }
     assert_eq!(grids_seen, grids);
+    assert_timeline_matches(&office, &docs, &plan, round_start, &expected).await?;
     assert_eq!(
         get_authed(office.http, "/api/v1/buildings/nope")
             .await?
@@ -598,6 +654,7 @@ async fn every_route_but_health_and_login_refuses_without_credentials() -> Resul
         ("GET", "/api/v1/buildings/b-00"),
         ("GET", "/api/v1/needs"),
         ("GET", "/api/v1/devices"),
+        ("GET", "/api/v1/timeline"),
         ("GET", "/api/v1/records"),
         ("GET", "/api/v1/export.csv"),
         ("GET", "/api/v1/export.json"),

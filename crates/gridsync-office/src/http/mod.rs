@@ -16,6 +16,7 @@ mod export;
 #[cfg(test)]
 mod i18n_tests;
 mod metrics;
+mod timeline;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -81,6 +82,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/buildings/{id}", get(api::building))
         .route("/api/v1/needs", get(api::needs))
         .route("/api/v1/devices", get(api::devices))
+        .route("/api/v1/timeline", get(timeline::timeline))
         .route("/api/v1/records", get(api::records))
         .route("/api/v1/export.csv", get(export::csv))
         .route("/api/v1/export.json", get(export::json))
