@@ -299,13 +299,15 @@ fn screenshot_path() -> PathBuf {
 }
 
 /// An office node running `gridsync run --http 127.0.0.1:0`. Killed when dropped.
-struct DashboardNode {
-    /// Where the dashboard listens.
-    http: SocketAddr,
+pub(crate) struct DashboardNode {
+    /// Where the dashboard listens (on loopback when it listens on every interface).
+    pub http: SocketAddr,
+    /// The address the node says to open the dashboard at (`http://…/` or `https://…/`).
+    pub url: String,
     /// Where the node's QUIC endpoint listens.
     quic: SocketAddr,
     /// The dashboard token the node printed on its first run.
-    token: String,
+    pub token: String,
     /// Where the node's stderr goes.
     log_path: PathBuf,
     child: Child,
@@ -316,6 +318,11 @@ struct DashboardNode {
 impl DashboardNode {
     /// Starts the node on `office`'s data directory and waits for its dashboard address.
     fn start(office: &Device) -> DashboardNode {
+        DashboardNode::start_with(office, &["--http", "127.0.0.1:0"])
+    }
+
+    /// Starts the node with `http_args` (`--http ADDR` and its options).
+    pub(crate) fn start_with(office: &Device, http_args: &[&str]) -> DashboardNode {
         let log_path = office.path().join(LOG_FILE);
         let log = File::options()
             .create(true)
@@ -326,7 +333,7 @@ impl DashboardNode {
             .arg("--data")
             .arg(office.path())
             .args(["run", "--listen", "127.0.0.1:0", "--no-mdns", "--json"])
-            .args(["--http", "127.0.0.1:0"])
+            .args(http_args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("GRIDSYNC_DATA")
@@ -340,10 +347,17 @@ impl DashboardNode {
                 value[key]
                     .as_str()
                     .and_then(|a| a.parse::<SocketAddr>().ok())
+                    .map(|mut a| {
+                        if a.ip().is_unspecified() {
+                            a.set_ip([127, 0, 0, 1].into());
+                        }
+                        a
+                    })
             };
-            match (address("http"), address("listening")) {
-                (Some(http), Some(quic)) => Ok((http, quic, reader)),
-                _ => Err(format!("no http or QUIC address in {value}")),
+            let url = value["dashboard"].as_str().map(str::to_owned);
+            match (address("http"), address("listening"), url) {
+                (Some(http), Some(quic), Some(url)) => Ok((http, quic, url, reader)),
+                _ => Err(format!("no http, dashboard or QUIC address in {value}")),
             }
         });
         // The token is printed on stderr before the addresses on stdout.
@@ -351,8 +365,9 @@ impl DashboardNode {
             .lines()
             .find_map(|line| line.strip_prefix(TOKEN_LINE).map(|t| t.trim().to_owned()));
         match (started, token) {
-            (Ok((http, quic, reader)), Some(token)) => DashboardNode {
+            (Ok((http, quic, url, reader)), Some(token)) => DashboardNode {
                 http,
+                url,
                 quic,
                 token,
                 log_path,

@@ -7,6 +7,7 @@ mod bounded_sessions;
 mod browser;
 mod cli;
 mod dashboard;
+mod dashboard_https;
 mod deploy;
 mod export_memory;
 mod field_app;

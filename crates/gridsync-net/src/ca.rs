@@ -182,6 +182,11 @@ impl StreetCa {
         &self.cert_der
     }
 
+    /// The issuer that signs certificates (this crate's other issuers, `https`).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// The CA certificate as PEM.
     pub fn cert_pem(&self) -> String {
         der_to_pem("CERTIFICATE", &self.cert_der)
@@ -292,7 +297,7 @@ fn ca_name(street: &str) -> DistinguishedName {
     name
 }
 
-fn set_validity(
+pub(crate) fn set_validity(
     params: &mut CertificateParams,
     not_before: u64,
     not_after: u64,
@@ -316,7 +321,7 @@ fn set_validity(
 }
 
 /// A random positive 16-byte serial number, so reissued certificates never collide.
-fn random_serial() -> Result<SerialNumber, CaError> {
+pub(crate) fn random_serial() -> Result<SerialNumber, CaError> {
     let mut bytes = [0u8; 16];
     SystemRandom::new()
         .fill(&mut bytes)

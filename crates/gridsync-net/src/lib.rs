@@ -30,13 +30,16 @@
 //!
 //! Layout: `identity` (the certificate extension), `ca` (issuing), `revocation`, `tls`
 //! (verifiers and rustls configs), `endpoint` (quinn endpoint, accept loop), `link` (a
-//! verified connection and its stream), `invite` (enrollment file), `discovery` (mDNS), and
+//! verified connection and its stream), `invite` (enrollment file), `discovery` (mDNS),
+//! `https` (the office's web server certificate, issued by the street CA, and a TLS acceptor
+//! for its pages on the LAN), and
 //! behind the `turmoil` feature `turmoil_socket` (quinn over turmoil's simulated UDP).
 
 pub mod ca;
 pub mod change_signing;
 pub mod discovery;
 pub mod endpoint;
+pub mod https;
 pub mod identity;
 pub mod invite;
 pub mod link;

@@ -24,10 +24,7 @@ pub const SESSION_KEY_META: &str = "office_session_key";
 /// restarts; made and stored on first use. If the store cannot be read or written the office
 /// still serves, with a key for this run only (logins then end at the next restart).
 pub fn session_key(replica: &mut Replica) -> [u8; 32] {
-    let stored = replica.store().get_meta(SESSION_KEY_META);
-    if let Ok(Some(key)) = &stored
-        && let Ok(key) = <[u8; 32]>::try_from(key.as_slice())
-    {
+    if let Some(key) = stored_session_key(replica) {
         return key;
     }
     let key = gridsync_web::new_session_key();
@@ -35,6 +32,22 @@ pub fn session_key(replica: &mut Replica) -> [u8; 32] {
         tracing::warn!(%error, "cannot store the session key: logins will end when the office restarts");
     }
     key
+}
+
+/// Replaces the stored session key, ending every dashboard session: at once for an office
+/// started afterwards, within [`SESSION_KEY_CHECK`] for a running one.
+pub fn end_sessions(replica: &mut Replica) -> Result<(), gridsync_store::StoreError> {
+    replica.put_meta(SESSION_KEY_META, &gridsync_web::new_session_key())
+}
+
+/// How often a running office looks for a session key replaced by [`end_sessions`] (from the
+/// command line, while it runs).
+pub const SESSION_KEY_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The stored session key, if there is a well-formed one.
+pub(crate) fn stored_session_key(replica: &Replica) -> Option<[u8; 32]> {
+    let stored = replica.store().get_meta(SESSION_KEY_META).ok()??;
+    <[u8; 32]>::try_from(stored.as_slice()).ok()
 }
 
 /// Shortest token accepted when configured by hand.

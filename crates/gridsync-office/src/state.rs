@@ -179,6 +179,7 @@ impl OfficeState {
         });
         rebuild(&inner, round);
         tokio::spawn(follow_changes(inner.clone(), changes));
+        tokio::spawn(follow_session_key(inner.clone()));
         OfficeState { inner }
     }
 
@@ -587,6 +588,26 @@ fn update_one(inner: &OfficeInner, path: &DocPath) -> Option<DerivedEntry> {
     c.building_update_max_micros
         .fetch_max(micros, Ordering::Relaxed);
     entry
+}
+
+/// Applies a session key replaced in the store while the office runs
+/// ([`crate::auth::end_sessions`], `gridsync office end-sessions`): every dashboard session
+/// signed with the old key ends within [`crate::auth::SESSION_KEY_CHECK`].
+async fn follow_session_key(inner: Arc<OfficeInner>) {
+    let mut shutdown = inner.node.shutdown_signal();
+    let mut check = tokio::time::interval(crate::auth::SESSION_KEY_CHECK);
+    loop {
+        tokio::select! {
+            _ = check.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let stored = crate::auth::stored_session_key(&inner.node.lock_replica());
+        if let Some(key) = stored
+            && inner.sessions.replace_key(key)
+        {
+            tracing::info!("the session key was replaced: every dashboard session ended");
+        }
+    }
 }
 
 async fn follow_changes(

@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// NSS's tool, which adds a CA to the browser user's trust store (Debian: libnss3-tools).
+pub const CERTUTIL: &str = "/usr/bin/certutil";
 /// How long chromedriver may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the page may take to show what the test waits for.
@@ -49,12 +51,50 @@ pub struct Browser {
     child: Child,
     /// Chromium's fresh profile directory.
     profile: tempfile::TempDir,
+    /// Chromium's home directory when it has one of its own (a CA trusted in it).
+    _home: Option<tempfile::TempDir>,
+}
+
+/// Why an HTTPS browser test cannot run here, if it cannot: it needs the browser and
+/// [`CERTUTIL`].
+pub fn https_browser_missing() -> Option<String> {
+    browser_missing().or_else(|| {
+        (!Path::new(CERTUTIL).exists())
+            .then(|| format!("skipping: {CERTUTIL} is missing (apt-get install libnss3-tools)"))
+    })
 }
 
 impl Browser {
     /// Starts chromedriver on a free port and opens a session with headless Chromium.
     pub fn start() -> Browser {
-        Browser::start_with(&["--window-size=1280,1000", "--lang=en-US"], json!({}))
+        Browser::start_with(&["--window-size=1280,1000", "--lang=en-US"], json!({}), None)
+    }
+
+    /// A desktop browser (a 1280x800 window, language `lang`) whose user trusts the CA
+    /// certificate in `ca_pem`, as an official's PC does once the runbook's step is done:
+    /// the CA goes into the NSS database under a fresh home directory, which Chromium reads.
+    pub fn start_trusting(ca_pem: &Path, lang: &str) -> Browser {
+        let home = tempfile::tempdir().expect("temp home for the browser");
+        let nssdb = home.path().join(".pki/nssdb");
+        std::fs::create_dir_all(&nssdb).expect("create the NSS database directory");
+        let db = format!("sql:{}", nssdb.display());
+        let certutil = |args: &[&str]| {
+            let status = Command::new(CERTUTIL)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| panic!("run {CERTUTIL}: {e}"));
+            assert!(status.success(), "certutil {args:?} failed: {status}");
+        };
+        certutil(&["-d", &db, "-N", "--empty-password"]);
+        let ca = ca_pem.to_str().expect("UTF-8 path");
+        certutil(&["-d", &db, "-A", "-t", "C,,", "-n", "gridsync street CA", "-i", ca]);
+        let accept = format!("--lang={lang}");
+        Browser::start_with(
+            &["--window-size=1280,800", accept.as_str()],
+            json!({ "prefs": { "intl.accept_languages": lang } }),
+            Some(home),
+        )
     }
 
     /// A browser the size of a phone (390x844 CSS pixels, 3x, touch), its language `lang`
@@ -69,14 +109,20 @@ impl Browser {
                 },
                 "prefs": { "intl.accept_languages": lang },
             }),
+            None,
         )
     }
 
     /// Starts chromedriver and a session with `args` added to Chromium's and `options`
-    /// merged into `goog:chromeOptions`.
-    fn start_with(args: &[&str], options: Value) -> Browser {
+    /// merged into `goog:chromeOptions`; with `home`, Chromium runs with that `$HOME` (its
+    /// certificate trust store).
+    fn start_with(args: &[&str], options: Value, home: Option<tempfile::TempDir>) -> Browser {
         let profile = tempfile::tempdir().expect("temp dir for the browser profile");
-        let mut child = Command::new(CHROMEDRIVER)
+        let mut driver = Command::new(CHROMEDRIVER);
+        if let Some(home) = &home {
+            driver.env("HOME", home.path());
+        }
+        let mut child = driver
             .arg("--port=0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -102,6 +148,7 @@ impl Browser {
             session: String::new(),
             child,
             profile,
+            _home: home,
         };
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(Some(port)) => browser.driver.set_port(port),

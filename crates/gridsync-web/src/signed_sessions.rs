@@ -6,7 +6,7 @@
 //! cookie); replacing the key ends every session.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -17,7 +17,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// Sessions authenticated by one key.
 #[derive(Debug)]
 pub struct SignedSessions {
-    key: [u8; 32],
+    /// Replaced (every session ended) by [`SignedSessions::replace_key`].
+    key: RwLock<[u8; 32]>,
     lifetime_ms: u64,
     /// Ids logged out since the server started.
     closed: Mutex<HashSet<String>>,
@@ -34,17 +35,34 @@ impl SignedSessions {
     /// Sessions signed with `key`, each lasting `lifetime_ms`.
     pub fn new(key: [u8; 32], lifetime_ms: u64) -> Self {
         SignedSessions {
-            key,
+            key: RwLock::new(key),
             lifetime_ms,
             closed: Mutex::new(HashSet::new()),
         }
     }
 
-    fn mac(&self, body: &str) -> String {
+    fn key(&self) -> [u8; 32] {
+        *self.key.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hmac(&self) -> HmacSha256 {
         // A key of any length is accepted by HMAC; 32 bytes always are.
-        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        HmacSha256::new_from_slice(&self.key()).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn mac(&self, body: &str) -> String {
+        let mut mac = self.hmac();
         mac.update(body.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Signs sessions with `key` from now on: every session signed with the previous key
+    /// ends. Returns whether the key changed.
+    pub fn replace_key(&self, key: [u8; 32]) -> bool {
+        let mut current = self.key.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *current != key;
+        *current = key;
+        changed
     }
 
     /// A new session at `now_ms`: the cookie value.
@@ -70,7 +88,7 @@ impl SignedSessions {
         let Ok(given) = hex::decode(mac) else {
             return false;
         };
-        let mut check = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        let mut check = self.hmac();
         check.update(body.as_bytes());
         // verify_slice compares in constant time.
         check.verify_slice(&given).is_ok()
@@ -125,5 +143,16 @@ mod tests {
         }
         after.close(&cookie);
         assert!(!after.is_live(&cookie, 2_000), "logged out");
+    }
+
+    #[test]
+    fn a_new_key_ends_every_session_at_once() {
+        let live = sessions([7; 32]);
+        let cookie = live.open(1_000);
+        assert!(!live.replace_key([7; 32]), "the same key changes nothing");
+        assert!(live.is_live(&cookie, 2_000));
+        assert!(live.replace_key([9; 32]));
+        assert!(!live.is_live(&cookie, 2_000), "signed with the old key");
+        assert!(live.is_live(&live.open(2_000), 3_000), "new sign-ins work");
     }
 }

@@ -21,6 +21,8 @@ Examples:
   gridsync enroll --name vol-0042 --role volunteer --scope write:panhuo/grid-017 --out vol-0042.invite
   gridsync join vol-0042.invite            # asks for the field app's PIN
   gridsync run --ui --peer 192.168.1.10:7700  # field app on http://127.0.0.1:7878/
+  gridsync run --http 192.168.1.10:7780     # at the office: dashboard on https://192.168.1.10:7780/
+  gridsync office ca-cert --out street-ca.pem  # for the office PCs to trust
   gridsync status
   gridsync backup --out /var/backups/gridsync-office.db
 
@@ -136,6 +138,17 @@ pub enum OfficeCommand {
         #[arg(long = "advertise", value_name = "ADDR")]
         advertise: Vec<String>,
     },
+    /// Print the street CA's certificate (PEM), for the office's PCs and phones to trust:
+    /// the dashboard served off loopback is HTTPS with a certificate the CA issues (see
+    /// deploy/RUNBOOK.md, "Opening the dashboard on the office LAN").
+    CaCert {
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Sign every official out of the dashboard (a lost phone, a token that leaked): the key
+    /// that signs session cookies is replaced. A running office applies it within seconds.
+    EndSessions,
 }
 
 #[derive(Debug, Args)]
@@ -182,9 +195,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
     /// Allow --http on a public address (0.0.0.0, a public IP). The dashboard shows
-    /// personal data: put it behind TLS if you do this.
+    /// personal data: think twice.
     #[arg(long)]
     pub http_public: bool,
+    /// Serve the dashboard over HTTPS on loopback too. Off loopback it is always HTTPS, with
+    /// a certificate the street CA issues for the address (`gridsync office ca-cert` prints
+    /// the CA for browsers to trust), and plain HTTP there gets a redirect.
+    #[arg(long)]
+    pub https: bool,
     /// Serve the field app (phone pages and local JSON API, in Chinese and English) on this
     /// address; `--ui` alone serves it on 127.0.0.1:7878, this device only. Open it in the
     /// phone's browser and sign in with the PIN chosen at `join`.

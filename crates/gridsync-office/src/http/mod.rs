@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use gridsync_web::{bearer, cookie, no_store};
+use gridsync_web::{WebListener, bearer, cookie, no_store};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -51,20 +51,24 @@ pub(crate) struct AppState {
     pub office: OfficeState,
     /// Flips to true when the server starts shutting down; long-lived streams end on it.
     pub closing: watch::Receiver<bool>,
+    /// The server speaks HTTPS: session cookies are marked `Secure`.
+    pub https: bool,
 }
 
 /// Serves the office API and dashboard on `listener` until `shutdown` completes, then drains
 /// open connections. Bind the listener on a loopback or private address
 /// ([`crate::check_bind_address`]).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: impl Into<WebListener>,
     state: OfficeState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = listener.into();
     let (closing_tx, closing) = watch::channel(false);
     let app = router(AppState {
         office: state,
         closing,
+        https: listener.is_https(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -200,8 +204,9 @@ async fn login(State(state): State<AppState>, form: axum::Form<LoginForm>) -> Re
     inner.login_throttle.succeeded();
     let session = inner.sessions.open(now);
     let cookie = format!(
-        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        crate::auth::SESSION_LIFETIME_MS / 1000
+        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        crate::auth::SESSION_LIFETIME_MS / 1000,
+        if state.https { "; Secure" } else { "" }
     );
     let mut resp = Redirect::to("/").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -215,9 +220,12 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
         state.office.inner.sessions.close(session);
     }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("gridsync_office=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    let expired = if state.https {
+        "gridsync_office=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Secure"
+    } else {
+        "gridsync_office=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+    };
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_static(expired));
     resp
 }

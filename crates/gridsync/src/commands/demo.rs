@@ -204,16 +204,15 @@ async fn run_demo(args: DemoArgs, out: Output) -> Result<()> {
 async fn serve_dashboard(office: &Device, bind: SocketAddr, out: &Output) -> Result<()> {
     let node = office.running.as_ref().context("the office node stopped")?;
     let handle = node.handle().clone();
+    let ca = gridsync_node::credentials::load_street_ca(handle.lock_replica().store())?;
     let (token, _) = gridsync_office::load_or_create_token(&mut handle.lock_replica())?;
     let state = gridsync_office::OfficeState::start(
         handle,
         gridsync_office::OfficeOptions::daily(token.clone(), 480),
     )
     .await?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot serve the dashboard on {bind}"))?;
-    let url = format!("http://{}/", listener.local_addr()?);
+    let bound = crate::commands::dashboard::bind(bind, false, &ca).await?;
+    let (listener, url) = (bound.listener, bound.url);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gridsync_office::serve(listener, state, async move {
         stopped.await.ok();
@@ -328,7 +327,13 @@ fn create_devices(root: &Path) -> Result<Vec<Device>> {
         };
         let issued = ca.issue(&identity)?;
         let dir = root.join(&name);
-        Replica::init(&dir, &node_id, STREET)?;
+        let mut replica = Replica::init(&dir, &node_id, STREET)?;
+        if role == Role::Office {
+            // As `office init` does: the office keeps the CA (its dashboard's HTTPS
+            // certificate comes from it).
+            replica.save_street_ca(&ca)?;
+        }
+        drop(replica);
         // Nodes that others dial get a fixed port so that a restart keeps their address.
         let listen = if role == Role::Volunteer {
             SocketAddr::from(([127, 0, 0, 1], 0))

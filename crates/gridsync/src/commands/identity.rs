@@ -1,4 +1,5 @@
-//! Identities: `office init`, `enroll`, `join`, `revoke`.
+//! Identities: `office init`, `office ca-cert`, `office end-sessions`, `enroll`, `join`,
+//! `revoke`.
 //!
 //! The office holds the street CA in its store. `enroll` issues a device certificate that
 //! binds node id, role, scopes and expiry, and writes it with the CA certificate and the
@@ -31,11 +32,65 @@ fn unix_secs() -> u64 {
 }
 
 pub fn office(data: &Path, cmd: OfficeCommand, out: Output) -> Result<()> {
-    let OfficeCommand::Init {
-        street,
-        node_id,
-        advertise,
-    } = cmd;
+    match cmd {
+        OfficeCommand::Init {
+            street,
+            node_id,
+            advertise,
+        } => office_init(data, street, node_id, advertise, out),
+        OfficeCommand::CaCert { out: file } => ca_cert(data, file.as_deref(), out),
+        OfficeCommand::EndSessions => end_sessions(data, out),
+    }
+}
+
+/// `gridsync office ca-cert`: the street CA's certificate, to trust in the officials'
+/// browsers.
+fn ca_cert(data: &Path, file: Option<&Path>, out: Output) -> Result<()> {
+    let replica = open_replica(data)?;
+    let ca = credentials::load_street_ca(replica.store())
+        .context("this store holds no street CA: run this at the office")?;
+    let pem = ca.cert_pem();
+    match file {
+        Some(file) => {
+            std::fs::write(file, &pem)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            out.emit(
+                &json!({ "street": ca.street(), "ca_cert": file.display().to_string() }),
+                || {
+                    format!(
+                        "street CA certificate of {} written to {} (trust it in the office's browsers: deploy/RUNBOOK.md)",
+                        ca.street(),
+                        file.display()
+                    )
+                },
+            )
+        }
+        None if out.json => out.emit(&json!({ "street": ca.street(), "pem": pem }), String::new),
+        None => {
+            print!("{pem}");
+            Ok(())
+        }
+    }
+}
+
+/// `gridsync office end-sessions`: a new session key, which signs every official out.
+fn end_sessions(data: &Path, out: Output) -> Result<()> {
+    let mut replica = open_replica(data)?;
+    credentials::load_street_ca(replica.store())
+        .context("this store holds no street CA: dashboard sessions live at the office")?;
+    gridsync_office::auth::end_sessions(&mut replica).context("cannot replace the session key")?;
+    out.emit(&json!({ "sessions_ended": true }), || {
+        "every dashboard session ended: officials sign in again with the office token (a running office applies this within seconds)".to_owned()
+    })
+}
+
+fn office_init(
+    data: &Path,
+    street: String,
+    node_id: String,
+    advertise: Vec<String>,
+    out: Output,
+) -> Result<()> {
     let node_id = NodeId::parse(&node_id).with_context(|| format!("node id {node_id:?}"))?;
     let now = unix_secs();
     let ca = StreetCa::generate(&street, now).context("cannot create the street CA")?;

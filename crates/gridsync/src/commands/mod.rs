@@ -2,6 +2,7 @@
 //! through [`Output`]. Errors carry enough context to stand alone as one line.
 
 mod backup;
+mod dashboard;
 mod data_dir;
 mod demo;
 mod export;

@@ -62,7 +62,10 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
                     token.reveal()
                 );
             }
-            Some((addr, token))
+            // The street CA issues the dashboard's HTTPS certificate.
+            let ca = credentials::load_street_ca(replica.store())
+                .context("the office's street CA, for the dashboard's HTTPS certificate")?;
+            Some((addr, token, ca))
         }
         None => None,
     };
@@ -100,16 +103,15 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         let addr = node.local_addr;
         let mut servers = WebServers::default();
         let mut http_addr = None;
-        if let Some((bind, token)) = http {
+        if let Some((bind, token, ca)) = http {
             let state = gridsync_office::OfficeState::start(
                 node.handle().clone(),
                 gridsync_office::OfficeOptions::daily(token, STREET_UTC_OFFSET_MINUTES),
             )
             .await?;
-            let listener = tokio::net::TcpListener::bind(bind)
-                .await
-                .with_context(|| format!("cannot serve the dashboard on {bind}"))?;
-            http_addr = Some(listener.local_addr()?);
+            let bound = crate::commands::dashboard::bind(bind, args.https, &ca).await?;
+            let listener = bound.listener;
+            http_addr = Some((listener.local_addr()?, bound.url));
             servers.spawn("dashboard", |stop| {
                 gridsync_office::serve(listener, state, stop)
             });
@@ -141,14 +143,15 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
                 "node_id": node_id,
                 "listening": addr.to_string(),
                 "peers": config.peers,
-                "http": http_addr.map(|a| a.to_string()),
+                "http": http_addr.as_ref().map(|(addr, _)| addr.to_string()),
+                "dashboard": http_addr.as_ref().map(|(_, url)| url),
                 "ui": ui_addr.map(|a| a.to_string()),
             }),
             || {
                 let mut text =
                     format!("gridsync node {node_id} listening on {addr} (ctrl-c to stop)");
-                if let Some(http) = http_addr {
-                    text.push_str(&format!("\noffice dashboard on http://{http}/"));
+                if let Some((_, url)) = &http_addr {
+                    text.push_str(&format!("\noffice dashboard on {url}"));
                 }
                 if let Some(ui) = ui_addr {
                     text.push_str(&format!("\nfield app on http://{ui}/"));
