@@ -33,19 +33,24 @@ fn both_languages_hold_every_key_the_pages_use() {
         table_keys(TRANSLATIONS, "en"),
     );
     gridsync_testkit::i18n::assert_same_keys(("Chinese", &zh), ("English", &en));
-    for (name, page) in [("dashboard", DASHBOARD_HTML), ("login", LOGIN_HTML)] {
+    let pages = [("dashboard", DASHBOARD_HTML), ("login", LOGIN_HTML)];
+    for (name, page) in pages.into_iter().chain(super::assets::page_scripts()) {
         let used = keys_used(page);
-        assert!(used.len() > 3, "{name}: no translation keys found");
+        assert!(
+            used.len() > 3 || name.ends_with(".js"),
+            "{name}: no translation keys found"
+        );
         let missing: Vec<_> = used.difference(&en).collect();
         assert!(
             missing.is_empty(),
             "{name} uses keys in no table: {missing:?}"
         );
     }
-    assert!(
-        keys_used(DASHBOARD_HTML).len() > 40,
-        "the dashboard is translated"
-    );
+    let dashboard_keys = keys_used(DASHBOARD_HTML).len()
+        + super::assets::page_scripts()
+            .map(|(_, script)| keys_used(script).len())
+            .sum::<usize>();
+    assert!(dashboard_keys > 40, "the dashboard is translated");
 }
 
 #[test]

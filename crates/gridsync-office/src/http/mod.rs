@@ -5,12 +5,15 @@
 //! Routes (all but `/healthz` and `/login` need credentials, see `crate::auth`):
 //! - `GET /` the dashboard (without credentials: 401 with the login form);
 //! - `GET|POST /login`, `POST /logout`; `GET /i18n/{zh,en}.json` the pages' translations;
+//! - `GET /assets/{file}` the pages' scripts, styles and chart library (`assets`);
 //! - `GET /api/v1/{summary,places,buildings/{id},needs,devices,records}` JSON (`api`);
+//! - `GET /api/v1/timeline[?grid=]` the round hour by hour, for the charts (`timeline`);
 //! - `GET /api/v1/export.csv`, `GET /api/v1/export.json` streamed (`export`);
 //! - `GET /api/v1/events` server-sent events (`events`);
 //! - `GET /metrics` Prometheus text (`metrics`); `GET /healthz`.
 
 mod api;
+mod assets;
 mod events;
 mod export;
 #[cfg(test)]
@@ -110,8 +113,10 @@ fn router(state: AppState) -> Router {
                 )
             }),
         )
+        .route("/assets/{file}", get(assets::asset))
         .merge(protected)
         .fallback(not_found)
+        .layer(middleware::from_fn(assets::security_headers))
         .with_state(state)
 }
 
