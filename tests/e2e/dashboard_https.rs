@@ -1,14 +1,22 @@
 //! The office dashboard on the office LAN: HTTPS with a certificate the street CA issues,
 //! plain HTTP answered only with a redirect, `Secure` session cookies, and every session ended
-//! from the command line while the office runs. The HTTPS client is curl, trusting the CA
-//! `gridsync office ca-cert` wrote, as an official's PC would after the runbook's step.
+//! from the command line while the office runs. The HTTPS clients are curl and headless
+//! Chromium, each trusting the CA `gridsync office ca-cert` wrote (Chromium through an NSS
+//! database under its own home directory), as an official's PC would after the runbook's step.
+//! The browser test checks the charts draw what the API says about real records, in both
+//! languages at 1280x800 and 390x844, and that the sign-in survives a restart of the office;
+//! its screenshots are `<target dir>/dashboard-https-*.png`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
+use crate::browser::target_file;
 use crate::dashboard::DashboardNode;
 use crate::node_support::Street;
+use gridsync_testkit::browser::{Browser, https_browser_missing};
 use gridsync_testkit::http;
 
 /// `curl -s ARGS...`: its exit code, and stdout with the response headers first (`-D -`).
@@ -147,4 +155,139 @@ fn ca_cert_and_end_sessions_refuse_a_device_without_the_street_ca() {
     volunteer
         .run(&["office", "end-sessions"])
         .fails_alone_with("holds no street CA");
+}
+
+/// `GET path` on the office's API over HTTPS with the token, trusting `ca`: the JSON.
+fn api(base: &str, ca: &Path, token: &str, path: &str) -> serde_json::Value {
+    let output = Command::new("curl")
+        .args(["-s", "--fail", "--max-time", "20", "--cacert"])
+        .arg(ca)
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{base}{}", path.trim_start_matches('/')))
+        .output()
+        .expect("run curl");
+    assert!(output.status.success(), "GET {path}: {output:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// What each chart should report as drawn, from the API: (coverage, needs, freshness).
+fn expected_chart_sums(base: &str, ca: &Path, token: &str) -> (u64, u64, u64) {
+    let timeline = api(base, ca, token, "/api/v1/timeline");
+    let hours = timeline["hours"].as_array().expect("hours").clone();
+    let sum = |key: &str| hours.iter().map(|h| h[key].as_u64().unwrap_or(0)).sum::<u64>();
+    let devices = api(base, ca, token, "/api/v1/devices");
+    let devices = devices["devices"].as_array().map_or(0, Vec::len) as u64;
+    (
+        sum("visited"),
+        sum("needs_reported") + sum("delivered"),
+        devices,
+    )
+}
+
+/// What the page says it drew in each chart.
+fn drawn(browser: &Browser) -> Option<(u64, u64, u64)> {
+    let of = |chart: &str| {
+        browser
+            .eval(&format!(
+                "const e = document.querySelector('[data-chart=\"{chart}\"]'); return e ? e.dataset.drawn || null : null"
+            ))
+            .as_str()
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    Some((of("coverage")?, of("needs")?, of("freshness")?))
+}
+
+/// An official's PC that trusts the street CA: signs in over HTTPS, sees the charts draw
+/// what the API says about real records, in English and in Chinese, at desktop and phone
+/// width, then stays signed in across a restart of the office.
+#[test]
+fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
+    if let Some(skip) = https_browser_missing() {
+        println!("{skip}");
+        return;
+    }
+    let street = Street::with_plan(&[]);
+    // Records in this round: two households visited, needs reported, one item delivered.
+    for line in [
+        "visit add --household h-1 --outcome contacted --need medicine:insulin --need food",
+        "visit add --household h-3 --outcome not-home",
+        "deliver --household h-1 --item medicine --status delivered",
+    ] {
+        street.office.run_line(line).ok();
+    }
+    let ca = street.office.path().join("street-ca.pem");
+    street
+        .office
+        .run(&["office", "ca-cert", "--out", ca.to_str().expect("UTF-8")])
+        .ok();
+    let https_args = ["--http", "127.0.0.1:0", "--https"];
+    let office = DashboardNode::start_with(&street.office, &https_args);
+    assert!(office.url.starts_with("https://127.0.0.1:"), "{}", office.url);
+    let expected = expected_chart_sums(&office.url, &ca, &office.token);
+    assert_eq!(expected.0, 2, "two households visited this round");
+    assert_eq!(expected.1, 3, "two needs reported, one item delivered");
+
+    let browser = Browser::start_trusting(&ca, "en-US");
+    browser.navigate(&office.url);
+    browser.type_into("#login-token", &office.token);
+    browser.tap("#login-submit");
+    browser.wait_for("the charts to draw what the API says", || {
+        drawn(&browser).filter(|d| *d == expected)
+    });
+    let protocol = browser.eval("return location.protocol");
+    assert_eq!(protocol, "https:", "signed in over HTTPS");
+    let mut shots = Vec::new();
+    let mut shoot = |browser: &Browser, name: &str| {
+        let path = target_file(&format!("dashboard-https-{name}.png"));
+        browser.save_screenshot(&path);
+        shots.push(path);
+    };
+    shoot(&browser, "en-desktop");
+    browser.command("POST", "window/rect", json!({ "width": 390, "height": 844 }));
+    browser.wait_for("the charts at phone width", || {
+        let width = browser.eval(
+            "const e = document.querySelector('[data-chart=\"coverage\"] canvas'); return e ? e.getBoundingClientRect().width : 0",
+        );
+        width.as_f64().filter(|w| *w > 100.0 && *w <= 390.0)
+    });
+    // At phone width the charts are below the figures: show them.
+    let charts_in_view = "document.getElementById('chart-coverage').scrollIntoView(); return true";
+    browser.eval(charts_in_view);
+    shoot(&browser, "en-phone");
+    browser.tap(r#".langs [data-lang="zh"]"#);
+    browser.wait_for("the charts in Chinese", || {
+        let title = browser
+            .text(&browser.try_find("#chart-coverage h3").ok()?)
+            .ok()?;
+        let legend = browser
+            .text(&browser.try_find("[data-chart=\"coverage\"]").ok()?)
+            .ok()?;
+        // The heading and the chart's own legend, both redrawn in Chinese.
+        (title.contains("覆盖") && legend.contains("全街道") && drawn(&browser) == Some(expected))
+            .then_some(())
+    });
+    browser.eval(charts_in_view);
+    shoot(&browser, "zh-phone");
+    browser.command("POST", "window/rect", json!({ "width": 1280, "height": 800 }));
+    shoot(&browser, "zh-desktop");
+
+    // The office restarts (a new port: the cookie is the host's, not the port's).
+    drop(office);
+    let office = DashboardNode::start_with(&street.office, &https_args);
+    browser.navigate(&office.url);
+    browser.wait_for("the dashboard again, without signing in", || {
+        let count = browser.text(&browser.try_find("#visited-count").ok()?).ok()?;
+        (count == "2").then_some(())
+    });
+    assert!(
+        browser.try_find("#login-token").is_err(),
+        "the restart asked for the token again"
+    );
+    browser.wait_for("the charts after the restart", || {
+        drawn(&browser).filter(|d| *d == expected)
+    });
+    shoot(&browser, "zh-desktop-after-restart");
+    for path in &shots {
+        println!("dashboard over HTTPS: screenshot at {}", path.display());
+    }
 }
