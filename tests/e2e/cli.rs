@@ -372,6 +372,38 @@ fn plan_import_then_show() {
     assert_eq!(device.run_line("plan show --json").json()["households"], 5);
 }
 
+/// The street's time zone: the default until the office sets one, any offset people write,
+/// a clear refusal for one no time zone has (nothing changed), and it survives a re-import.
+#[test]
+fn plan_time_zone_is_set_shown_and_checked() {
+    let d = planned_device();
+    let shown = d.run(&["--json", "plan", "time-zone"]).json();
+    assert_eq!(shown["utc_offset_minutes"], 480);
+    assert_eq!(shown["set"], false);
+    d.run(&["plan", "time-zone", "-05:30"]).ok();
+    let shown = d.run(&["--json", "plan", "time-zone"]).json();
+    assert_eq!(shown["utc_offset"], "-05:30");
+    assert_eq!(shown["set"], true);
+    d.run(&["plan", "time-zone", "+25:00"])
+        .fails_alone_with("is not a time zone");
+    d.run(&["plan", "time-zone", "Asia/Shanghai"])
+        .fails_alone_with("is not an offset from UTC");
+    let text = d.run(&["plan", "time-zone"]);
+    assert_eq!(
+        text.ok().trim(),
+        "UTC-05:30",
+        "the refused ones changed nothing"
+    );
+    let file = write_plan(&d, "again.csv", &PLAN_ROWS);
+    d.run(&["plan", "import", path_arg(&file)]).ok();
+    let text = d.run(&["plan", "time-zone"]);
+    assert_eq!(
+        text.ok().trim(),
+        "UTC-05:30",
+        "a re-import keeps the time zone"
+    );
+}
+
 #[test]
 fn plan_import_with_one_bad_row_imports_nothing() {
     let device = planned_device();

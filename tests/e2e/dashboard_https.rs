@@ -122,7 +122,10 @@ fn a_lan_dashboard_is_https_only_and_its_sessions_end_from_the_command_line() {
 
     // A client that does not trust the street CA refuses the certificate.
     let (untrusted, _) = curl(&[&format!("{base}healthz")]);
-    assert_eq!(untrusted, 60, "curl accepted a certificate it cannot verify");
+    assert_eq!(
+        untrusted, 60,
+        "curl accepted a certificate it cannot verify"
+    );
 
     // Trusting it: sign in; the cookie is Secure.
     let cookie = login(&base, &ca, &office.token);
@@ -131,7 +134,10 @@ fn a_lan_dashboard_is_https_only_and_its_sessions_end_from_the_command_line() {
     assert_eq!(summary_status(&base, &ca, &cookie), 200);
 
     // `gridsync office end-sessions` while the office runs: the session ends within seconds.
-    let ended = street.office.run(&["--json", "office", "end-sessions"]).json();
+    let ended = street
+        .office
+        .run(&["--json", "office", "end-sessions"])
+        .json();
     assert_eq!(ended["sessions_ended"], true);
     let deadline = Instant::now() + Duration::from_secs(15);
     while summary_status(&base, &ca, &cookie) != 401 {
@@ -142,7 +148,11 @@ fn a_lan_dashboard_is_https_only_and_its_sessions_end_from_the_command_line() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let again = login(&base, &ca, &office.token);
-    assert_eq!(summary_status(&base, &ca, &again), 200, "a new sign-in works");
+    assert_eq!(
+        summary_status(&base, &ca, &again),
+        200,
+        "a new sign-in works"
+    );
 }
 
 #[test]
@@ -174,7 +184,12 @@ fn api(base: &str, ca: &Path, token: &str, path: &str) -> serde_json::Value {
 fn expected_chart_sums(base: &str, ca: &Path, token: &str) -> (u64, u64, u64) {
     let timeline = api(base, ca, token, "/api/v1/timeline");
     let hours = timeline["hours"].as_array().expect("hours").clone();
-    let sum = |key: &str| hours.iter().map(|h| h[key].as_u64().unwrap_or(0)).sum::<u64>();
+    let sum = |key: &str| {
+        hours
+            .iter()
+            .map(|h| h[key].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
     let devices = api(base, ca, token, "/api/v1/devices");
     let devices = devices["devices"].as_array().map_or(0, Vec::len) as u64;
     (
@@ -222,7 +237,11 @@ fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
         .ok();
     let https_args = ["--http", "127.0.0.1:0", "--https"];
     let office = DashboardNode::start_with(&street.office, &https_args);
-    assert!(office.url.starts_with("https://127.0.0.1:"), "{}", office.url);
+    assert!(
+        office.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        office.url
+    );
     let expected = expected_chart_sums(&office.url, &ca, &office.token);
     assert_eq!(expected.0, 2, "two households visited this round");
     assert_eq!(expected.1, 3, "two needs reported, one item delivered");
@@ -243,7 +262,11 @@ fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
         shots.push(path);
     };
     shoot(&browser, "en-desktop");
-    browser.command("POST", "window/rect", json!({ "width": 390, "height": 844 }));
+    browser.command(
+        "POST",
+        "window/rect",
+        json!({ "width": 390, "height": 844 }),
+    );
     browser.wait_for("the charts at phone width", || {
         let width = browser.eval(
             "const e = document.querySelector('[data-chart=\"coverage\"] canvas'); return e ? e.getBoundingClientRect().width : 0",
@@ -268,7 +291,11 @@ fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
     });
     browser.eval(charts_in_view);
     shoot(&browser, "zh-phone");
-    browser.command("POST", "window/rect", json!({ "width": 1280, "height": 800 }));
+    browser.command(
+        "POST",
+        "window/rect",
+        json!({ "width": 1280, "height": 800 }),
+    );
     shoot(&browser, "zh-desktop");
 
     // The office restarts (a new port: the cookie is the host's, not the port's).
@@ -276,7 +303,9 @@ fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
     let office = DashboardNode::start_with(&street.office, &https_args);
     browser.navigate(&office.url);
     browser.wait_for("the dashboard again, without signing in", || {
-        let count = browser.text(&browser.try_find("#visited-count").ok()?).ok()?;
+        let count = browser
+            .text(&browser.try_find("#visited-count").ok()?)
+            .ok()?;
         (count == "2").then_some(())
     });
     assert!(

@@ -67,11 +67,14 @@ fn populate(dir: &Path, visits_per_building: usize) {
         };
         gridsync_model::record_visit(&mut doc, &ctx, &visit).expect("visit");
     }
-    let bytes = doc.save();
-    let buildings: Vec<(DocPath, Vec<u8>)> = (0..BUILDINGS)
+    let one = gridsync_node::WholeDocument::of(DocPath::parse(STREET).expect("path"), &doc);
+    let buildings: Vec<gridsync_node::WholeDocument> = (0..BUILDINGS)
         .map(|b| {
             let path = DocPath::parse(&format!("{STREET}/grid-{:03}/b-{b}", b / 50)).expect("path");
-            (path, bytes.clone())
+            gridsync_node::WholeDocument {
+                path,
+                ..one.clone()
+            }
         })
         .collect();
     replica

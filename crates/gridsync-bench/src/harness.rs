@@ -434,11 +434,11 @@ pub fn store_docs(
     let total = docs.len() as u64;
     let mut done = 0u64;
     for batch in docs.chunks(STORE_BATCH_DOCS) {
-        let items: Vec<(DocPath, Vec<u8>)> = batch
+        let items: Vec<gridsync_node::WholeDocument> = batch
             .iter()
-            .map(|(path, doc)| (path.clone(), doc.save()))
+            .map(|(path, doc)| gridsync_node::WholeDocument::of(path.clone(), doc))
             .collect();
-        bytes += items.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        bytes += items.iter().map(|d| d.bytes.len() as u64).sum::<u64>();
         replica
             .append_whole_documents(&items)
             .context("cannot store documents")?;

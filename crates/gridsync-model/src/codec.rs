@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::transaction::Transactable;
-use automerge::{AutomergeError, ObjId, ReadDoc, ScalarValue, Value};
+use std::borrow::Cow;
+
+use automerge::{AutomergeError, ObjId, ReadDoc, ScalarValueRef, ValueRef};
 
 use crate::check::{self, FieldProblem};
 use crate::records::{
@@ -171,101 +173,106 @@ pub(crate) fn put_correction<T: Transactable>(
 
 // ---- reading ----
 
-fn scalar<R: ReadDoc>(
-    doc: &R,
-    obj: &ObjId,
-    key: &str,
-    field: &'static str,
-) -> Result<ScalarValue, FieldProblem> {
-    match doc.get(obj, key) {
-        Ok(Some((Value::Scalar(s), _))) => Ok(s.into_owned()),
-        Ok(None) => Err(FieldProblem::Missing(field)),
-        _ => Err(FieldProblem::WrongType(field)),
+/// One record's fields, read in one pass over its map. Each `ReadDoc::get` searches the
+/// document's op columns from the top, so reading a visit field by field costs ten such
+/// searches; one `map_range` over the record's map walks its entries once (the office reads a
+/// million records at a first start).
+pub(crate) struct Fields<'a> {
+    /// The record's keys in order, with their winning values.
+    entries: Vec<(Cow<'a, str>, ValueRef<'a>)>,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of the record map `obj`; refused when it holds more than
+    /// [`MAX_RECORD_KEYS`] keys.
+    pub(crate) fn read<R: ReadDoc>(doc: &'a R, obj: &ObjId) -> Result<Fields<'a>, FieldProblem> {
+        let mut entries = Vec::new();
+        for item in doc.map_range(obj, ..) {
+            if entries.len() == MAX_RECORD_KEYS {
+                return Err(FieldProblem::TooMany {
+                    field: "record keys",
+                    count: doc.length(obj),
+                    max: MAX_RECORD_KEYS,
+                });
+            }
+            entries.push((item.key, item.value));
+        }
+        Ok(Fields { entries })
+    }
+
+    /// Every key, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| k.as_ref())
+    }
+
+    fn scalar(&self, key: &str, field: &'static str) -> Result<&ScalarValueRef<'a>, FieldProblem> {
+        match self.entries.binary_search_by(|(k, _)| k.as_ref().cmp(key)) {
+            Ok(at) => match &self.entries[at].1 {
+                ValueRef::Scalar(s) => Ok(s),
+                ValueRef::Object(_) => Err(FieldProblem::WrongType(field)),
+            },
+            Err(_) => Err(FieldProblem::Missing(field)),
+        }
+    }
+
+    pub(crate) fn str(&self, key: &str, field: &'static str) -> Result<String, FieldProblem> {
+        match self.scalar(key, field)? {
+            ScalarValueRef::Str(s) => Ok(s.to_string()),
+            _ => Err(FieldProblem::WrongType(field)),
+        }
+    }
+
+    pub(crate) fn i64(&self, key: &str, field: &'static str) -> Result<i64, FieldProblem> {
+        match self.scalar(key, field)? {
+            ScalarValueRef::Int(n) | ScalarValueRef::Timestamp(n) => Ok(*n),
+            ScalarValueRef::Uint(n) => {
+                i64::try_from(*n).map_err(|_| FieldProblem::WrongType(field))
+            }
+            _ => Err(FieldProblem::WrongType(field)),
+        }
+    }
+
+    pub(crate) fn u32(&self, key: &str, field: &'static str) -> Result<u32, FieldProblem> {
+        let n = match self.scalar(key, field)? {
+            ScalarValueRef::Uint(n) => *n,
+            ScalarValueRef::Int(n) => {
+                u64::try_from(*n).map_err(|_| FieldProblem::WrongType(field))?
+            }
+            _ => return Err(FieldProblem::WrongType(field)),
+        };
+        u32::try_from(n).map_err(|_| FieldProblem::WrongType(field))
     }
 }
 
-fn read_str<R: ReadDoc>(
-    doc: &R,
-    obj: &ObjId,
-    key: &str,
-    field: &'static str,
-) -> Result<String, FieldProblem> {
-    match scalar(doc, obj, key, field)? {
-        ScalarValue::Str(s) => Ok(s.to_string()),
-        _ => Err(FieldProblem::WrongType(field)),
-    }
-}
-
-fn read_i64<R: ReadDoc>(
-    doc: &R,
-    obj: &ObjId,
-    key: &str,
-    field: &'static str,
-) -> Result<i64, FieldProblem> {
-    match scalar(doc, obj, key, field)? {
-        ScalarValue::Int(n) | ScalarValue::Timestamp(n) => Ok(n),
-        ScalarValue::Uint(n) => i64::try_from(n).map_err(|_| FieldProblem::WrongType(field)),
-        _ => Err(FieldProblem::WrongType(field)),
-    }
-}
-
-fn read_u32<R: ReadDoc>(
-    doc: &R,
-    obj: &ObjId,
-    key: &str,
-    field: &'static str,
-) -> Result<u32, FieldProblem> {
-    let n = match scalar(doc, obj, key, field)? {
-        ScalarValue::Uint(n) => n,
-        ScalarValue::Int(n) => u64::try_from(n).map_err(|_| FieldProblem::WrongType(field))?,
-        _ => return Err(FieldProblem::WrongType(field)),
-    };
-    u32::try_from(n).map_err(|_| FieldProblem::WrongType(field))
-}
-
-fn record_keys<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Vec<String>, FieldProblem> {
-    let count = doc.length(obj);
-    if count > MAX_RECORD_KEYS {
-        return Err(FieldProblem::TooMany {
-            field: "record keys",
-            count,
-            max: MAX_RECORD_KEYS,
-        });
-    }
-    Ok(doc.keys(obj).collect())
-}
-
-fn read_visit_fields<R: ReadDoc>(
-    doc: &R,
-    obj: &ObjId,
+fn read_visit_fields(
+    fields: &Fields<'_>,
     id: RecordId,
     prefix: &str,
-    keys: &[String],
 ) -> Result<Visit, FieldProblem> {
-    let people = read_u32(doc, obj, &key(prefix, "people_seen"), "people_seen")?;
-    let flags_text = read_str(doc, obj, &key(prefix, "flags"), "flags")?;
+    let people = fields.u32(&key(prefix, "people_seen"), "people_seen")?;
+    let flags_text = fields.str(&key(prefix, "flags"), "flags")?;
     let mut flags = BTreeSet::new();
     for name in flags_text.split(',').filter(|s| !s.is_empty()) {
         flags.insert(name.parse::<SpecialNeed>()?);
     }
     let need_prefix = key(prefix, "need.");
     let mut needs = BTreeMap::new();
-    for k in keys {
+    for k in fields.keys() {
         if let Some(name) = k.strip_prefix(&need_prefix) {
             let need: NeedKind = name.parse()?;
-            needs.insert(need, read_str(doc, obj, k, "need detail")?);
+            needs.insert(need, fields.str(k, "need detail")?);
         }
     }
     let visit = Visit {
         id,
-        household: read_str(doc, obj, &key(prefix, "household"), "household")?,
-        volunteer: read_str(doc, obj, &key(prefix, "volunteer"), "volunteer")?,
-        at_ms: read_i64(doc, obj, &key(prefix, "at"), "at")?,
-        outcome: read_str(doc, obj, &key(prefix, "outcome"), "outcome")?.parse()?,
+        household: fields.str(&key(prefix, "household"), "household")?,
+        volunteer: fields.str(&key(prefix, "volunteer"), "volunteer")?,
+        at_ms: fields.i64(&key(prefix, "at"), "at")?,
+        outcome: fields.str(&key(prefix, "outcome"), "outcome")?.parse()?,
         people_seen: u16::try_from(people).map_err(|_| FieldProblem::WrongType("people_seen"))?,
         flags,
         needs,
-        note: read_str(doc, obj, &key(prefix, "note"), "note")?,
+        note: fields.str(&key(prefix, "note"), "note")?,
     };
     visit_shape(&visit)?;
     Ok(visit)
@@ -276,8 +283,7 @@ pub(crate) fn read_visit<R: ReadDoc>(
     obj: &ObjId,
     id: RecordId,
 ) -> Result<Visit, FieldProblem> {
-    let keys = record_keys(doc, obj)?;
-    read_visit_fields(doc, obj, id, "", &keys)
+    read_visit_fields(&Fields::read(doc, obj)?, id, "")
 }
 
 pub(crate) fn read_delivery<R: ReadDoc>(
@@ -285,16 +291,16 @@ pub(crate) fn read_delivery<R: ReadDoc>(
     obj: &ObjId,
     id: RecordId,
 ) -> Result<DeliveryEvent, FieldProblem> {
-    record_keys(doc, obj)?;
+    let f = Fields::read(doc, obj)?;
     let event = DeliveryEvent {
         id,
-        household: read_str(doc, obj, "household", "household")?,
-        item: read_str(doc, obj, "item", "item")?.parse()?,
-        status: read_str(doc, obj, "status", "status")?.parse()?,
-        attempt: read_u32(doc, obj, "attempt", "attempt")?,
-        detail: read_str(doc, obj, "detail", "detail")?,
-        by: read_str(doc, obj, "by", "by")?,
-        at_ms: read_i64(doc, obj, "at", "at")?,
+        household: f.str("household", "household")?,
+        item: f.str("item", "item")?.parse()?,
+        status: f.str("status", "status")?.parse()?,
+        attempt: f.u32("attempt", "attempt")?,
+        detail: f.str("detail", "detail")?,
+        by: f.str("by", "by")?,
+        at_ms: f.i64("at", "at")?,
     };
     delivery_shape(&event)?;
     Ok(event)
@@ -305,8 +311,8 @@ pub(crate) fn read_sweep<R: ReadDoc>(
     obj: &ObjId,
     id: RecordId,
 ) -> Result<SweepResult, FieldProblem> {
-    let keys = record_keys(doc, obj)?;
-    let units_text = read_str(doc, obj, "units", "units")?;
+    let f = Fields::read(doc, obj)?;
+    let units_text = f.str("units", "units")?;
     let units_covered: BTreeSet<String> = units_text
         .split(',')
         .filter(|s| !s.is_empty())
@@ -314,19 +320,19 @@ pub(crate) fn read_sweep<R: ReadDoc>(
         .collect();
     // Keys come back sorted, and `issue.NN` is zero-padded, so issues keep their order.
     let mut issues = Vec::new();
-    for k in keys.iter().filter(|k| k.starts_with("issue.")) {
-        issues.push(read_str(doc, obj, k, "issue")?);
+    for k in f.keys().filter(|k| k.starts_with("issue.")) {
+        issues.push(f.str(k, "issue")?);
     }
     let sweep = SweepResult {
         id,
-        round: read_u32(doc, obj, "round", "round")?,
+        round: f.u32("round", "round")?,
         units_covered,
-        reached: read_u32(doc, obj, "reached", "reached")?,
-        not_home: read_u32(doc, obj, "not_home", "not_home")?,
-        refused: read_u32(doc, obj, "refused", "refused")?,
+        reached: f.u32("reached", "reached")?,
+        not_home: f.u32("not_home", "not_home")?,
+        refused: f.u32("refused", "refused")?,
         issues,
-        by: read_str(doc, obj, "by", "by")?,
-        at_ms: read_i64(doc, obj, "at", "at")?,
+        by: f.str("by", "by")?,
+        at_ms: f.i64("at", "at")?,
     };
     sweep_shape(&sweep)?;
     Ok(sweep)
@@ -337,13 +343,13 @@ pub(crate) fn read_correction<R: ReadDoc>(
     obj: &ObjId,
     id: RecordId,
 ) -> Result<Correction, FieldProblem> {
-    let keys = record_keys(doc, obj)?;
-    let target = RecordId::parse(&read_str(doc, obj, "target", "target")?)?;
-    let target_kind: RecordKind = read_str(doc, obj, "target_kind", "target_kind")?.parse()?;
-    let action = match read_str(doc, obj, "action", "action")?.as_str() {
+    let f = Fields::read(doc, obj)?;
+    let target = RecordId::parse(&f.str("target", "target")?)?;
+    let target_kind: RecordKind = f.str("target_kind", "target_kind")?.parse()?;
+    let action = match f.str("action", "action")?.as_str() {
         "retract" => CorrectionAction::Retract,
         "replace" if target_kind == RecordKind::Visit => CorrectionAction::ReplaceVisit(Box::new(
-            read_visit_fields(doc, obj, target.clone(), REPLACEMENT_PREFIX, &keys)?,
+            read_visit_fields(&f, target.clone(), REPLACEMENT_PREFIX)?,
         )),
         _ => return Err(FieldProblem::WrongType("action")),
     };
@@ -355,9 +361,9 @@ pub(crate) fn read_correction<R: ReadDoc>(
         target,
         target_kind,
         action,
-        reason: read_str(doc, obj, "reason", "reason")?,
-        by: read_str(doc, obj, "by", "by")?,
-        at_ms: read_i64(doc, obj, "at", "at")?,
+        reason: f.str("reason", "reason")?,
+        by: f.str("by", "by")?,
+        at_ms: f.i64("at", "at")?,
     };
     correction_shape(&correction)?;
     Ok(correction)

@@ -91,8 +91,9 @@ pub use genesis::{
     plan_path,
 };
 pub use plan::{
-    CSV_HEADER, Household, PlanCsv, PlanImport, PlanImportError, PlanRow, StreetPlan, apply_import,
-    parse_csv, read_plan,
+    CSV_HEADER, DEFAULT_UTC_OFFSET_MINUTES, Household, PlanCsv, PlanImport, PlanImportError,
+    PlanRow, StreetPlan, UtcOffsetError, apply_import, format_utc_offset, parse_csv,
+    parse_utc_offset, read_plan, set_utc_offset,
 };
 pub use read::{BuildingRecords, CorrectedVisit};
 pub use records::{

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value, ValueRef};
 
 use crate::check::FieldProblem;
 use crate::clock::{ClockAhead, FirstSight};
@@ -50,17 +50,23 @@ pub(crate) fn iter_kind_objects<'a, R: ReadDoc, T: 'a>(
             "top-level map is missing or not a map",
         ))
     });
+    // One pass over the kind's map: its entries with their object ids (a `get` per record
+    // would search the document's op columns once per record).
     let records = map.into_iter().flat_map(move |map| {
-        doc.keys(&map)
+        doc.map_range(&map, ..)
+            .map(|item| {
+                let obj = matches!(item.value, ValueRef::Object(ObjType::Map)).then(|| item.id());
+                (item.key.into_owned(), obj)
+            })
             .collect::<Vec<_>>()
             .into_iter()
-            .map(move |key| {
+            .map(move |(key, obj)| {
                 let id = RecordId::parse(&key).map_err(|e| malformed(kind, &key, e))?;
-                match doc.get(&map, key.as_str()) {
-                    Ok(Some((Value::Object(ObjType::Map), obj))) => parse(doc, &obj, id)
+                match obj {
+                    Some(obj) => parse(doc, &obj, id)
                         .map(|record| (obj, record))
                         .map_err(|e| malformed(kind, &key, e)),
-                    _ => Err(malformed(kind, &key, "record is not a map")),
+                    None => Err(malformed(kind, &key, "record is not a map")),
                 }
             })
     });

@@ -61,7 +61,7 @@ mod trust_tests;
 
 pub use config::NodeConfig;
 pub use handle::NodeHandle;
-pub use replica::{Acknowledged, Replica, ReplicaError};
+pub use replica::{Acknowledged, DetachedRead, Replica, ReplicaError, WholeDocument};
 pub use shared::DocChange;
 
 /// Why a node could not start or keep running.

@@ -26,6 +26,8 @@ use crate::replica::{Replica, ReplicaError};
 pub enum FieldWrite {
     /// Import (or re-import) the street plan from CSV text.
     PlanImport { csv: String },
+    /// Set the street's time zone in its plan (`+08:00`, `-05:30`, `+8`).
+    PlanTimeZone { utc_offset: String },
     Visit {
         household: String,
         outcome: String,
@@ -168,6 +170,26 @@ impl FieldWrite {
                 let message = match changed {
                     Some(_) => format!("imported {households} households into {path}"),
                     None => format!("plan unchanged: all {households} households already present"),
+                };
+                Ok(WriteReceipt {
+                    document: path,
+                    record_id: None,
+                    message,
+                })
+            }
+            FieldWrite::PlanTimeZone { utc_offset } => {
+                let minutes = gridsync_model::parse_utc_offset(&utc_offset)
+                    .map_err(|e| WriteError::BadValue(e.to_string()))?;
+                let path = plan_doc_path(replica)?;
+                let changed = replica.write(&path, DocKind::StreetPlan, |doc| {
+                    gridsync_model::set_utc_offset(doc, minutes, now)
+                })?;
+                let zone = gridsync_model::format_utc_offset(minutes);
+                let message = match changed {
+                    Some(_) => format!(
+                        "the street's time zone is now UTC{zone}: rounds start at its midnight, on every device the plan reaches"
+                    ),
+                    None => format!("the street's time zone already is UTC{zone}"),
                 };
                 Ok(WriteReceipt {
                     document: path,

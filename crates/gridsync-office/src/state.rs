@@ -45,7 +45,8 @@ use gridsync_web::SignedSessions;
 pub struct OfficeOptions {
     /// The office token (see [`crate::load_or_create_token`]).
     pub token: OfficeToken,
-    /// Where the street's day starts, minutes east of UTC (Ningbo: 480): rounds are daily.
+    /// Where the street's day starts, minutes east of UTC, when its plan names no time zone
+    /// (`gridsync plan time-zone`; the plan's wins): rounds are daily.
     pub utc_offset_minutes: i32,
     /// A fixed start of the current round instead of daily rounds (tests, special sweeps).
     pub round_start_ms: Option<i64>,
@@ -61,10 +62,15 @@ impl OfficeOptions {
         }
     }
 
-    fn round_at(&self, now_ms: i64) -> RoundWindow {
+    /// The street's time zone: the plan's, else this default.
+    pub fn utc_offset_for(&self, plan: &StreetPlan) -> i32 {
+        plan.utc_offset_minutes().unwrap_or(self.utc_offset_minutes)
+    }
+
+    fn round_at(&self, now_ms: i64, plan: &StreetPlan) -> RoundWindow {
         match self.round_start_ms {
             Some(start) => RoundWindow::starting_at(start),
-            None => RoundWindow::daily(now_ms, self.utc_offset_minutes),
+            None => RoundWindow::daily(now_ms, self.utc_offset_for(plan)),
         }
     }
 }
@@ -165,7 +171,8 @@ impl OfficeState {
             (replica.street().to_owned(), key)
         };
         let sessions = SignedSessions::new(session_key, crate::auth::SESSION_LIFETIME_MS);
-        let round = options.round_at(node.clock().unix_ms() as i64);
+        // A placeholder until the first rebuild has read the plan (and its time zone).
+        let round = options.round_at(node.clock().unix_ms() as i64, &StreetPlan::default());
         let (version, _) = watch::channel(0);
         let inner = Arc::new(OfficeInner {
             node,
@@ -177,7 +184,7 @@ impl OfficeState {
             basis: Mutex::new(None),
             version,
         });
-        rebuild(&inner, round);
+        rebuild(&inner);
         tokio::spawn(follow_changes(inner.clone(), changes));
         tokio::spawn(follow_session_key(inner.clone()));
         OfficeState { inner }
@@ -206,23 +213,26 @@ impl OfficeState {
 
 /// Builds a fresh aggregation beside the live one, [`REBUILD_CHUNK`] buildings at a time,
 /// then swaps it in. Changes that arrive meanwhile wait in the change feed and are folded in
-/// afterwards.
+/// afterwards. The round is the plan's: its time zone decides where the day starts.
 ///
 /// Per chunk: the buildings' heads and stored summaries are read under the replica lock (no
 /// document is loaded for that); a stored summary whose source key matches is reused; the
-/// documents of the others are loaded and copied out under the lock, summarized on every core
-/// outside it, and their new summaries stored in one transaction. The replica lock is thus
-/// held for a few milliseconds per chunk when the summaries are reused, and at most for the
-/// loading of a chunk's documents otherwise, so sync sessions keep running on a large street.
-fn rebuild(inner: &OfficeInner, round: RoundWindow) {
+/// others are read detached (`Replica::read_detached`: their stored bytes, under the lock for
+/// microseconds) and loaded, summarized and encoded on every core outside it, without
+/// filling the node's document cache; their new summaries are staged in one batch. Sync
+/// sessions thus keep running on a large street, and a first start uses every core for the
+/// loading that dominated it (see BENCHMARKS.md, scenario 6).
+fn rebuild(inner: &OfficeInner) {
     let started = Instant::now();
-    let (street, plan, basis, paths) = {
+    let (street, plan, basis, paths, round) = {
         let mut replica = inner.node.lock_replica();
         let street = replica.street().to_owned();
         // The plan and its heads are read in one hold of the lock, so the key of every
         // summary names the plan it was computed with. Without a readable plan nothing is
         // reused or stored.
         let (plan, plan_heads) = current_plan(&mut replica, &street);
+        // The round, in the street's time zone as the plan now says.
+        let round = inner.options.round_at(inner.now_ms(), &plan);
         let basis = plan_heads.map(|heads| SummaryBasis::new(heads, round));
         let paths: Option<Vec<DocPath>> = match replica.doc_paths() {
             Ok(paths) => Some(
@@ -236,7 +246,7 @@ fn rebuild(inner: &OfficeInner, round: RoundWindow) {
                 None
             }
         };
-        (street, plan, basis, paths)
+        (street, plan, basis, paths, round)
     };
     let mut fresh = Aggregator::with_plan(&street, plan, round);
     let workers =
@@ -341,6 +351,10 @@ const REBUILD_CHUNK: usize = 64;
 /// Most threads a rebuild summarizes on.
 const MAX_REBUILD_THREADS: usize = 8;
 
+/// A summary computed from its document, and its entry for the store (`None` when the
+/// aggregation's plan could not be read: nothing is stored then).
+type Computed = (BuildingSummary, Option<DerivedEntry>);
+
 /// The summaries of one chunk of a rebuild, in path order, and where they came from.
 struct ChunkOutcome {
     summaries: Vec<BuildingSummary>,
@@ -409,39 +423,49 @@ fn rebuild_chunk(
         .filter_map(|((path, _, _), summary)| Some((*path, summary?)))
         .collect();
     let reused_count = reused.len() as u64;
-    // The others: copy their documents out under the lock (loading them if need be), with the
-    // heads they have now, and summarize them on every core outside it.
-    let docs: Vec<SeenDocument> = {
-        let now = inner.now_ms();
-        let mut replica = inner.node.lock_replica();
-        chunk
-            .iter()
-            .filter(|path| !reused.contains_key(path))
-            .filter_map(|path| copy_seen(&mut replica, path, now))
-            .collect()
-    };
-    let fresh = summarize_in_parallel(aggregator, &docs, workers);
-    if let Some(basis) = basis {
-        let entries: Vec<DerivedEntry> = docs
-            .iter()
-            .zip(&fresh)
-            .filter_map(|((path, doc, _), summary)| {
-                Some(DerivedEntry {
+    // The others, on every core: each worker takes what it needs to read one document under
+    // the lock (its stored bytes, or a copy of a loaded one: nothing is loaded into the
+    // cache), lets go, then loads, summarizes and encodes it. Nothing of this runs on one
+    // thread while the others wait, and the lock is held for a few microseconds at a time.
+    let now = inner.now_ms();
+    let to_compute: Vec<&DocPath> = chunk.iter().filter(|p| !reused.contains_key(p)).collect();
+    let fresh: Vec<(DocPath, Option<Computed>)> = in_parallel_owned(to_compute, workers, |path| {
+        let read = inner.node.lock_replica().read_detached(path);
+        let loaded = match read {
+            Ok(Some(read)) => read.load(now).map_err(|e| e.to_string()),
+            Ok(None) => return (path.clone(), None),
+            Err(e) => Err(e.to_string()),
+        };
+        let (doc, sight) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                warn!(%path, %error, "cannot load a building document");
+                return (path.clone(), None);
+            }
+        };
+        let summary = aggregator
+            .summarize_document(path, &doc, &sight)
+            .map(|summary| {
+                let entry = basis.map(|basis| DerivedEntry {
                     path: path.clone(),
                     source_key: basis.source_key(path, &doc.get_heads()).to_vec(),
-                    value: encode(summary.as_ref()?),
-                })
-            })
-            .collect();
-        store_summaries(inner, &entries);
+                    value: encode(&summary),
+                });
+                (summary, entry)
+            });
+        (path.clone(), summary)
+    });
+    let mut entries = Vec::with_capacity(fresh.len());
+    let mut fresh_summaries: BTreeMap<DocPath, BuildingSummary> = BTreeMap::new();
+    for (path, summary) in fresh {
+        if let Some((summary, entry)) = summary {
+            entries.extend(entry);
+            fresh_summaries.insert(path, summary);
+        }
     }
-    let computed = fresh.iter().flatten().count() as u64;
-    let mut fresh: BTreeMap<DocPath, BuildingSummary> = docs
-        .into_iter()
-        .map(|(path, _, _)| path)
-        .zip(fresh)
-        .filter_map(|(path, summary)| Some((path, summary?)))
-        .collect();
+    store_summaries(inner, entries);
+    let computed = fresh_summaries.len() as u64;
+    let mut fresh = fresh_summaries;
     // Installed in path order, as a rebuild from every document would.
     let summaries: Vec<BuildingSummary> = chunk
         .iter()
@@ -457,16 +481,17 @@ fn rebuild_chunk(
 /// Stores new summaries: staged with the node's store writer (committed with whatever else
 /// it commits next, no fsync under the replica lock). A failure costs a recomputation at the
 /// next start, nothing else, so it is logged and otherwise ignored.
-fn store_summaries(inner: &OfficeInner, entries: &[DerivedEntry]) {
+fn store_summaries(inner: &OfficeInner, entries: Vec<DerivedEntry>) {
     if entries.is_empty() {
         return;
     }
+    let count = entries.len();
     let stored = inner
         .node
         .lock_replica()
-        .store_derived(SUMMARY_KIND, entries.to_vec());
+        .store_derived(SUMMARY_KIND, entries);
     if let Err(e) = stored {
-        warn!(error = %e, summaries = entries.len(), "cannot store building summaries");
+        warn!(error = %e, summaries = count, "cannot store building summaries");
     }
 }
 
@@ -476,15 +501,33 @@ fn in_parallel<T: Sync, R: Send>(
     workers: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
+    in_parallel_owned(items.iter().collect(), workers, f)
+}
+
+/// `f` over `items` (taken by value) on up to `workers` threads, results in `items` order.
+fn in_parallel_owned<T: Send, R: Send>(
+    items: Vec<T>,
+    workers: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
     if workers <= 1 || items.len() < 2 {
-        return items.iter().map(&f).collect();
+        return items.into_iter().map(f).collect();
     }
     let per_worker = items.len().div_ceil(workers);
+    let mut parts: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter();
+    loop {
+        let part: Vec<T> = items.by_ref().take(per_worker).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per_worker)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
             .collect();
         handles
             .into_iter()
@@ -528,8 +571,9 @@ pub(crate) fn copy_seen(
 }
 
 /// Summaries of the documents `docs` (`None` for one that is not a building of this street),
-/// computed on up to `workers` threads, in `docs` order. Reading a building's records is
-/// nearly all of a rebuild's cost (about 2 ms for 50 visits), hence the threads.
+/// computed on up to `workers` threads, in `docs` order: what a rebuild does with the
+/// documents it loads (the tests compare it with a sequential rebuild).
+#[cfg(test)]
 pub(crate) fn summarize_in_parallel(
     aggregator: &Aggregator,
     docs: &[SeenDocument],
@@ -541,9 +585,9 @@ pub(crate) fn summarize_in_parallel(
 }
 
 /// [`rebuild`] on a blocking thread, for the async task.
-async fn rebuild_off_runtime(inner: &Arc<OfficeInner>, round: RoundWindow) {
+async fn rebuild_off_runtime(inner: &Arc<OfficeInner>) {
     let inner = inner.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || rebuild(&inner, round)).await {
+    if let Err(e) = tokio::task::spawn_blocking(move || rebuild(&inner)).await {
         warn!(error = %e, "aggregation rebuild failed");
     }
 }
@@ -638,9 +682,12 @@ async fn follow_changes(
                 Err(RecvError::Closed) => return,
             },
             _ = round_check.tick() => {
-                let round = inner.options.round_at(inner.now_ms());
-                if round != inner.aggregator().round() {
-                    rebuild_off_runtime(&inner, round).await;
+                let changed = {
+                    let agg = inner.aggregator();
+                    inner.options.round_at(inner.now_ms(), agg.plan()) != agg.round()
+                };
+                if changed {
+                    rebuild_off_runtime(&inner).await;
                 }
                 continue;
             }
@@ -656,8 +703,7 @@ async fn follow_changes(
             }
         }
         if full || plan_path.as_ref().is_some_and(|p| pending.contains(p)) {
-            let round = inner.aggregator().round();
-            rebuild_off_runtime(&inner, round).await;
+            rebuild_off_runtime(&inner).await;
         } else {
             let mut entries = Vec::new();
             for path in &pending {
@@ -671,7 +717,7 @@ async fn follow_changes(
             if !entries.is_empty() {
                 let inner = inner.clone();
                 let stored =
-                    tokio::task::spawn_blocking(move || store_summaries(&inner, &entries)).await;
+                    tokio::task::spawn_blocking(move || store_summaries(&inner, entries)).await;
                 if let Err(e) = stored {
                     warn!(error = %e, "storing building summaries failed");
                 }

@@ -8,8 +8,9 @@
 //! is rebuilt with [`StreetPlan::from_households`] from exactly the households the document
 //! gave. A value that does not decode is ignored and the document read again.
 //!
-//! Encoding: JSON, one array per household (`[id, community, grid, building, unit, door,
-//! residents, zone]`), in building then household order.
+//! Encoding: JSON `[households, utc_offset_minutes]`: one array per household (`[id,
+//! community, grid, building, unit, door, residents, zone]`), in building then household
+//! order, and the street's time zone or `null`.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 pub const PLAN_KIND: &str = "office.street-plan/1";
 
 /// Version of how a stored plan is encoded; part of every plan key.
-pub const PLAN_FORMAT: u32 = 1;
+pub const PLAN_FORMAT: u32 = 2;
 
 /// The key of the plan read from a plan document with heads `plan_heads` (in any order).
 pub fn plan_key(plan_heads: &[ChangeHash]) -> [u8; 32] {
@@ -59,7 +60,7 @@ pub fn encode_plan(plan: &StreetPlan) -> Vec<u8> {
         })
         .collect();
     // Invariant: strings and integers always serialize into memory.
-    serde_json::to_vec(&households).expect("a plan serializes to JSON")
+    serde_json::to_vec(&(households, plan.utc_offset_minutes())).expect("a plan serializes to JSON")
 }
 
 /// Why a stored plan cannot be used.
@@ -69,12 +70,18 @@ pub enum StoredPlanError {
     Decode(#[source] serde_json::Error),
     #[error("stored plan names an unknown zone {0:?}")]
     UnknownZone(String),
+    #[error("stored plan names no time zone a street can have")]
+    UtcOffset(#[source] gridsync_model::UtcOffsetError),
 }
 
 /// The plan stored as `bytes`.
 pub fn decode_plan(bytes: &[u8]) -> Result<StreetPlan, StoredPlanError> {
-    let households: Vec<StoredHousehold> =
+    let (households, utc_offset_minutes): (Vec<StoredHousehold>, Option<i32>) =
         serde_json::from_slice(bytes).map_err(StoredPlanError::Decode)?;
+    let utc_offset_minutes = utc_offset_minutes
+        .map(|minutes| gridsync_model::plan::check_utc_offset(i64::from(minutes)))
+        .transpose()
+        .map_err(StoredPlanError::UtcOffset)?;
     let households = households
         .into_iter()
         .map(
@@ -95,7 +102,7 @@ pub fn decode_plan(bytes: &[u8]) -> Result<StreetPlan, StoredPlanError> {
             },
         )
         .collect::<Result<Vec<Household>, StoredPlanError>>()?;
-    Ok(StreetPlan::from_households(households))
+    Ok(StreetPlan::from_households(households).with_utc_offset_minutes(utc_offset_minutes))
 }
 
 #[cfg(test)]
@@ -121,7 +128,8 @@ mod tests {
             household("h-2", "b-1", "u1", Zone::Lockdown),
             household("h-1", "b-1", "u2", Zone::Control),
             household("h-3", "b-2", "u1", Zone::Prevention),
-        ]);
+        ])
+        .with_utc_offset_minutes(Some(330));
         let bytes = encode_plan(&plan);
         assert_eq!(decode_plan(&bytes).expect("decodes"), plan);
         assert_eq!(
@@ -135,8 +143,12 @@ mod tests {
             Err(StoredPlanError::UnknownZone(_))
         ));
         assert!(matches!(
-            decode_plan(b"[[\"h-1\"]]"),
+            decode_plan(b"[[[\"h-1\"]], null]"),
             Err(StoredPlanError::Decode(_))
+        ));
+        assert!(matches!(
+            decode_plan(b"[[], 100000]"),
+            Err(StoredPlanError::UtcOffset(_))
         ));
     }
 

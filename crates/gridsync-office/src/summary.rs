@@ -366,7 +366,11 @@ pub fn summarize<R: ReadDoc>(
         if let Some(first) = round_first.get(h.id.as_str()) {
             HourlyTotals::note(&mut totals.hourly.visited, round, *first);
         }
-        for at in needs_first.get(h.id.as_str()).into_iter().flat_map(|n| n.values()) {
+        for at in needs_first
+            .get(h.id.as_str())
+            .into_iter()
+            .flat_map(|n| n.values())
+        {
             HourlyTotals::note(&mut totals.hourly.needs_reported, round, *at);
         }
         match round_outcome {

@@ -518,7 +518,11 @@ async fn assert_timeline_matches(
         assert_eq!(grid["households"].as_u64(), Some(recounted.households));
         assert_eq!(
             timeline_sums(&grid)?,
-            (recounted.visited, needs_reported(Some(&id)), recounted.delivered),
+            (
+                recounted.visited,
+                needs_reported(Some(&id)),
+                recounted.delivered
+            ),
             "grid {id}"
         );
     }
@@ -1317,4 +1321,59 @@ async fn the_device_list_marks_a_device_caught_signing_two_histories() -> Result
         .all(|d| d["equivocation"].is_null());
     assert!(honest, "{devices}");
     office.shutdown().await
+}
+
+/// The street's time zone is a setting of its plan: the office starts its daily rounds at the
+/// plan's midnight as soon as the plan says so, and a restarted office reads it back from the
+/// stored copy of the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_zone_in_the_plan_sets_the_daily_round() -> Result<()> {
+    use gridsync_office::RoundWindow;
+    let dir = tempfile::tempdir()?;
+    let ca = gridsync_testkit::street_ca(STREET)?;
+    let (credentials, mut replica) = enroll(&ca, dir.path(), "office", Role::Office)?;
+    FieldWrite::PlanImport { csv: plan_csv(1) }.apply_now(&mut replica)?;
+    let node = start_node(credentials, replica, Vec::new())?;
+    let options = OfficeOptions::daily(OfficeToken::parse(TOKEN)?, 480);
+    let round_in = |state: &OfficeState, minutes: i32| {
+        let now = node.handle().clock().unix_ms() as i64;
+        state.with_aggregator(|agg| agg.round()) == RoundWindow::daily(now, minutes)
+    };
+    let state = OfficeState::new(node.handle().clone(), options.clone());
+    assert!(
+        round_in(&state, 480),
+        "no time zone in the plan: the default"
+    );
+    assert_eq!(
+        state.with_aggregator(|agg| agg.plan().utc_offset_minutes()),
+        None
+    );
+
+    // Kathmandu, +05:45: a round that starts at a quarter past the hour in UTC.
+    node.write(FieldWrite::PlanTimeZone {
+        utc_offset: "+05:45".into(),
+    })?;
+    let mut moved = false;
+    for _ in 0..400 {
+        if round_in(&state, 345) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(moved, "the round did not follow the plan's time zone");
+    assert_eq!(
+        state.with_aggregator(|agg| agg.plan().utc_offset_minutes()),
+        Some(345)
+    );
+
+    // A second office state on the same store reads the plan's stored copy.
+    let again = OfficeState::new(node.handle().clone(), options);
+    assert!(round_in(&again, 345), "the stored plan lost its time zone");
+    let bad = node.write(FieldWrite::PlanTimeZone {
+        utc_offset: "+25:00".into(),
+    });
+    assert!(bad.is_err(), "an offset no time zone has was accepted");
+    node.shutdown().await;
+    Ok(())
 }

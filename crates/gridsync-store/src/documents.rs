@@ -137,6 +137,13 @@ impl Store {
         read_document(&self.conn, path)
     }
 
+    /// A document's stored bytes, to load elsewhere ([`load_document_bytes`]): reading them
+    /// is quick, loading them is not, so a caller holding a lock around the store can load
+    /// them after letting go of it, on another thread.
+    pub fn doc_bytes(&self, path: &DocPath) -> Result<Option<Vec<u8>>, StoreError> {
+        read_document_bytes(&self.conn, path)
+    }
+
     /// Appends incremental automerge bytes (from `save_incremental` or `save_after`) to a
     /// document, creating it if new. Durable when it returns `Ok`. An empty chunk is
     /// ignored. The bytes are not parsed here; a chunk automerge cannot load is reported
@@ -314,6 +321,14 @@ fn replace_with_snapshot(conn: &Connection, id: i64, snapshot: &[u8]) -> Result<
 
 /// Loads a document's snapshot and chunks as one automerge byte stream.
 fn read_document(conn: &Connection, path: &DocPath) -> Result<Option<Automerge>, StoreError> {
+    read_document_bytes(conn, path)?
+        .map(|bytes| load_document_bytes(path, &bytes))
+        .transpose()
+}
+
+/// A document's stored bytes: its snapshot followed by every chunk appended since, which
+/// automerge reads as one document (an empty stream is an empty document).
+fn read_document_bytes(conn: &Connection, path: &DocPath) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(id) = conn
         .prepare_cached("SELECT id FROM documents WHERE path = ?1")?
         .query_row([path.as_str()], |row| row.get::<_, i64>(0))
@@ -341,14 +356,15 @@ fn read_document(conn: &Connection, path: &DocPath) -> Result<Option<Automerge>,
             bytes.extend_from_slice(chunk);
         }
     }
-    // Automerge reads a snapshot followed by change chunks as one document; an empty
-    // stream is an empty document.
-    Automerge::load(&bytes)
-        .map(Some)
-        .map_err(|source| StoreError::CorruptDocument {
-            path: path.clone(),
-            source: Box::new(source),
-        })
+    Ok(Some(bytes))
+}
+
+/// Loads the bytes [`Store::doc_bytes`] gave for the document at `path`.
+pub fn load_document_bytes(path: &DocPath, bytes: &[u8]) -> Result<Automerge, StoreError> {
+    Automerge::load(bytes).map_err(|source| StoreError::CorruptDocument {
+        path: path.clone(),
+        source: Box::new(source),
+    })
 }
 
 /// A row of four integers (counts and sizes), as the documents table's queries return them.

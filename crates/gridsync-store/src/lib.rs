@@ -40,7 +40,7 @@ mod sync_states;
 mod write_batch;
 
 pub use derived::DerivedEntry;
-pub use documents::{CompactionPolicy, StoredHeads};
+pub use documents::{CompactionPolicy, StoredHeads, load_document_bytes};
 pub use error::StoreError;
 pub use format::{APPLICATION_ID, FORMAT_VERSION};
 pub use provenance::{ArrivalCounts, ChangeOrigin};

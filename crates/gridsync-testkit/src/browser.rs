@@ -67,7 +67,11 @@ pub fn https_browser_missing() -> Option<String> {
 impl Browser {
     /// Starts chromedriver on a free port and opens a session with headless Chromium.
     pub fn start() -> Browser {
-        Browser::start_with(&["--window-size=1280,1000", "--lang=en-US"], json!({}), None)
+        Browser::start_with(
+            &["--window-size=1280,1000", "--lang=en-US"],
+            json!({}),
+            None,
+        )
     }
 
     /// A desktop browser (a 1280x800 window, language `lang`) whose user trusts the CA
@@ -88,7 +92,17 @@ impl Browser {
         };
         certutil(&["-d", &db, "-N", "--empty-password"]);
         let ca = ca_pem.to_str().expect("UTF-8 path");
-        certutil(&["-d", &db, "-A", "-t", "C,,", "-n", "gridsync street CA", "-i", ca]);
+        certutil(&[
+            "-d",
+            &db,
+            "-A",
+            "-t",
+            "C,,",
+            "-n",
+            "gridsync street CA",
+            "-i",
+            ca,
+        ]);
         let accept = format!("--lang={lang}");
         Browser::start_with(
             &["--window-size=1280,800", accept.as_str()],

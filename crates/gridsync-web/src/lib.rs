@@ -16,8 +16,8 @@ mod signed_sessions;
 mod throttle;
 
 pub use bind::{PublicAddress, check_bind_address};
-pub use listener::{MAX_PENDING_HANDSHAKES, WebListener, WebStream};
 pub use headers::{bearer, cookie, is_address_host, json_error, no_store};
+pub use listener::{MAX_PENDING_HANDSHAKES, WebListener, WebStream};
 pub use secret::{Secret, random_hex};
 pub use signed_sessions::{SignedSessions, new_session_key};
 pub use throttle::LoginThrottle;

@@ -286,7 +286,8 @@ mod tests {
 
     #[test]
     fn a_plain_request_is_sent_to_the_same_place_over_https() {
-        let head = b"GET /api/v1/summary?x=1 HTTP/1.1\r\nHost: 192.168.1.20:7780\r\nAccept: */*\r\n\r\n";
+        let head =
+            b"GET /api/v1/summary?x=1 HTTP/1.1\r\nHost: 192.168.1.20:7780\r\nAccept: */*\r\n\r\n";
         let reply = redirect_response(head, None);
         assert!(reply.starts_with("HTTP/1.1 308 "), "{reply}");
         assert!(reply.contains("\r\nLocation: https://192.168.1.20:7780/api/v1/summary?x=1\r\n"));
@@ -297,7 +298,10 @@ mod tests {
         let head = b"GET /\x01evil HTTP/1.1\r\nHost: evil\"<script>\r\n\r\n";
         let local: SocketAddr = "10.0.0.5:7780".parse().expect("addr");
         let reply = redirect_response(head, Some(local));
-        assert!(reply.contains("\r\nLocation: https://10.0.0.5:7780/\r\n"), "{reply}");
+        assert!(
+            reply.contains("\r\nLocation: https://10.0.0.5:7780/\r\n"),
+            "{reply}"
+        );
         assert!(!reply.contains("script"));
     }
 }

@@ -228,6 +228,14 @@ pub struct InitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
+    /// At the office: set the street's time zone (rounds start at its midnight; every page
+    /// shows its times), e.g. `+08:00` (the default while none is set), `-05:30`, `+8`. It
+    /// travels with the plan to every device. Without OFFSET, shows the one in force.
+    TimeZone {
+        /// Offset from UTC: +HH:MM, -HH:MM or +H.
+        #[arg(allow_hyphen_values = true)]
+        offset: Option<String>,
+    },
     /// Import a street plan CSV. The whole file is checked first: one bad row and nothing is
     /// imported. Columns are listed in `gridsync plan columns`.
     Import {

@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use gridsync_net::{DeviceIdentity, Invite};
+use gridsync_node::WholeDocument;
 use gridsync_node::node::unix_ms;
-use gridsync_proto::{DocPath, Role, Scopes};
+use gridsync_proto::{Role, Scopes};
 use gridsync_store::Store;
 
 use crate::harness::{BenchStreet, STREET, StreetLayout, import_plan, street_write};
@@ -246,8 +247,7 @@ fn generate_buildings(
     let now_ms = unix_ms() as i64;
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (sender, receiver) =
-        mpsc::sync_channel::<anyhow::Result<(DocPath, Vec<u8>)>>(2 * STORE_BATCH);
+    let (sender, receiver) = mpsc::sync_channel::<anyhow::Result<WholeDocument>>(2 * STORE_BATCH);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..workers {
             let sender = sender.clone();
@@ -262,7 +262,7 @@ fn generate_buildings(
                         let built = layout.building_path(k).and_then(|path| {
                             let doc =
                                 building_doc(layout, plan, k, sizes.visits_per_building, now_ms)?;
-                            Ok((path, doc.save()))
+                            Ok(WholeDocument::of(path, &doc))
                         });
                         let failed = built.is_err();
                         // A closed channel means the receiver gave up; stop quietly.

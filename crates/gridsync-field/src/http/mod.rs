@@ -39,8 +39,9 @@ pub const SESSION_LIFETIME_MS: u64 = 24 * 3_600_000;
 /// Settings of the app that are not the node's.
 #[derive(Debug, Clone)]
 pub struct FieldOptions {
-    /// The street's time zone, minutes east of UTC (Ningbo: +480): rounds start at its local
-    /// midnight and the pages show its times.
+    /// The street's time zone, minutes east of UTC, while the street plan names none (the
+    /// plan's, set at the office with `gridsync plan time-zone`, wins): rounds start at its
+    /// local midnight and the pages show its times.
     pub utc_offset_minutes: i32,
     /// Captains see volunteers not heard from for this many hours.
     pub quiet_after_hours: u32,
@@ -49,7 +50,7 @@ pub struct FieldOptions {
 impl Default for FieldOptions {
     fn default() -> Self {
         FieldOptions {
-            utc_offset_minutes: 480,
+            utc_offset_minutes: gridsync_model::DEFAULT_UTC_OFFSET_MINUTES,
             quiet_after_hours: 6,
         }
     }
@@ -71,6 +72,16 @@ struct AppInner {
 }
 
 impl FieldApp {
+    /// The street's time zone: the plan's when it names one (the plan is cached by the
+    /// replica, so this reads no document once it is loaded), else the app's default.
+    pub(crate) fn utc_offset_minutes(&self, replica: &mut gridsync_node::Replica) -> i32 {
+        match replica.street_plan() {
+            Ok(Some(plan)) => plan.utc_offset_minutes(),
+            _ => None,
+        }
+        .unwrap_or(self.inner.options.utc_offset_minutes)
+    }
+
     /// The app for `node`, reading the PIN from its store. Without a PIN nobody can log in
     /// (the login says how to set one).
     pub fn new(node: NodeHandle, options: FieldOptions) -> Result<Self, crate::PinError> {

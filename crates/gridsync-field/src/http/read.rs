@@ -33,9 +33,9 @@ pub(super) async fn with_view(
             .map(|p| (p.node_id, p.role))
             .collect();
         let now_ms = app.now_ms() as i64;
-        let round_start_ms =
-            gridsync_model::daily_round_start(now_ms, app.inner.options.utc_offset_minutes);
         let mut replica = node.lock_replica();
+        let utc_offset_minutes = app.utc_offset_minutes(&mut replica);
+        let round_start_ms = gridsync_model::daily_round_start(now_ms, utc_offset_minutes);
         let mut cx = ViewContext {
             replica: &mut replica,
             identity: node.identity(),
@@ -56,7 +56,8 @@ pub(super) async fn with_view(
 
 pub(super) async fn me(State(app): State<FieldApp>) -> Response {
     with_view(&app, |cx, app| {
-        Ok(views::me(cx, app.inner.options.utc_offset_minutes))
+        let utc_offset_minutes = app.utc_offset_minutes(cx.replica);
+        Ok(views::me(cx, utc_offset_minutes))
     })
     .await
 }

@@ -6,19 +6,26 @@
 
 mod csv;
 mod csv_writer;
+mod time_zone;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value,
+    Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ValueRef,
 };
 
 pub use self::csv::{
     CSV_HEADER, MAX_INPUT_BYTES, MAX_ROWS, PlanImportError, RowProblem, parse_csv,
 };
 pub use self::csv_writer::{PlanCsv, PlanRow};
+pub use self::time_zone::{
+    DEFAULT_UTC_OFFSET_MINUTES, MAX_UTC_OFFSET_MINUTES, MIN_UTC_OFFSET_MINUTES, UTC_OFFSET_KEY,
+    UtcOffsetError, check_utc_offset, format_utc_offset, parse_utc_offset, read_utc_offset,
+    set_utc_offset,
+};
 use crate::check::{self, FieldProblem};
+use crate::codec::Fields;
 use crate::read::top_map;
 use crate::vocab::Zone;
 
@@ -85,6 +92,8 @@ pub struct Building {
 pub struct StreetPlan {
     households: HashMap<String, Household>,
     buildings: BTreeMap<String, Building>,
+    /// The street's time zone, minutes east of UTC, if the plan names one ([`set_utc_offset`]).
+    utc_offset_minutes: Option<i32>,
 }
 
 impl StreetPlan {
@@ -113,7 +122,20 @@ impl StreetPlan {
         StreetPlan {
             households: by_id,
             buildings,
+            utc_offset_minutes: None,
         }
+    }
+
+    /// The street's time zone, minutes east of UTC, as the plan names it (`None`: it does not;
+    /// readers then use [`DEFAULT_UTC_OFFSET_MINUTES`] or their own setting).
+    pub fn utc_offset_minutes(&self) -> Option<i32> {
+        self.utc_offset_minutes
+    }
+
+    /// The same plan with the street's time zone set to `minutes` (checked by the caller).
+    pub fn with_utc_offset_minutes(mut self, minutes: Option<i32>) -> Self {
+        self.utc_offset_minutes = minutes;
+        self
     }
 
     /// The plan an import describes (what the document holds after applying it to an empty plan).
@@ -158,6 +180,8 @@ pub enum PlanApplyError {
     NotAPlanDocument(&'static str),
     #[error("automerge refused the write: {0}")]
     Automerge(#[from] AutomergeError),
+    #[error(transparent)]
+    UtcOffset(#[from] UtcOffsetError),
 }
 
 /// The entry `key` of `map`, created only if absent. The plan is written by the office alone,
@@ -232,43 +256,21 @@ pub fn apply_import(
     }
 }
 
-fn read_text<R: ReadDoc>(
-    doc: &R,
-    obj: &ObjId,
-    field: &'static str,
-) -> Result<String, FieldProblem> {
-    match doc.get(obj, field) {
-        Ok(Some((Value::Scalar(s), _))) => s
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(FieldProblem::WrongType(field)),
-        Ok(None) => Err(FieldProblem::Missing(field)),
-        _ => Err(FieldProblem::WrongType(field)),
-    }
-}
-
-fn read_household<R: ReadDoc>(doc: &R, obj: &ObjId, id: &str) -> Result<Household, FieldProblem> {
+fn read_household(fields: &Fields<'_>, id: &str) -> Result<Household, FieldProblem> {
     check::segment_id("household", id)?;
-    let residents = match doc.get(obj, "residents") {
-        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-            ScalarValue::Uint(n) => u32::try_from(*n).ok(),
-            ScalarValue::Int(n) => u32::try_from(*n).ok(),
-            _ => None,
-        }
-        .filter(|n| *n <= MAX_RESIDENTS)
-        .ok_or(FieldProblem::WrongType("residents"))?,
-        Ok(None) => return Err(FieldProblem::Missing("residents")),
-        _ => return Err(FieldProblem::WrongType("residents")),
-    };
+    let residents = fields.u32("residents", "residents")?;
+    if residents > MAX_RESIDENTS {
+        return Err(FieldProblem::WrongType("residents"));
+    }
     let h = Household {
         id: id.to_owned(),
-        community: read_text(doc, obj, "community")?,
-        grid: read_text(doc, obj, "grid")?,
-        building: read_text(doc, obj, "building")?,
-        unit: read_text(doc, obj, "unit")?,
-        door: read_text(doc, obj, "door")?,
+        community: fields.str("community", "community")?,
+        grid: fields.str("grid", "grid")?,
+        building: fields.str("building", "building")?,
+        unit: fields.str("unit", "unit")?,
+        door: fields.str("door", "door")?,
         residents,
-        zone: read_text(doc, obj, "zone")?.parse()?,
+        zone: fields.str("zone", "zone")?.parse()?,
     };
     for (field, value) in [
         ("community", &h.community),
@@ -293,11 +295,15 @@ pub fn read_plan<R: ReadDoc>(doc: &R) -> (StreetPlan, Vec<MalformedPlanEntry>) {
         });
         return (StreetPlan::default(), malformed);
     };
-    for key in doc.keys(&map) {
-        let parsed = match doc.get(&map, key.as_str()) {
-            Ok(Some((Value::Object(ObjType::Map), obj))) => {
-                read_household(doc, &obj, &key).map_err(|e| e.to_string())
-            }
+    // One pass over the households and one over each household's fields: 180,000 households
+    // read field by field with `get` would search the document's op columns 1.3 million times.
+    for item in doc.map_range(&map, ..) {
+        let obj = item.id();
+        let key = item.key;
+        let parsed = match item.value {
+            ValueRef::Object(ObjType::Map) => Fields::read(doc, &obj)
+                .and_then(|fields| read_household(&fields, &key))
+                .map_err(|e| e.to_string()),
             _ => Err("entry is not a map".to_owned()),
         };
         match parsed {
@@ -308,5 +314,18 @@ pub fn read_plan<R: ReadDoc>(doc: &R) -> (StreetPlan, Vec<MalformedPlanEntry>) {
             }),
         }
     }
-    (StreetPlan::from_households(households), malformed)
+    let utc_offset_minutes = match read_utc_offset(doc) {
+        Ok(minutes) => minutes,
+        Err(problem) => {
+            malformed.push(MalformedPlanEntry {
+                key: UTC_OFFSET_KEY.to_owned(),
+                problem,
+            });
+            None
+        }
+    };
+    (
+        StreetPlan::from_households(households).with_utc_offset_minutes(utc_offset_minutes),
+        malformed,
+    )
 }

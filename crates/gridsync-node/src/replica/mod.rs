@@ -43,6 +43,7 @@ use gridsync_store::{DocumentAppend, Store, StoreError, SyncStateWrite, WriteBat
 
 mod acknowledged;
 mod cache;
+mod detached;
 mod limits;
 mod plan_cache;
 #[cfg(test)]
@@ -51,6 +52,7 @@ mod trust;
 mod write;
 
 pub use acknowledged::Acknowledged;
+pub use detached::DetachedRead;
 pub use limits::StorageLimits;
 use trust::author_name;
 
@@ -360,14 +362,24 @@ impl Replica {
         self.store.put_meta(key, value)
     }
 
-    /// Stores whole saved documents as they are, in one transaction committed now: bulk
+    /// Stores whole saved documents as they are, with their heads, committed now: bulk
     /// set-up (a benchmark's or a test's street), never a running node's path. Documents are
     /// read from the store when next used.
-    pub fn append_whole_documents(
-        &mut self,
-        items: &[(DocPath, Vec<u8>)],
-    ) -> Result<(), ReplicaError> {
-        Ok(self.store.append_batch(items)?)
+    pub fn append_whole_documents(&mut self, items: &[WholeDocument]) -> Result<(), ReplicaError> {
+        let bytes: Vec<(DocPath, Vec<u8>)> = items
+            .iter()
+            .map(|d| (d.path.clone(), d.bytes.clone()))
+            .collect();
+        self.store.append_batch(&bytes)?;
+        // The heads too, as every write records them: the store then looks like any store a
+        // node wrote, and opening it loads no document to learn them.
+        let heads: Vec<(DocPath, Vec<ChangeHash>)> = items
+            .iter()
+            .map(|d| (d.path.clone(), d.heads.clone()))
+            .collect();
+        self.store.record_heads(&heads)?;
+        self.known_heads.extend(heads);
+        Ok(())
     }
 
     /// When the store compacts a document's chunks into one (bulk installs hold it off).
@@ -377,6 +389,27 @@ impl Replica {
 }
 
 use gridsync_proto::identity::INCARNATION_LEN;
+
+/// A whole saved document for [`Replica::append_whole_documents`].
+#[derive(Debug, Clone)]
+pub struct WholeDocument {
+    pub path: DocPath,
+    /// `Automerge::save()`.
+    pub bytes: Vec<u8>,
+    /// `Automerge::get_heads()` of the same document.
+    pub heads: Vec<ChangeHash>,
+}
+
+impl WholeDocument {
+    /// `doc` saved, to be stored at `path`.
+    pub fn of(path: DocPath, doc: &Automerge) -> WholeDocument {
+        WholeDocument {
+            path,
+            bytes: doc.save(),
+            heads: doc.get_heads(),
+        }
+    }
+}
 
 /// Draws a fresh incarnation and stores it (durably) as the one to write under; clears the
 /// "used by a node" mark.

@@ -39,7 +39,7 @@ pub(crate) fn summary_of(state: &AppState) -> Summary {
         street: agg.street().to_owned(),
         version: agg.version(),
         round_start_ms: agg.round().start_ms,
-        utc_offset_minutes: state.office.inner.options.utc_offset_minutes,
+        utc_offset_minutes: state.office.inner.options.utc_offset_for(agg.plan()),
         generated_ms: state.office.inner.now_ms() as u64,
         totals: agg.street_totals().clone(),
     })

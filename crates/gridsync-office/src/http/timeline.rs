@@ -28,8 +28,8 @@ pub(crate) async fn timeline(
     Query(query): Query<TimelineQuery>,
 ) -> Response {
     let now = state.office.inner.now_ms();
-    let utc_offset_minutes = state.office.inner.options.utc_offset_minutes;
     state.office.with_aggregator(|agg| {
+        let utc_offset_minutes = state.office.inner.options.utc_offset_for(agg.plan());
         let totals = match &query.grid {
             None => agg.street_totals(),
             Some(grid) => match agg.grids().get(grid) {

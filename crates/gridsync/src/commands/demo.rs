@@ -208,7 +208,10 @@ async fn serve_dashboard(office: &Device, bind: SocketAddr, out: &Output) -> Res
     let (token, _) = gridsync_office::load_or_create_token(&mut handle.lock_replica())?;
     let state = gridsync_office::OfficeState::start(
         handle,
-        gridsync_office::OfficeOptions::daily(token.clone(), 480),
+        gridsync_office::OfficeOptions::daily(
+            token.clone(),
+            gridsync_model::DEFAULT_UTC_OFFSET_MINUTES,
+        ),
     )
     .await?;
     let bound = crate::commands::dashboard::bind(bind, false, &ca).await?;

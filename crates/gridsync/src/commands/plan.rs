@@ -28,6 +28,24 @@ pub fn run(data: &Path, cmd: PlanCommand, out: Output) -> Result<()> {
                 .with_context(|| format!("{} was not imported", file.display()))?;
             out.emit(&receipt, || receipt.message.clone())
         }
+        PlanCommand::TimeZone { offset: Some(offset) } => {
+            let receipt = submit(data, FieldWrite::PlanTimeZone { utc_offset: offset })?;
+            out.emit(&receipt, || receipt.message.clone())
+        }
+        PlanCommand::TimeZone { offset: None } => {
+            let mut replica = open_replica(data)?;
+            let plan = gridsync_node::ops::street_plan(&mut replica)?;
+            let named = plan.utc_offset_minutes();
+            let minutes = named.unwrap_or(gridsync_model::DEFAULT_UTC_OFFSET_MINUTES);
+            let zone = gridsync_model::format_utc_offset(minutes);
+            out.emit(
+                &json!({ "utc_offset_minutes": minutes, "utc_offset": zone, "set": named.is_some() }),
+                || match named {
+                    Some(_) => format!("UTC{zone}"),
+                    None => format!("UTC{zone} (the default: no time zone is set in the plan)"),
+                },
+            )
+        }
         PlanCommand::Columns => out.emit(&json!({ "header": gridsync_model::CSV_HEADER }), || {
             format!(
                 "{}\n\nhousehold_id, community, grid, building, unit: ids (a-z 0-9 - _ .), at most 64 bytes\n\

@@ -106,7 +106,10 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         if let Some((bind, token, ca)) = http {
             let state = gridsync_office::OfficeState::start(
                 node.handle().clone(),
-                gridsync_office::OfficeOptions::daily(token, STREET_UTC_OFFSET_MINUTES),
+                gridsync_office::OfficeOptions::daily(
+                    token,
+                    gridsync_model::DEFAULT_UTC_OFFSET_MINUTES,
+                ),
             )
             .await?;
             let bound = crate::commands::dashboard::bind(bind, args.https, &ca).await?;
@@ -121,7 +124,7 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
             let app = gridsync_field::FieldApp::new(
                 node.handle().clone(),
                 gridsync_field::FieldOptions {
-                    utc_offset_minutes: STREET_UTC_OFFSET_MINUTES,
+                    utc_offset_minutes: gridsync_model::DEFAULT_UTC_OFFSET_MINUTES,
                     ..Default::default()
                 },
             )?;
@@ -168,10 +171,6 @@ pub fn run(data: &Path, args: RunArgs, out: Output) -> Result<()> {
         Ok(())
     })
 }
-
-/// The street's time zone, minutes east of UTC (Ningbo). The office dashboard and the field
-/// app start rounds at its local midnight and show its times.
-const STREET_UTC_OFFSET_MINUTES: i32 = 480;
 
 /// The web servers a node runs beside sync (the office dashboard, the field app), each with
 /// its stop signal, so that shutdown stops and waits for every one.
