@@ -143,11 +143,7 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
         path.display()
     );
     // The same page at a phone's width (390 CSS pixels), as officials on the LAN see it.
-    browser.command(
-        "POST",
-        "window/rect",
-        json!({ "width": 390, "height": 844 }),
-    );
+    browser.resize(390, 844);
     let phone = browser.screenshot();
     assert!(
         phone.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -172,11 +168,7 @@ fn dashboard_login_and_live_visit_count_in_a_browser() {
         .expect("text");
     assert_ne!(connection, "live", "the connection state is translated too");
     for (width, height, name) in [(390, 844, "phone"), (1280, 1000, "desktop")] {
-        browser.command(
-            "POST",
-            "window/rect",
-            json!({ "width": width, "height": height }),
-        );
+        browser.resize(width, height);
         let path = target_file(&format!("dashboard-screenshot-zh-{name}.png"));
         browser.save_screenshot(&path);
         println!("dashboard: Chinese screenshot at {}", path.display());

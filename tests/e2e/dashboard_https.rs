@@ -11,8 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::browser::target_file;
 use crate::dashboard::DashboardNode;
 use crate::node_support::Street;
@@ -262,11 +260,7 @@ fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
         shots.push(path);
     };
     shoot(&browser, "en-desktop");
-    browser.command(
-        "POST",
-        "window/rect",
-        json!({ "width": 390, "height": 844 }),
-    );
+    browser.resize(390, 844);
     browser.wait_for("the charts at phone width", || {
         let width = browser.eval(
             "const e = document.querySelector('[data-chart=\"coverage\"] canvas'); return e ? e.getBoundingClientRect().width : 0",
@@ -291,11 +285,7 @@ fn the_dashboard_over_https_draws_its_charts_and_survives_a_restart() {
     });
     browser.eval(charts_in_view);
     shoot(&browser, "zh-phone");
-    browser.command(
-        "POST",
-        "window/rect",
-        json!({ "width": 1280, "height": 800 }),
-    );
+    browser.resize(1280, 800);
     shoot(&browser, "zh-desktop");
 
     // The office restarts (a new port: the cookie is the host's, not the port's).

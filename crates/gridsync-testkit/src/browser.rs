@@ -236,6 +236,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("webdriver: {e}"))
     }
 
+    /// Sets the window to `width` x `height` CSS pixels (a desktop, or a phone's width).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            "window/rect",
+            json!({ "width": width, "height": height }),
+        );
+    }
+
     pub fn navigate(&self, url: &str) {
         self.command("POST", "url", json!({ "url": url }));
     }
